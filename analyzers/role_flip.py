@@ -1,0 +1,47 @@
+"""Role flipping in CAMEL-style role-play, by the published marker rule (Das et al. 2024)."""
+
+from __future__ import annotations
+
+from analyzers.base import Analyzer, analyzers
+from sim.records import Annotation, Episode, Turn
+
+USER_MARKER = "Instruction:"
+ASSISTANT_MARKER = "Solution:"
+TASK_DONE = "<CAMEL_TASK_DONE>"
+
+
+def classify_turn(role: str, content: str) -> tuple[bool, bool]:
+    """(role_flipped, interruption) for one user or assistant turn."""
+    own, partner = (USER_MARKER, ASSISTANT_MARKER) if role == "user" else (ASSISTANT_MARKER, USER_MARKER)
+    flipped = partner in content
+    interruption = not flipped and own not in content and TASK_DONE not in content
+    return flipped, interruption
+
+
+@analyzers.register("role_flip")
+class RoleFlipAnalyzer(Analyzer):
+    """A user turn with `Solution:` or an assistant turn with `Instruction:` is flipped; one with neither own marker nor the done token is an interruption."""
+
+    version = "1"
+
+    def applies_to(self, episode: Episode) -> bool:
+        """Conversations with CAMEL's user and assistant roles."""
+        return episode.kind == "conversation" and any(t.role in ("user", "assistant") for t in episode.turns)
+
+    def annotate(self, episode: Episode) -> list[Annotation]:
+        """Per-turn flags and the episode's `role_flipping_happens`."""
+        turns: list[Turn] = [t for t in episode.turns if t.role in ("user", "assistant")]
+        annotations: list[Annotation] = []
+        n_flipped = n_interruptions = 0
+        for turn in turns:
+            flipped, interruption = classify_turn(turn.role, turn.content)
+            n_flipped += flipped
+            n_interruptions += interruption
+            annotations.append(Annotation(episode.id, "role_flipped", float(flipped), turn_idx=turn.idx))
+            annotations.append(Annotation(episode.id, "interruption", float(interruption), turn_idx=turn.idx))
+        annotations += [
+            Annotation(episode.id, "role_flipping_happens", float(n_flipped > 0)),
+            Annotation(episode.id, "n_role_flipped_turns", float(n_flipped)),
+            Annotation(episode.id, "n_interruptions", float(n_interruptions)),
+        ]
+        return annotations

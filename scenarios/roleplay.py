@@ -1,0 +1,90 @@
+"""CAMEL AI-Society role-play: an AI user instructs an AI assistant on a task until it is done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from agents.camel import TASK_DONE, camel_pair, task_specifier
+from scenarios.base import EpisodeContext, EpisodePlan, Outcome, Scenario, ScenarioConfig, scenarios
+from sim.errors import SimError
+from sim.records import Turn
+
+
+@dataclass
+class RoleplayTask:
+    """One (assistant role, user role, task) triple."""
+
+    assistant_role: str
+    user_role: str
+    task: str
+
+
+@dataclass
+class RoleplayConfig(ScenarioConfig):
+    """Schema of `scenario=roleplay`."""
+
+    _target_: str = "scenarios.roleplay.RoleplayScenario"
+    tasks: list[RoleplayTask] = field(default_factory=list)
+    specify_task: bool = False
+    specify_word_limit: int = 50
+
+
+@scenarios.register("roleplay", config=RoleplayConfig)
+class RoleplayScenario(Scenario):
+    """Two agents, user then assistant, taking turns until `<CAMEL_TASK_DONE>` or `max_turns`."""
+
+    kind = "conversation"
+
+    def __init__(
+        self,
+        tasks: list[dict[str, str]],
+        specify_task: bool = False,
+        specify_word_limit: int = 50,
+        **common: object,
+    ) -> None:
+        super().__init__(**common)  # type: ignore[arg-type]
+        if not tasks:
+            raise SimError("scenario.tasks is empty: give at least one {assistant_role, user_role, task}")
+        self.tasks = [RoleplayTask(**task) for task in tasks]
+        self.specify_task = specify_task
+        self.specify_word_limit = specify_word_limit
+
+    def plan(self) -> list[EpisodePlan]:
+        """Cycle through the task triples until `n_episodes` episodes are planned."""
+        plans = []
+        for index in range(self.n_episodes):
+            triple = self.tasks[index % len(self.tasks)]
+            plans.append(
+                EpisodePlan(
+                    index=index,
+                    task=triple.task,
+                    roles={"user": triple.user_role, "assistant": triple.assistant_role},
+                    meta={"original_task": triple.task},
+                )
+            )
+        return plans
+
+    async def play(self, plan: EpisodePlan, ctx: EpisodeContext) -> Outcome:
+        """Alternate user and assistant turns; the user speaks first."""
+        assert plan.task is not None
+        task = plan.task
+        if self.specify_task:
+            task = await self._specify(plan, ctx)
+        user, assistant = camel_pair(plan.roles["assistant"], plan.roles["user"], task)
+        transcript: list[Turn] = []
+        for idx in range(self.max_turns):
+            agent = user if idx % 2 == 0 else assistant
+            turn = await ctx.generate_turn(idx, agent.speaker, agent.role, agent.view(transcript), self.sampling)
+            transcript.append(turn)
+            if TASK_DONE in turn.content:
+                return Outcome("done", "task_done")
+        return Outcome("done", "max_turns")
+
+    async def _specify(self, plan: EpisodePlan, ctx: EpisodeContext) -> str:
+        """Rewrite the task into a more specific one, as CAMEL's task-specifier agent does."""
+        specifier = task_specifier(plan.roles["assistant"], plan.roles["user"], plan.task or "", self.specify_word_limit)
+        specified = (await ctx.generate_text("specify_task", specifier.view([]), self.sampling)).strip()
+        if not specified:
+            return plan.task or ""
+        ctx.update_episode(task=specified, meta={**plan.meta, "specified_task": specified})
+        return specified

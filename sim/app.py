@@ -1,0 +1,96 @@
+"""The Hydra application behind `sim run`, and a pre-flight check that turns config errors into one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hydra
+from hydra import compose, initialize_config_module
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+from rich.console import Console
+
+import analyzers  # noqa: F401  (registers analyzers)
+import scenarios  # noqa: F401  (registers scenarios and their config schemas)
+import sim.backends  # noqa: F401  (registers backends and their config schemas)
+import sim.config  # noqa: F401  (registers the top-level schema)
+from sim.errors import SimError
+from sim.report import print_run
+from sim.runner import execute
+
+CONFIG_MODULE = "conf"
+CONFIG_NAME = "config"
+DEBUG_ENV = "SIM_DEBUG"
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def _one_line(exc: BaseException) -> str:
+    """A Hydra or OmegaConf error, with its cause, folded onto one line."""
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
+        group, _, option = exc.missing_cfg_file.rpartition("/")
+        choices = ", ".join(o for o in exc.options if not o.startswith("base_"))
+        return f"unknown {group} {option!r} (available: {choices})"
+    parts = [str(exc)]
+    if exc.__cause__ is not None and str(exc.__cause__) not in parts[0]:
+        parts.append(str(exc.__cause__))
+    lines = [line.strip() for part in parts for line in part.splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(lines))
+
+
+def _value_variants(overrides: list[str]) -> list[list[str]]:
+    """Override lists that together try every value of every sweep once (others at their first value)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    firsts, choices = [], []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override() and override.is_discrete_sweep():
+            values = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            values = [override.input_line]
+        firsts.append(values[0])
+        choices.append(values)
+    variants = [firsts]
+    for position, values in enumerate(choices):
+        for value in values[1:]:
+            variants.append(firsts[:position] + [value] + firsts[position + 1 :])
+    return variants
+
+
+def check_overrides(args: list[str]) -> None:
+    """Compose the config for every override value before Hydra runs anything; raise SimError on a bad one."""
+    if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
+        return  # Hydra's own flags (--help, --cfg, ...) are Hydra's to handle
+    overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
+    try:
+        variants = _value_variants(overrides)
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            for variant in variants:
+                compose(config_name=CONFIG_NAME, overrides=variant, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise SimError(_one_line(exc)) from None
+
+
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
+def hydra_main(cfg: DictConfig) -> None:
+    """One Hydra job: generate, store, analyze, print the summary."""
+    hydra_cfg = HydraConfig.get()
+    sweep_id = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+    try:
+        report = execute(cfg, sweep_id=sweep_id)
+    except SimError as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print_run(Console(), report.run_id, report.db_path, report.outcomes, report.summaries)
+
+
+def run_hydra(args: list[str]) -> None:
+    """Hand the command-line overrides to the Hydra app, as if it were the program."""
+    sys.argv = ["sim", *args]
+    hydra_main()

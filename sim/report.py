@@ -1,0 +1,77 @@
+"""Terminal rendering of runs, analyzer summaries and stored episodes."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from sim.analysis import AnalyzerSummary
+from sim.records import Annotation, Episode
+
+
+def summaries_table(summaries: list[AnalyzerSummary]) -> Table:
+    """One row per analyzer metric: n values, their total and mean (a rate for 0/1 flags)."""
+    table = Table(title="Analyzer summary")
+    for column in ("analyzer", "metric", "level", "n", "total", "mean"):
+        table.add_column(column, justify="right" if column in ("n", "total", "mean") else "left")
+    for summary in summaries:
+        if not summary.metrics:
+            table.add_row(summary.analyzer, "(no applicable episodes)", "", "0", "", "")
+        for metric in summary.metrics:
+            table.add_row(
+                summary.analyzer, metric.name, metric.level, str(metric.n), f"{metric.total:g}", f"{metric.mean:.3f}"
+            )
+    return table
+
+
+def print_run(console: Console, run_id: str, db_path: Any, outcomes: list[Any], summaries: list[AnalyzerSummary]) -> None:
+    """What a run produced, how its episodes ended, and the analyzer summary."""
+    endings = Counter(f"{o.status}: {o.termination_reason}" for o in outcomes)
+    console.print(f"run [bold]{escape(run_id)}[/] stored in {escape(str(db_path))}")
+    for ending, count in sorted(endings.items()):
+        console.print(f"  {count} episode(s) {escape(ending)}")
+    if summaries:
+        console.print(summaries_table(summaries))
+
+
+def episodes_table(rows: list[dict[str, Any]]) -> Table:
+    """A listing of stored episodes; ids are never wrapped, so they can be copied into `sim show`."""
+    table = Table(title="Episodes")
+    table.add_column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2))
+    table.add_column("source / kind", no_wrap=True)
+    table.add_column("ending", no_wrap=True)
+    table.add_column("turns", justify="right")
+    table.add_column("task", ratio=1, overflow="fold")
+    for row in rows:
+        ending = f"{row['status']}: {row['termination_reason'] or ''}"
+        table.add_row(
+            escape(row["id"]), f"{row['source']} {row['kind']}", escape(ending), str(row["n_turns"]), escape(row["task"] or "")
+        )
+    return table
+
+
+def render_episode(console: Console, episode: Episode, annotations: list[Annotation]) -> None:
+    """A conversation turn by turn with its speakers, roles and the flags analyzers set."""
+    episode_flags = [f"{a.name}={a.value:g}" for a in annotations if a.turn_idx is None]
+    turn_flags: dict[int, list[str]] = defaultdict(list)
+    for annotation in annotations:
+        if annotation.turn_idx is not None and annotation.value:
+            turn_flags[annotation.turn_idx].append(annotation.name)
+    roles = ", ".join(f"{part}: {name}" for part, name in episode.roles.items())
+    console.print(f"[bold]{escape(episode.id)}[/]  {episode.source} {episode.kind}  status={episode.status}"
+                  f"  termination={escape(str(episode.termination_reason))}")
+    console.print(f"task: {escape(episode.task or '')}")
+    console.print(f"roles: {escape(roles)}")
+    if episode_flags:
+        console.print(f"flags: {escape(', '.join(episode_flags))}")
+    for turn in episode.turns:
+        flags = turn_flags.get(turn.idx)
+        title = f"[{turn.idx}] {escape(turn.speaker)} ({escape(turn.role)})"
+        if flags:
+            title += f"  [red]{escape(', '.join(flags))}[/]"
+        console.print(Panel(escape(turn.content), title=title, title_align="left"))

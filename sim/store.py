@@ -1,0 +1,207 @@
+"""The SQLite store: one WAL-mode file holding runs, episodes, turns and annotations."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from sqlite_utils import Database
+
+from sim.errors import SimError
+from sim.migrations import migrations
+from sim.records import Annotation, Episode, Turn, utc_now
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_S = 30.0
+
+
+def _check_is_sqlite(path: Path) -> None:
+    """Refuse a file that exists but is not a SQLite database, before SQLite touches it."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    if path.is_dir():
+        raise SimError(f"store.path: {path} is a directory, not a SQLite database")
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise SimError(f"store.path: cannot read {path}: {exc.strerror}") from None
+    if header != SQLITE_HEADER:
+        raise SimError(f"store.path: {path} is not a SQLite database")
+
+
+class Store:
+    """Typed access to one artifact-sim database; every write commits at once."""
+
+    def __init__(self, db: Database, path: Path) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: str | Path, create: bool = True) -> "Store":
+        """Open (and, if `create`, create and migrate) the database at `path`."""
+        path = Path(path).expanduser()
+        _check_is_sqlite(path)
+        if not path.exists():
+            if not create:
+                raise SimError(f"no database at {path} (run `sim run` first or pass --db)")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SimError(f"store.path: cannot create folder {path.parent}: {exc.strerror}") from None
+        try:
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
+            db = Database(conn)
+            cls._check_schema(db, path)
+            db.enable_wal()
+            migrations.apply(db)
+        except sqlite3.DatabaseError as exc:
+            raise SimError(f"store.path: cannot use {path} as a database: {exc}") from None
+        return cls(db, path)
+
+    @staticmethod
+    def _check_schema(db: Database, path: Path) -> None:
+        """Refuse a database written by a newer artifact-sim, whose schema this version cannot know."""
+        known = {m.name for m in migrations.pending(Database(memory=True))}
+        unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+        if unknown:
+            raise SimError(f"{path} has a newer schema ({', '.join(unknown)}); upgrade artifact-sim to use it")
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    # Runs
+
+    def start_run(self, run: dict[str, Any]) -> None:
+        """Insert a new run row; a run id may only be used once."""
+        if self.db["runs"].count_where("id = ?", [run["id"]]):
+            raise SimError(f"run.id {run['id']!r} already exists in {self.path}; choose another run.id")
+        self.db["runs"].insert({**run, "created_at": utc_now(), "status": "running"})
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        """Mark a run finished with `status`."""
+        self.db["runs"].update(run_id, {"status": status, "finished_at": utc_now()})
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One run row."""
+        rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
+        if not rows:
+            raise SimError(f"no run {run_id!r} in {self.path}")
+        return rows[0]
+
+    def latest_run_id(self) -> Optional[str]:
+        """The most recently created run, if any."""
+        rows = list(self.db["runs"].rows_where(order_by="created_at desc", limit=1, select="id"))
+        return rows[0]["id"] if rows else None
+
+    # Episodes and turns
+
+    def start_episode(self, episode: Episode) -> None:
+        """Insert an episode row before its first turn."""
+        self.db["episodes"].insert(
+            {
+                "id": episode.id,
+                "run_id": episode.run_id,
+                "source": episode.source,
+                "dataset": episode.dataset,
+                "kind": episode.kind,
+                "task": episode.task,
+                "roles_json": json.dumps(episode.roles),
+                "status": episode.status,
+                "termination_reason": episode.termination_reason,
+                "n_turns": len(episode.turns),
+                "meta_json": json.dumps(episode.meta),
+                "created_at": utc_now(),
+            }
+        )
+
+    def add_turn(self, episode_id: str, turn: Turn) -> None:
+        """Insert and commit one turn."""
+        self.db["turns"].insert({"episode_id": episode_id, **asdict(turn), "created_at": utc_now()})
+
+    def finish_episode(self, episode_id: str, status: str, termination_reason: str) -> None:
+        """Record how an episode ended and how many turns it has."""
+        n_turns = self.db["turns"].count_where("episode_id = ?", [episode_id])
+        self.db["episodes"].update(
+            episode_id, {"status": status, "termination_reason": termination_reason, "n_turns": n_turns}
+        )
+
+    def update_episode_meta(self, episode_id: str, **fields: Any) -> None:
+        """Set the task or other episode columns after the episode started."""
+        self.db["episodes"].update(episode_id, fields)
+
+    def episode(self, episode_id: str) -> Episode:
+        """One episode with its turns."""
+        rows = list(self.db["episodes"].rows_where("id = ?", [episode_id]))
+        if not rows:
+            raise SimError(f"no episode {episode_id!r} in {self.path}")
+        return Episode.from_row(rows[0], self.turns(episode_id))
+
+    def episodes(self, run_id: Optional[str] = None, kind: Optional[str] = None) -> Iterator[Episode]:
+        """Episodes with their turns, optionally of one run and one kind, in creation order."""
+        clauses, params = [], []
+        if run_id is not None:
+            clauses.append("run_id = ?")
+            params.append(run_id)
+        if kind is not None:
+            clauses.append("kind = ?")
+            params.append(kind)
+        where = " and ".join(clauses) or None
+        for row in self.db["episodes"].rows_where(where, params, order_by="created_at, id"):
+            yield Episode.from_row(row, self.turns(row["id"]))
+
+    def episode_rows(self, run_id: Optional[str] = None) -> list[dict[str, Any]]:
+        """Episode rows without turns, for listings."""
+        if run_id is None:
+            return list(self.db["episodes"].rows_where(order_by="created_at, id"))
+        return list(self.db["episodes"].rows_where("run_id = ?", [run_id], order_by="created_at, id"))
+
+    def turns(self, episode_id: str) -> list[Turn]:
+        """The turns of one episode in order."""
+        fields = [f for f in Turn.__dataclass_fields__]
+        rows = self.db["turns"].rows_where("episode_id = ?", [episode_id], order_by="idx", select=", ".join(fields))
+        return [Turn(**row) for row in rows]
+
+    # Annotations
+
+    def replace_annotations(self, analyzer: str, version: str, episode_id: str, annotations: list[Annotation]) -> None:
+        """Atomically replace one analyzer version's annotations of one episode."""
+        now = utc_now()
+        with self.db.atomic():
+            self.db["annotations"].delete_where(
+                "analyzer = ? and analyzer_version = ? and episode_id = ?", [analyzer, version, episode_id]
+            )
+            self.db["annotations"].insert_all(
+                {
+                    "analyzer": analyzer,
+                    "analyzer_version": version,
+                    "episode_id": a.episode_id,
+                    "turn_idx": a.turn_idx,
+                    "name": a.name,
+                    "value": a.value,
+                    "detail_json": json.dumps(a.detail),
+                    "created_at": now,
+                }
+                for a in annotations
+            )
+
+    def annotations(self, episode_id: str, analyzer: Optional[str] = None) -> list[Annotation]:
+        """The stored annotations of one episode, optionally of one analyzer."""
+        where, params = "episode_id = ?", [episode_id]
+        if analyzer is not None:
+            where += " and analyzer = ?"
+            params.append(analyzer)
+        return [
+            Annotation(
+                episode_id=row["episode_id"],
+                name=row["name"],
+                value=row["value"],
+                turn_idx=row["turn_idx"],
+                detail=json.loads(row["detail_json"] or "{}"),
+            )
+            for row in self.db["annotations"].rows_where(where, params, order_by="id")
+        ]

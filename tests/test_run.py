@@ -1,0 +1,97 @@
+"""`sim run`, `sim show`, `sim analyze` and `sim episodes` end to end, with the real embedded model."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import yaml
+
+from conftest import TINY
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_run_stores_analyzes_and_shows(sim, tmp_path: Path) -> None:
+    result = sim("run", *TINY, "run.id=first", "seed=3")
+    assert result.returncode == 0, result.stderr
+    assert "run first stored in runs/sim.db" in result.stdout
+    assert "role_flipping_happens" in result.stdout
+
+    db = tmp_path / "runs" / "sim.db"
+    (run,) = rows(db, "SELECT id, status, scenario, backend, model, seed, config_yaml, versions_json, finished_at FROM runs")
+    assert run[:6] == ("first", "done", "roleplay", "embedded", "SmolLM2-135M-Instruct.Q4_1.gguf", 3)
+    config = yaml.safe_load(run[6])
+    assert config["scenario"]["n_episodes"] == 2 and config["store"]["path"] == "runs/sim.db"
+    assert "llama-cpp-python" in json.loads(run[7]) and run[8]
+
+    episodes = rows(db, "SELECT id, source, kind, status, termination_reason, n_turns, roles_json FROM episodes ORDER BY id")
+    assert [e[0] for e in episodes] == ["first-e0000", "first-e0001"]
+    for _, source, kind, status, reason, n_turns, roles in episodes:
+        assert (source, kind, status) == ("generated", "conversation", "done")
+        assert reason in ("task_done", "max_turns")
+        assert 1 <= n_turns <= 4
+        assert set(json.loads(roles)) == {"user", "assistant"}
+
+    turns = rows(db, "SELECT episode_id, idx, role, content, completion_tokens, request_hash FROM turns ORDER BY episode_id, idx")
+    assert len(turns) == sum(e[5] for e in episodes)
+    assert [t[2] for t in turns if t[0] == "first-e0000"][:2] == ["user", "assistant"]
+    assert all(t[4] and t[4] <= 40 and len(t[5]) == 64 for t in turns)
+
+    flags = rows(db, "SELECT count(*) FROM annotations WHERE analyzer='role_flip' AND name='role_flipping_happens'")
+    assert flags == [(2,)]
+    assert list((tmp_path / "runs" / "outputs").glob("*/*/.hydra/config.yaml"))
+
+    shown = sim("show", "first-e0000")
+    assert shown.returncode == 0, shown.stderr
+    assert "Develop a trading bot" in shown.stdout and "(user)" in shown.stdout and "(assistant)" in shown.stdout
+    first_turn = rows(db, "SELECT content FROM turns WHERE episode_id='first-e0000' AND idx=0")[0][0]
+    assert first_turn.split()[0] in shown.stdout
+
+    listed = sim("episodes")
+    assert listed.returncode == 0 and "first-e0001" in listed.stdout
+
+    analyzed = sim("analyze", "--json", "--run", "first")
+    assert analyzed.returncode == 0, analyzed.stderr
+    (summary,) = json.loads(analyzed.stdout)["analyzers"]
+    assert summary["analyzer"] == "role_flip" and summary["n_episodes"] == 2
+    metrics = {(m["name"], m["level"]): m for m in summary["metrics"]}
+    flipped_turns = rows(db, "SELECT count(*) FROM annotations WHERE name='role_flipped' AND value=1")[0][0]
+    assert metrics[("role_flipped", "turn")]["n"] == len(turns)
+    assert metrics[("role_flipped", "turn")]["total"] == flipped_turns
+    # Re-analysis replaces annotations instead of adding to them.
+    assert rows(db, "SELECT count(*) FROM annotations WHERE name='role_flipping_happens'") == [(2,)]
+
+
+def test_same_seed_gives_same_conversations(sim, tmp_path: Path) -> None:
+    for run_id in ("a", "b"):
+        result = sim("run", *TINY, "scenario.n_episodes=1", f"run.id={run_id}", "seed=11")
+        assert result.returncode == 0, result.stderr
+    db = tmp_path / "runs" / "sim.db"
+    texts = {
+        run_id: rows(db, f"SELECT content FROM turns WHERE episode_id='{run_id}-e0000' ORDER BY idx")
+        for run_id in ("a", "b")
+    }
+    assert texts["a"] and texts["a"] == texts["b"]
+
+
+def test_multirun_shares_a_sweep_id(sim, tmp_path: Path) -> None:
+    result = sim("run", "-m", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "seed=1,2")
+    assert result.returncode == 0, result.stderr
+    db = tmp_path / "runs" / "sim.db"
+    runs = rows(db, "SELECT seed, sweep_id, status FROM runs ORDER BY seed")
+    assert [r[0] for r in runs] == [1, 2]
+    assert runs[0][1] and runs[0][1] == runs[1][1] and runs[0][1].startswith("runs/multirun/")
+    assert {r[2] for r in runs} == {"done"}
+    assert len(list((tmp_path / "runs" / "multirun").glob("*/*/[01]/.hydra"))) == 2
+
+
+def test_task_specifier_rewrites_the_task(sim, tmp_path: Path) -> None:
+    result = sim("run", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.specify_task=true")
+    assert result.returncode == 0, result.stderr
+    ((task, meta),) = rows(tmp_path / "runs" / "sim.db", "SELECT task, meta_json FROM episodes")
+    meta = json.loads(meta)
+    assert meta["original_task"] == "Develop a trading bot for the stock market"
+    assert task == meta["specified_task"] and task.strip()

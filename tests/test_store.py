@@ -1,0 +1,102 @@
+"""The SQLite store: WAL, unique turn index, idempotent migrations, and refusal of files it must not touch."""
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sim.errors import SimError
+from sim.migrations import migrations
+from sim.records import Annotation, Episode, Turn
+from sim.store import Store
+
+
+def new_episode(store: Store, episode_id: str = "r1-e0000") -> None:
+    store.start_run({"id": "r1", "scenario": "roleplay", "backend": "embedded", "model": "m", "seed": 0})
+    store.start_episode(
+        Episode(
+            id=episode_id, run_id="r1", source="generated", kind="conversation", task="t",
+            roles={"user": "U"}, status="running", termination_reason=None,
+        )
+    )
+
+
+def test_wal_mode_is_on(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "sim.db")
+    assert store.db.journal_mode == "wal"
+    store.close()
+    with sqlite3.connect(tmp_path / "sim.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_turn_index_is_unique_per_episode(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "sim.db")
+    new_episode(store)
+    store.add_turn("r1-e0000", Turn(idx=0, speaker="U", role="user", content="a"))
+    with pytest.raises(sqlite3.IntegrityError):
+        store.add_turn("r1-e0000", Turn(idx=0, speaker="U", role="user", content="b"))
+    assert [t.content for t in store.turns("r1-e0000")] == ["a"]
+
+
+def test_migrations_are_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "sim.db"
+    Store.open(path).close()
+    with sqlite3.connect(path) as conn:
+        schema = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+        applied = conn.execute("SELECT name FROM _sqlite_migrations").fetchall()
+    store = Store.open(path)
+    migrations.apply(store.db)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
+        assert conn.execute("SELECT name FROM _sqlite_migrations").fetchall() == applied
+    assert applied == [("m001_initial_schema",)]
+
+
+def test_run_id_cannot_be_reused(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "sim.db")
+    new_episode(store)
+    with pytest.raises(SimError, match="already exists"):
+        store.start_run({"id": "r1"})
+
+
+def test_replacing_annotations_does_not_duplicate(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "sim.db")
+    new_episode(store)
+    rows = [Annotation("r1-e0000", "flag", 1.0, turn_idx=0), Annotation("r1-e0000", "any", 1.0)]
+    store.replace_annotations("a", "1", "r1-e0000", rows)
+    store.replace_annotations("a", "1", "r1-e0000", rows)
+    assert len(store.annotations("r1-e0000")) == 2
+
+
+def test_non_sqlite_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"these are my notes, not a database\n")
+    with pytest.raises(SimError, match="not a SQLite database"):
+        Store.open(path)
+    assert path.read_bytes() == b"these are my notes, not a database\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.db"]
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "sim.db"
+    store = Store.open(path)
+    store.db["_sqlite_migrations"].insert(
+        {"migration_set": "artifact_sim", "name": "m999_from_the_future", "applied_at": "2030-01-01"}
+    )
+    store.close()
+    with pytest.raises(SimError, match="newer schema"):
+        Store.open(path)
+
+
+def test_missing_database_is_not_created_for_reading(tmp_path: Path) -> None:
+    with pytest.raises(SimError, match="no database"):
+        Store.open(tmp_path / "absent.db", create=False)
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_unwritable_location_is_refused(tmp_path: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(SimError, match="cannot create folder"):
+        Store.open(blocker / "sub" / "sim.db")
