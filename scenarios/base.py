@@ -47,13 +47,13 @@ class EpisodeContext(Protocol):
     async def generate_turn(
         self, idx: int, speaker: str, role: str, messages: list[ChatMessage], sampling: SamplingParams
     ) -> Turn:
-        """Ask the backend for the next turn, store it at once, and return it."""
+        """Turn `idx`: stored at once when new, or the stored one when a run is resumed."""
 
     async def generate_text(self, key: str, messages: list[ChatMessage], sampling: SamplingParams) -> str:
         """Ask the backend for text that is not a turn (e.g. a specified task)."""
 
     def update_episode(self, task: Optional[str] = None, meta: Optional[dict[str, Any]] = None) -> None:
-        """Record a task or metadata decided while playing."""
+        """Record a task, and merge metadata, decided while playing."""
 
 
 class Scenario(ABC):

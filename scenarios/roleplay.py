@@ -86,5 +86,5 @@ class RoleplayScenario(Scenario):
         specified = (await ctx.generate_text("specify_task", specifier.view([]), self.sampling)).strip()
         if not specified:
             return plan.task or ""
-        ctx.update_episode(task=specified, meta={**plan.meta, "specified_task": specified})
+        ctx.update_episode(task=specified, meta={"specified_task": specified})
         return specified

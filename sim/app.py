@@ -87,7 +87,7 @@ def hydra_main(cfg: DictConfig) -> None:
             raise
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    print_run(Console(), report.run_id, report.db_path, report.outcomes, report.summaries)
+    print_run(Console(), report)
 
 
 def run_hydra(args: list[str]) -> None:

@@ -26,6 +26,11 @@ class RunnerConfig:
 
     progress: bool = True
     analyze: list[str] = field(default_factory=lambda: ["role_flip"])
+    concurrency: int = 8
+    use_cache: bool = True
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
 
 
 @dataclass

@@ -81,3 +81,23 @@ def m001_initial_schema(db: Database) -> None:
         foreign_keys=[("episode_id", "episodes", "id")],
     )
     db["annotations"].create_index(["analyzer", "episode_id"])
+
+
+@migrations()
+def m002_cache_retries_and_run_totals(db: Database) -> None:
+    """The request cache, per-turn cache hits and retries, and per-run token and latency totals."""
+    db["request_cache"].create(
+        {"hash": str, "backend": str, "model": str, "completion_json": str, "created_at": str}, pk="hash"
+    )
+    db["turns"].add_column("cache_hit", int)
+    db["turns"].add_column("retries", int)
+    for column, kind in [
+        ("n_turns", int),
+        ("prompt_tokens", int),
+        ("completion_tokens", int),
+        ("latency_ms", float),
+        ("cache_hits", int),
+        ("retries", int),
+        ("wall_s", float),
+    ]:
+        db["runs"].add_column(column, kind)

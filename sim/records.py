@@ -26,6 +26,8 @@ class Turn:
     latency_ms: Optional[float] = None
     finish_reason: Optional[str] = None
     request_hash: Optional[str] = None
+    cache_hit: Optional[int] = None
+    retries: Optional[int] = None
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,6 +12,9 @@ from rich.table import Table
 
 from sim.analysis import AnalyzerSummary
 from sim.records import Annotation, Episode
+
+if TYPE_CHECKING:
+    from sim.runner import RunReport
 
 
 def summaries_table(summaries: list[AnalyzerSummary]) -> Table:
@@ -29,14 +32,24 @@ def summaries_table(summaries: list[AnalyzerSummary]) -> Table:
     return table
 
 
-def print_run(console: Console, run_id: str, db_path: Any, outcomes: list[Any], summaries: list[AnalyzerSummary]) -> None:
-    """What a run produced, how its episodes ended, and the analyzer summary."""
-    endings = Counter(f"{o.status}: {o.termination_reason}" for o in outcomes)
-    console.print(f"run [bold]{escape(run_id)}[/] stored in {escape(str(db_path))}")
+def print_run(console: Console, report: "RunReport") -> None:
+    """What a run produced, how its episodes ended, its totals, and the analyzer summary."""
+    if report.already_done:
+        console.print(f"run [bold]{escape(report.run_id)}[/] in {escape(str(report.db_path))} is already done; nothing to resume")
+        return
+    verb = "resumed and stored" if report.resumed else "stored"
+    console.print(f"run [bold]{escape(report.run_id)}[/] {verb} in {escape(str(report.db_path))}")
+    endings = Counter(f"{o.status}: {o.termination_reason}" for o in report.outcomes)
     for ending, count in sorted(endings.items()):
         console.print(f"  {count} episode(s) {escape(ending)}")
-    if summaries:
-        console.print(summaries_table(summaries))
+    totals = report.totals
+    if totals:
+        console.print(
+            f"  {totals['n_turns']} turns, {totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion tokens, "
+            f"{totals['cache_hits']} cache hits, {totals['retries']} retries, {totals['wall_s']:.1f} s"
+        )
+    if report.summaries:
+        console.print(summaries_table(report.summaries))
 
 
 def episodes_table(rows: list[dict[str, Any]]) -> Table:

@@ -1,4 +1,4 @@
-"""Drive one run: build the backend and scenario from config, play every episode, store each turn at once."""
+"""Drive one run: build the backend and scenario from config, play episodes concurrently, store each turn at once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import json
 import platform
 import secrets
 import subprocess
-from dataclasses import dataclass, replace
+import time
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any, Optional
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 import sim
@@ -27,19 +28,24 @@ from sim.backends import Backend, BackendError, ChatMessage, SamplingParams
 from sim.config import redacted_yaml
 from sim.errors import SimError
 from sim.records import Episode, Turn
+from sim.requests import RequestExecutor, RetryPolicy
 from sim.store import Store
 
-VERSIONED_PACKAGES = ("artifact-sim", "hydra-core", "omegaconf", "llama-cpp-python", "sqlite-utils")
+VERSIONED_PACKAGES = ("artifact-sim", "hydra-core", "omegaconf", "llama-cpp-python", "openai", "sqlite-utils")
+FINISHED = ("done", "failed")
 
 
 @dataclass
 class RunReport:
-    """What a finished run produced."""
+    """What a run produced, or that it had already been done."""
 
     run_id: str
     db_path: Path
-    outcomes: list[Outcome]
-    summaries: list[AnalyzerSummary]
+    outcomes: list[Outcome] = field(default_factory=list)
+    summaries: list[AnalyzerSummary] = field(default_factory=list)
+    totals: dict[str, Any] = field(default_factory=dict)
+    already_done: bool = False
+    resumed: bool = False
 
 
 def build(node: DictConfig, what: str) -> Any:
@@ -89,14 +95,26 @@ def source_git_sha() -> Optional[str]:
 
 
 class StoredEpisodeContext:
-    """The runner's side of one episode: backend calls, seeds, storage and progress."""
+    """The runner's side of one episode: seeds, requests, storage, progress, and turns kept from before a resume."""
 
-    def __init__(self, store: Store, backend: Backend, episode_id: str, seed: int, plan: EpisodePlan, turns_bar: tqdm):
+    def __init__(
+        self,
+        store: Store,
+        executor: RequestExecutor,
+        episode_id: str,
+        seed: int,
+        plan: EpisodePlan,
+        kept_turns: list[Turn],
+        meta: dict[str, Any],
+        turns_bar: tqdm,
+    ) -> None:
         self.store = store
-        self.backend = backend
+        self.executor = executor
         self.episode_id = episode_id
         self.seed = seed
         self.plan = plan
+        self.kept_turns = {turn.idx: turn for turn in kept_turns}
+        self.meta = meta
         self.turns_bar = turns_bar
 
     def _params(self, sampling: SamplingParams, key: str) -> SamplingParams:
@@ -105,9 +123,12 @@ class StoredEpisodeContext:
     async def generate_turn(
         self, idx: int, speaker: str, role: str, messages: list[ChatMessage], sampling: SamplingParams
     ) -> Turn:
-        """Ask the backend for turn `idx`, commit it, and return it."""
-        params = self._params(sampling, f"turn:{idx}")
-        completion = await self.backend.complete(messages, params)
+        """Turn `idx`: the one stored before a resume, or a new one from the backend, committed at once."""
+        self.turns_bar.update(1)
+        if idx in self.kept_turns:
+            return self.kept_turns[idx]
+        result = await self.executor.complete(messages, self._params(sampling, f"turn:{idx}"), self.plan.index)
+        completion = result.completion
         turn = Turn(
             idx=idx,
             speaker=speaker,
@@ -117,44 +138,79 @@ class StoredEpisodeContext:
             completion_tokens=completion.completion_tokens,
             latency_ms=round(completion.latency_ms, 3),
             finish_reason=completion.finish_reason,
-            request_hash=self.backend.request_hash(messages, params),
+            request_hash=result.request_hash,
+            cache_hit=int(result.cache_hit),
+            retries=result.retries,
         )
         self.store.add_turn(self.episode_id, turn)
-        self.turns_bar.update(1)
         return turn
 
     async def generate_text(self, key: str, messages: list[ChatMessage], sampling: SamplingParams) -> str:
-        """Ask the backend for text that is not a turn."""
-        return (await self.backend.complete(messages, self._params(sampling, key))).text
+        """Text that is not a turn; kept in the episode's meta so that a resumed episode reuses it."""
+        generated = self.meta.setdefault("generated", {})
+        if key not in generated:
+            result = await self.executor.complete(messages, self._params(sampling, key), self.plan.index)
+            generated[key] = result.completion.text
+            self.store.update_episode_meta(self.episode_id, meta_json=json.dumps(self.meta))
+        return generated[key]
 
     def update_episode(self, task: Optional[str] = None, meta: Optional[dict[str, Any]] = None) -> None:
-        """Record a task or metadata decided while playing."""
-        fields: dict[str, Any] = {}
+        """Set the task and merge metadata decided while playing."""
+        self.meta.update(meta or {})
+        fields: dict[str, Any] = {"meta_json": json.dumps(self.meta)}
         if task is not None:
             fields["task"] = task
-        if meta is not None:
-            fields["meta_json"] = json.dumps(meta)
-        if fields:
-            self.store.update_episode_meta(self.episode_id, **fields)
+        self.store.update_episode_meta(self.episode_id, **fields)
 
 
-async def play_all(
-    store: Store, backend: Backend, scenario: Scenario, run_id: str, seed: int, progress: bool
-) -> list[Outcome]:
-    """Play the scenario's episodes one after another, recording each ending."""
-    plans = scenario.plan()
-    outcomes = []
-    with tqdm(total=len(plans), desc="episodes", unit="ep", disable=not progress, position=0) as episodes_bar, tqdm(
-        total=scenario.max_turns, desc="turns", unit="turn", disable=not progress, position=1, leave=False
-    ) as turns_bar:
-        for plan in plans:
-            episode_id = f"{run_id}-e{plan.index:04d}"
-            store.start_episode(
+@dataclass
+class EpisodeRunner:
+    """Plays the episodes of one run, many at once, each one's turns in order."""
+
+    store: Store
+    executor: RequestExecutor
+    scenario: Scenario
+    run_id: str
+    seed: int
+    concurrency: int
+    progress: bool
+
+    async def play_all(self) -> list[Outcome]:
+        """Play every planned episode with at most `concurrency` in flight; a setup error stops them all."""
+        plans = self.scenario.plan()
+        slots = asyncio.Semaphore(self.concurrency)
+        with tqdm(total=len(plans), desc="episodes", unit="ep", disable=not self.progress, position=0) as episodes_bar, tqdm(
+            desc="turns", unit="turn", disable=not self.progress, position=1, leave=False
+        ) as turns_bar:
+
+            async def play_in_slot(plan: EpisodePlan) -> Outcome:
+                async with slots:
+                    outcome = await self.play_one(plan, turns_bar)
+                episodes_bar.update(1)
+                return outcome
+
+            tasks = [asyncio.ensure_future(play_in_slot(plan)) for plan in plans]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+
+    async def play_one(self, plan: EpisodePlan, turns_bar: tqdm) -> Outcome:
+        """Play (or finish, after a resume) one episode and record how it ended."""
+        episode_id = f"{self.run_id}-e{plan.index:04d}"
+        row = self.store.find_episode_row(episode_id)
+        if row is not None and row["status"] in FINISHED:
+            return Outcome(row["status"], row["termination_reason"])
+        if row is None:
+            self.store.start_episode(
                 Episode(
                     id=episode_id,
-                    run_id=run_id,
+                    run_id=self.run_id,
                     source="generated",
-                    kind=scenario.kind,
+                    kind=self.scenario.kind,
                     task=plan.task,
                     roles=plan.roles,
                     status="running",
@@ -162,48 +218,100 @@ async def play_all(
                     meta=plan.meta,
                 )
             )
-            turns_bar.reset(total=scenario.max_turns)
-            ctx = StoredEpisodeContext(store, backend, episode_id, seed, plan, turns_bar)
-            try:
-                outcome = await scenario.play(plan, ctx)
-            except BackendError as exc:
-                outcome = Outcome("failed", f"backend_error: {exc}")
-            store.finish_episode(episode_id, outcome.status, outcome.termination_reason)
-            outcomes.append(outcome)
-            episodes_bar.update(1)
-    return outcomes
+            kept, meta = [], dict(plan.meta)
+        else:
+            kept, meta = self.store.turns(episode_id), json.loads(row["meta_json"] or "{}")
+        ctx = StoredEpisodeContext(self.store, self.executor, episode_id, self.seed, plan, kept, meta, turns_bar)
+        try:
+            outcome = await self.scenario.play(plan, ctx)
+        except BackendError as exc:
+            outcome = Outcome("failed", f"backend_error: {exc}")
+        self.store.finish_episode(episode_id, outcome.status, outcome.termination_reason)
+        return outcome
+
+
+async def _generate(runner: EpisodeRunner, backend: Backend) -> list[Outcome]:
+    try:
+        await backend.check()
+        return await runner.play_all()
+    finally:
+        await backend.aclose()
+
+
+def _resumable_config(store: Store, run_id: str, cfg: DictConfig) -> Optional[DictConfig]:
+    """The stored config of an unfinished run, with this command's runner and store settings."""
+    row = store.find_run(run_id)
+    if row is None:
+        return None
+    stored = OmegaConf.create(row["config_yaml"])
+    stored.runner = cfg.runner
+    stored.store = cfg.store
+    stored.run.id = run_id
+    return stored
 
 
 def execute(cfg: DictConfig, sweep_id: Optional[str] = None) -> RunReport:
-    """Run one job of the given config end to end, then run the configured analyzers on it."""
+    """Run (or resume) one job of the given config end to end, then run the configured analyzers on it."""
     for name in cfg.runner.analyze:
         analyzers.get(name)  # fail on a typo before any generation
-    scenario: Scenario = build(cfg.scenario, "scenario")
-    backend: Backend = build(cfg.backend, "backend")
-    store = Store.open(cfg.store.path)
+    for key in ("concurrency", "max_attempts"):
+        if cfg.runner[key] <= 0:
+            raise SimError(f"runner.{key} must be positive, got {cfg.runner[key]}")
+    store: Optional[Store] = None
     run_id = cfg.run.id or new_run_id()
+    resumed = False
+    if cfg.run.id and Path(cfg.store.path).expanduser().exists():
+        store = Store.open(cfg.store.path)
+        existing = store.find_run(run_id)
+        if existing is not None and existing["status"] == "done":
+            store.close()
+            return RunReport(run_id, store.path, already_done=True)
+        stored_cfg = _resumable_config(store, run_id, cfg)
+        if stored_cfg is not None:
+            cfg, resumed = stored_cfg, True
     try:
-        store.start_run(
-            {
-                "id": run_id,
-                "scenario": scenario.name,
-                "backend": backend.name,
-                "model": backend.model,
-                "seed": cfg.seed,
-                "sweep_id": cfg.run.sweep_id or sweep_id,
-                "config_yaml": redacted_yaml(cfg),
-                "git_sha": source_git_sha(),
-                "versions_json": json.dumps(package_versions()),
-            }
+        scenario: Scenario = build(cfg.scenario, "scenario")
+        backend: Backend = build(cfg.backend, "backend")
+        store = store or Store.open(cfg.store.path)
+        if resumed:
+            store.restart_run(run_id)
+        else:
+            store.start_run(
+                {
+                    "id": run_id,
+                    "scenario": scenario.name,
+                    "backend": backend.name,
+                    "model": backend.model,
+                    "seed": cfg.seed,
+                    "sweep_id": cfg.run.sweep_id or sweep_id,
+                    "config_yaml": redacted_yaml(cfg),
+                    "git_sha": source_git_sha(),
+                    "versions_json": json.dumps(package_versions()),
+                }
+            )
+        policy = RetryPolicy(cfg.runner.max_attempts, cfg.runner.backoff_initial_s, cfg.runner.backoff_max_s)
+        runner = EpisodeRunner(
+            store=store,
+            executor=RequestExecutor(store, backend, policy, cfg.runner.use_cache),
+            scenario=scenario,
+            run_id=run_id,
+            seed=cfg.seed,
+            concurrency=cfg.runner.concurrency,
+            progress=cfg.runner.progress,
         )
+        started = time.perf_counter()
         try:
-            outcomes = asyncio.run(play_all(store, backend, scenario, run_id, cfg.seed, cfg.runner.progress))
-        except BaseException:
-            store.finish_run(run_id, "interrupted")
+            outcomes = asyncio.run(_generate(runner, backend))
+        except SimError:
+            store.finish_run(run_id, "failed", time.perf_counter() - started)
             raise
-        store.finish_run(run_id, "done")
+        except BaseException:
+            store.finish_run(run_id, "interrupted", time.perf_counter() - started)
+            raise
+        totals = store.finish_run(run_id, "done", time.perf_counter() - started)
+        totals["wall_s"] = round(time.perf_counter() - started, 3)
         summaries = analyze(store, list(cfg.runner.analyze), run_id=run_id)
-        return RunReport(run_id, store.path, outcomes, summaries)
+        return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed)
     finally:
-        backend.close()
-        store.close()
+        if store is not None:
+            store.close()

@@ -57,6 +57,8 @@ class Store:
             db = Database(conn)
             cls._check_schema(db, path)
             db.enable_wal()
+            # In WAL mode NORMAL keeps every committed turn across a killed process; only power loss can drop the last few.
+            db.execute("PRAGMA synchronous=NORMAL")
             migrations.apply(db)
         except sqlite3.DatabaseError as exc:
             raise SimError(f"store.path: cannot use {path} as a database: {exc}") from None
@@ -82,16 +84,35 @@ class Store:
             raise SimError(f"run.id {run['id']!r} already exists in {self.path}; choose another run.id")
         self.db["runs"].insert({**run, "created_at": utc_now(), "status": "running"})
 
-    def finish_run(self, run_id: str, status: str) -> None:
-        """Mark a run finished with `status`."""
-        self.db["runs"].update(run_id, {"status": status, "finished_at": utc_now()})
+    def restart_run(self, run_id: str) -> None:
+        """Mark an unfinished run as running again before it is resumed."""
+        self.db["runs"].update(run_id, {"status": "running", "finished_at": None})
+
+    def finish_run(self, run_id: str, status: str, wall_s: Optional[float] = None) -> dict[str, Any]:
+        """Mark a run finished with `status` and store its turn, token, latency, cache and retry totals."""
+        totals = self.db.execute(
+            """
+            SELECT count(*), sum(prompt_tokens), sum(completion_tokens), sum(latency_ms), sum(cache_hit), sum(retries)
+            FROM turns JOIN episodes ON turns.episode_id = episodes.id WHERE episodes.run_id = ?
+            """,
+            [run_id],
+        ).fetchone()
+        names = ("n_turns", "prompt_tokens", "completion_tokens", "latency_ms", "cache_hits", "retries")
+        row = {name: value or 0 for name, value in zip(names, totals)}
+        self.db["runs"].update(run_id, {**row, "status": status, "finished_at": utc_now(), "wall_s": wall_s})
+        return row
+
+    def find_run(self, run_id: str) -> Optional[dict[str, Any]]:
+        """One run row, or None."""
+        rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
+        return rows[0] if rows else None
 
     def run(self, run_id: str) -> dict[str, Any]:
-        """One run row."""
-        rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
-        if not rows:
+        """One run row; a SimError when there is none."""
+        row = self.find_run(run_id)
+        if row is None:
             raise SimError(f"no run {run_id!r} in {self.path}")
-        return rows[0]
+        return row
 
     def latest_run_id(self) -> Optional[str]:
         """The most recently created run, if any."""
@@ -134,12 +155,17 @@ class Store:
         """Set the task or other episode columns after the episode started."""
         self.db["episodes"].update(episode_id, fields)
 
+    def find_episode_row(self, episode_id: str) -> Optional[dict[str, Any]]:
+        """One episode row without turns, or None."""
+        rows = list(self.db["episodes"].rows_where("id = ?", [episode_id]))
+        return rows[0] if rows else None
+
     def episode(self, episode_id: str) -> Episode:
         """One episode with its turns."""
-        rows = list(self.db["episodes"].rows_where("id = ?", [episode_id]))
-        if not rows:
+        row = self.find_episode_row(episode_id)
+        if row is None:
             raise SimError(f"no episode {episode_id!r} in {self.path}")
-        return Episode.from_row(rows[0], self.turns(episode_id))
+        return Episode.from_row(row, self.turns(episode_id))
 
     def episodes(self, run_id: Optional[str] = None, kind: Optional[str] = None) -> Iterator[Episode]:
         """Episodes with their turns, optionally of one run and one kind, in creation order."""
@@ -165,6 +191,26 @@ class Store:
         fields = [f for f in Turn.__dataclass_fields__]
         rows = self.db["turns"].rows_where("episode_id = ?", [episode_id], order_by="idx", select=", ".join(fields))
         return [Turn(**row) for row in rows]
+
+    # Request cache
+
+    def cached_completion(self, request_hash: str) -> Optional[str]:
+        """The stored completion JSON for a request hash, if any."""
+        rows = list(self.db["request_cache"].rows_where("hash = ?", [request_hash], select="completion_json"))
+        return rows[0]["completion_json"] if rows else None
+
+    def cache_completion(self, request_hash: str, backend: str, model: str, completion_json: str) -> None:
+        """Remember a completion under its request hash."""
+        self.db["request_cache"].insert(
+            {
+                "hash": request_hash,
+                "backend": backend,
+                "model": model,
+                "completion_json": completion_json,
+                "created_at": utc_now(),
+            },
+            replace=True,
+        )
 
     # Annotations
 

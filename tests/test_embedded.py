@@ -16,7 +16,7 @@ MESSAGES = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("
 def backend():
     backend = EmbeddedBackend(n_ctx=1024)
     yield backend
-    backend.close()
+    asyncio.run(backend.aclose())
 
 
 def complete(backend: EmbeddedBackend, seed: int, temperature: float = 0.9):

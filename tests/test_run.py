@@ -67,7 +67,7 @@ def test_run_stores_analyzes_and_shows(sim, tmp_path: Path) -> None:
 
 def test_same_seed_gives_same_conversations(sim, tmp_path: Path) -> None:
     for run_id in ("a", "b"):
-        result = sim("run", *TINY, "scenario.n_episodes=1", f"run.id={run_id}", "seed=11")
+        result = sim("run", *TINY, "scenario.n_episodes=1", f"run.id={run_id}", "seed=11", "runner.use_cache=false")
         assert result.returncode == 0, result.stderr
     db = tmp_path / "runs" / "sim.db"
     texts = {
@@ -75,6 +75,17 @@ def test_same_seed_gives_same_conversations(sim, tmp_path: Path) -> None:
         for run_id in ("a", "b")
     }
     assert texts["a"] and texts["a"] == texts["b"]
+    assert rows(db, "SELECT DISTINCT cache_hit FROM turns") == [(0,)]
+    assert rows(db, "SELECT count(*) FROM request_cache") == [(0,)]
+
+
+def test_a_done_run_is_not_run_again(sim, tmp_path: Path) -> None:
+    args = [*TINY, "scenario.n_episodes=1", "scenario.max_turns=1", "run.id=once"]
+    assert sim("run", *args).returncode == 0
+    again = sim("run", *args)
+    assert again.returncode == 0, again.stderr
+    assert "run once in runs/sim.db is already done; nothing to resume" in again.stdout
+    assert rows(tmp_path / "runs" / "sim.db", "SELECT count(*) FROM turns") == [(1,)]
 
 
 def test_multirun_shares_a_sweep_id(sim, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlite_utils import Database
 
 from sim.errors import SimError
 from sim.migrations import migrations
@@ -50,7 +51,19 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
         assert conn.execute("SELECT name FROM _sqlite_migrations").fetchall() == applied
-    assert applied == [("m001_initial_schema",)]
+    assert applied == [("m001_initial_schema",), ("m002_cache_retries_and_run_totals",)]
+
+
+def test_an_older_database_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = Database(sqlite3.connect(path))
+    migrations.apply(db, stop_before="m002_cache_retries_and_run_totals")
+    db["runs"].insert({"id": "r0", "status": "done"})
+    db.close()
+    store = Store.open(path)
+    assert store.find_run("r0")["status"] == "done"
+    assert "cache_hit" in store.db["turns"].columns_dict
+    assert store.db["request_cache"].exists()
 
 
 def test_run_id_cannot_be_reused(tmp_path: Path) -> None:

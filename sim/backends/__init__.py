@@ -1,6 +1,22 @@
 """Model backends behind one interface; importing this package registers the built-in ones."""
 
-from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
-from sim.backends import embedded  # noqa: F401  (registers "embedded")
+from sim.backends.base import (
+    Backend,
+    BackendError,
+    BackendSetupError,
+    ChatMessage,
+    Completion,
+    SamplingParams,
+    backends,
+)
+from sim.backends import embedded, openai_api  # noqa: F401  (register "embedded" and "openai")
 
-__all__ = ["Backend", "BackendError", "ChatMessage", "Completion", "SamplingParams", "backends"]
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendSetupError",
+    "ChatMessage",
+    "Completion",
+    "SamplingParams",
+    "backends",
+]

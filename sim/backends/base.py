@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from sim.errors import SimError
 from sim.registry import Registry
 
 Role = Literal["system", "user", "assistant"]
@@ -44,13 +45,23 @@ class Completion:
 
 
 class BackendError(Exception):
-    """A request that failed at the backend; the episode records it instead of crashing the run."""
+    """A request that failed; retried when `retryable`, otherwise recorded as the episode's failure."""
+
+    def __init__(self, message: str, retryable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class BackendSetupError(SimError):
+    """The backend cannot serve this run at all (unreachable, unknown model, rejected key): the run stops."""
 
 
 class Backend(ABC):
     """A chat model. Backends know nothing of scenarios, agents or the store."""
 
     name: str  # set by the registry
+    max_concurrency: int = 1
 
     @property
     @abstractmethod
@@ -61,7 +72,10 @@ class Backend(ABC):
     async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         """Sample one completion for `messages`."""
 
-    def close(self) -> None:
+    async def check(self) -> None:
+        """Fail fast with BackendSetupError before a run starts; the default has nothing to check."""
+
+    async def aclose(self) -> None:
         """Release the model or connection; the default holds nothing."""
 
     def request_hash(self, messages: list[ChatMessage], params: SamplingParams, sample_index: int = 0) -> str:

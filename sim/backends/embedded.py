@@ -94,6 +94,6 @@ class EmbeddedBackend(Backend):
             seed=params.seed,
         )
 
-    def close(self) -> None:
+    async def aclose(self) -> None:
         """Free the llama.cpp context."""
         self._llm.close()

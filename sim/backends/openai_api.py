@@ -1,0 +1,189 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, `vllm serve`, llama.cpp server, Ollama) through the official SDK."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping, Optional
+
+import openai
+
+from sim.backends.base import Backend, BackendError, BackendSetupError, ChatMessage, Completion, SamplingParams, backends
+from sim.errors import SimError
+
+# Servers that need no key still require the SDK to send one.
+NO_KEY = "not-needed"
+
+
+@dataclass
+class OpenAIConfig:
+    """Schema of `backend=openai` and its presets."""
+
+    _target_: str = "sim.backends.openai_api.OpenAIBackend"
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-4o-mini"
+    api_key_env: Optional[str] = "OPENAI_API_KEY"
+    max_concurrency: int = 16
+    timeout_s: float = 60.0
+    check_model: bool = True
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> Optional[float]:
+    """Seconds a server asked us to wait, from `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    if (millis := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        try:
+            return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+        except (TypeError, ValueError):
+            return None
+
+
+@backends.register("openai", config=OpenAIConfig)
+class OpenAIBackend(Backend):
+    """Chat completions over HTTP with `AsyncOpenAI`; retries are left to the runner so they are counted."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        max_concurrency: int = 16,
+        timeout_s: float = 60.0,
+        check_model: bool = True,
+    ) -> None:
+        if max_concurrency <= 0:
+            raise SimError(f"backend.max_concurrency must be positive, got {max_concurrency}")
+        if timeout_s <= 0:
+            raise SimError(f"backend.timeout_s must be positive, got {timeout_s}")
+        api_key = NO_KEY
+        if api_key_env:
+            api_key = os.environ.get(api_key_env, "")
+            if not api_key:
+                raise SimError(
+                    f"backend=openai: environment variable {api_key_env} is not set "
+                    "(set it, or backend.api_key_env=null for a server without keys)"
+                )
+        self.base_url = base_url
+        self._model = model
+        self.api_key_env = api_key_env
+        self.max_concurrency = max_concurrency
+        self.check_model = check_model
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=timeout_s,
+            max_retries=0,
+        )
+
+    @property
+    def model(self) -> str:
+        """The served model name."""
+        return self._model
+
+    async def check(self) -> None:
+        """Reach the server, prove the key works, and (with `check_model`) that the model is served."""
+        try:
+            served = [m.id async for m in self._client.models.list()]
+        except openai.APIConnectionError as exc:
+            raise BackendSetupError(
+                f"backend=openai: cannot reach {self.base_url} ({_cause(exc)}); is the server running? check backend.base_url"
+            ) from None
+        except openai.APIStatusError as exc:
+            raise self._setup_error(exc) from None
+        if self.check_model and self._model not in served:
+            shown = ", ".join(served[:10]) + (", ..." if len(served) > 10 else "")
+            raise BackendSetupError(
+                f"backend=openai: model {self._model!r} is not served at {self.base_url} "
+                f"(available: {shown or 'none'}); check backend.model"
+            )
+
+    def _setup_error(self, exc: openai.APIStatusError) -> BackendSetupError:
+        if exc.status_code in (401, 403):
+            where = f"the key in {self.api_key_env}" if self.api_key_env else "no key (backend.api_key_env=null)"
+            return BackendSetupError(
+                f"backend=openai: {self.base_url} rejected {where} with HTTP {exc.status_code}; check backend.api_key_env"
+            )
+        if exc.status_code == 404:
+            return BackendSetupError(
+                f"backend=openai: {self.base_url} answered 404 for model {self._model!r}; check backend.base_url and backend.model"
+            )
+        return BackendSetupError(f"backend=openai: {self.base_url} answered HTTP {exc.status_code}: {_short(exc.message)}")
+
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """One chat completion; transient failures raise a retryable BackendError."""
+        started = time.perf_counter()
+        try:
+            response = await self._client.chat.completions.create(
+                model=self._model,
+                messages=[{"role": m.role, "content": m.content} for m in messages],  # type: ignore[misc]
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+                seed=params.seed,
+            )
+        except openai.RateLimitError as exc:
+            raise BackendError("HTTP 429 rate limited", True, retry_after_seconds(exc.response.headers)) from exc
+        except openai.InternalServerError as exc:
+            raise BackendError(f"HTTP {exc.status_code}", True, retry_after_seconds(exc.response.headers)) from exc
+        except openai.APITimeoutError as exc:
+            raise BackendError("request timed out", True) from exc
+        except openai.APIConnectionError as exc:
+            raise BackendError(f"connection failed ({_cause(exc)})", True) from exc
+        except openai.APIResponseValidationError as exc:
+            raise BackendError(f"malformed response ({_short(str(exc))})", True) from exc
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403, 404):
+                raise self._setup_error(exc) from None
+            raise BackendError(f"HTTP {exc.status_code}: {_short(exc.message)}") from exc
+        except ValueError as exc:  # a body that is not JSON at all
+            raise BackendError(f"malformed response ({_short(str(exc))})", True) from exc
+        latency_ms = (time.perf_counter() - started) * 1000
+        if not getattr(response, "choices", None):
+            raise BackendError("response has no choices", True)
+        choice = response.choices[0]
+        text = choice.message.content if choice.message else None
+        if not text:
+            raise BackendError("empty completion", True)
+        usage = response.usage
+        return Completion(
+            text=text,
+            finish_reason=choice.finish_reason,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            completion_tokens=usage.completion_tokens if usage else None,
+            latency_ms=latency_ms,
+            raw=_raw(response),
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool."""
+        await self._client.close()
+
+
+def _raw(response: Any) -> dict[str, Any]:
+    try:
+        return response.model_dump(mode="json", exclude_none=True)
+    except AttributeError:
+        return {}
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return _short(str(cause) if cause else str(exc)) or type(exc).__name__
+
+
+def _short(text: str, limit: int = 200) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -1,0 +1,88 @@
+"""Every backend request goes through here: the cache, the per-backend request limit, and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from sim.backends import Backend, BackendError, ChatMessage, Completion, SamplingParams
+from sim.store import Store
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; a server's Retry-After wins when it asks for longer."""
+
+    max_attempts: int = 5
+    initial_s: float = 0.5
+    max_s: float = 30.0
+
+
+@dataclass
+class RequestResult:
+    """A completion and how it was obtained."""
+
+    completion: Completion
+    request_hash: str
+    cache_hit: bool
+    retries: int
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, BackendError) and exc.retryable
+
+
+class RequestExecutor:
+    """Sends requests to one backend for one run."""
+
+    def __init__(self, store: Store, backend: Backend, policy: RetryPolicy, use_cache: bool) -> None:
+        self.store = store
+        self.backend = backend
+        self.policy = policy
+        self.use_cache = use_cache
+        self._limit = asyncio.Semaphore(backend.max_concurrency)
+        self._backoff = wait_exponential_jitter(initial=policy.initial_s, max=policy.max_s, jitter=policy.initial_s)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        backoff = self._backoff(state)
+        if isinstance(exc, BackendError) and exc.retry_after is not None:
+            return min(max(exc.retry_after, backoff), self.policy.max_s)
+        return backoff
+
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams, sample_index: int) -> RequestResult:
+        """A completion from the cache, or from the backend with retries; raises BackendError when all fail."""
+        request_hash = self.backend.request_hash(messages, params, sample_index)
+        if self.use_cache and (cached := self._cached(request_hash)) is not None:
+            return RequestResult(cached, request_hash, cache_hit=True, retries=0)
+        attempts = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.policy.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_is_retryable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    async with self._limit:
+                        completion = await self.backend.complete(messages, params)
+        except BackendError as exc:
+            if attempts > 1:
+                raise BackendError(f"{exc} (after {attempts} attempts)") from exc
+            raise
+        if self.use_cache:
+            self._remember(request_hash, completion)
+        return RequestResult(completion, request_hash, cache_hit=False, retries=attempts - 1)
+
+    def _cached(self, request_hash: str) -> Optional[Completion]:
+        stored = self.store.cached_completion(request_hash)
+        return Completion(**json.loads(stored)) if stored is not None else None
+
+    def _remember(self, request_hash: str, completion: Completion) -> None:
+        self.store.cache_completion(request_hash, self.backend.name, self.backend.model, json.dumps(asdict(completion)))

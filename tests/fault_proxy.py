@@ -1,0 +1,120 @@
+"""A loopback HTTP proxy in front of an OpenAI-compatible server that injects faults at a configurable rate."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+FAULTS = ("429_retry_after", "429", "500", "502", "503", "reset", "stall", "truncated", "not_json", "empty_content")
+
+
+class FaultProxy:
+    """Forwards to `upstream`; each chat-completion request fails with probability `rate`, with one of `faults`."""
+
+    def __init__(self, upstream: str, rate: float = 0.0, faults: tuple[str, ...] = FAULTS, stall_s: float = 3.0, seed: int = 0):
+        self.upstream = upstream.rstrip("/")
+        self.rate = rate
+        self.faults = faults
+        self.stall_s = stall_s
+        self.random = random.Random(seed)
+        self.lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """The proxy's OpenAI base URL."""
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> "FaultProxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def pick(self) -> str | None:
+        """The fault for the next request, or None to forward it."""
+        with self.lock:
+            fault = self.faults[self.random.randrange(len(self.faults))] if self.random.random() < self.rate else None
+            self.counts[fault or "forwarded"] += 1
+            return fault
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._forward(None)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                fault = proxy.pick() if self.path.endswith("/chat/completions") else None
+                try:
+                    if fault is None:
+                        self._forward(body)
+                    else:
+                        self._inject(fault, body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None, length: int | None = None) -> None:
+                self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload) if length is None else length))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def _forward(self, body: bytes | None) -> tuple[int, bytes]:
+                request = urllib.request.Request(proxy.upstream + self.path.removeprefix("/v1"), data=body, method=self.command)
+                request.add_header("Content-Type", "application/json")
+                try:
+                    with urllib.request.urlopen(request, timeout=300) as response:
+                        status, payload = response.status, response.read()
+                except urllib.error.HTTPError as error:
+                    status, payload = error.code, error.read()
+                self._send(status, payload, {"Content-Type": "application/json"})
+                return status, payload
+
+            def _inject(self, fault: str, body: bytes) -> None:
+                error = json.dumps({"error": {"message": f"injected {fault}", "type": "injected"}}).encode()
+                if fault == "429_retry_after":
+                    self._send(429, error, {"Content-Type": "application/json", "Retry-After": "0.2"})
+                elif fault in ("429", "500", "502", "503"):
+                    self._send(int(fault), error, {"Content-Type": "application/json"})
+                elif fault == "reset":
+                    self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    self.close_connection = True
+                elif fault == "stall":
+                    time.sleep(proxy.stall_s)
+                    self.close_connection = True
+                elif fault == "truncated":
+                    payload = json.dumps({"id": "x", "object": "chat.completion", "choices": [{"index": 0}]}).encode()
+                    self._send(200, payload[: len(payload) // 2], {"Content-Type": "application/json"}, length=len(payload))
+                    self.close_connection = True
+                elif fault == "not_json":
+                    self._send(200, b"<html>gateway says hello</html>", {"Content-Type": "application/json"})
+                elif fault == "empty_content":
+                    message = {"role": "assistant", "content": ""}
+                    payload = {
+                        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    }
+                    self._send(200, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+        return Handler

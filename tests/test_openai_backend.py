@@ -1,0 +1,84 @@
+"""The `openai` backend against a real llama.cpp server on loopback, with and without injected faults."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import TINY, openai_args
+from fault_proxy import FaultProxy
+from sim.backends.openai_api import retry_after_seconds
+from test_bad_input import assert_one_line_error
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_concurrent_run_over_http_then_served_from_cache(sim, tmp_path: Path, llama_server: str) -> None:
+    with FaultProxy(llama_server) as proxy:
+        args = openai_args(proxy.base_url, *TINY, "scenario.n_episodes=3", "runner.concurrency=3", "seed=5")
+        first = sim("run", *args, "run.id=live")
+        assert first.returncode == 0, first.stderr
+        calls = proxy.counts["forwarded"]
+        second = sim("run", *args, "run.id=cached")
+        assert second.returncode == 0, second.stderr
+        assert proxy.counts["forwarded"] == calls, "a cache hit must make no backend call"
+    db = tmp_path / "runs" / "sim.db"
+    live = rows(db, "SELECT idx, content, cache_hit FROM turns WHERE episode_id LIKE 'live-%' ORDER BY episode_id, idx")
+    cached = rows(db, "SELECT idx, content, cache_hit FROM turns WHERE episode_id LIKE 'cached-%' ORDER BY episode_id, idx")
+    assert calls == len(live) and {c[2] for c in live} == {0}
+    assert [c[:2] for c in cached] == [c[:2] for c in live] and {c[2] for c in cached} == {1}
+    (run,) = rows(db, "SELECT backend, model, n_turns, prompt_tokens, completion_tokens, cache_hits FROM runs WHERE id='live'")
+    assert run[:3] == ("openai", "smollm2", len(live)) and run[3] > 0 and run[4] > 0 and run[5] == 0
+    assert "cache hits" in second.stdout
+
+
+def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path, llama_server: str) -> None:
+    # The server answers one request at a time, so the timeout must cover its queue: one request in flight.
+    with FaultProxy(llama_server, rate=0.3, stall_s=9, seed=1) as proxy:
+        args = openai_args(
+            proxy.base_url, *TINY, "scenario.n_episodes=4", "scenario.max_turns=3", "runner.concurrency=4",
+            "backend.max_concurrency=1", "backend.timeout_s=8",
+            "runner.backoff_initial_s=0.05", "runner.backoff_max_s=0.5", "runner.max_attempts=6",
+        )
+        result = sim("run", *args, "run.id=faulty")
+        injected = sum(count for fault, count in proxy.counts.items() if fault != "forwarded")
+    assert result.returncode == 0, result.stderr
+    assert injected > 0
+    db = tmp_path / "runs" / "sim.db"
+    for status, reason in rows(db, "SELECT status, termination_reason FROM episodes"):
+        assert (status, reason in ("task_done", "max_turns")) == ("done", True) or (
+            status == "failed" and reason.startswith("backend_error: ")
+        )
+    retries = rows(db, "SELECT sum(retries) FROM turns")[0][0]
+    assert retries and retries > 0
+    assert rows(db, "SELECT retries, status FROM runs") == [(retries, "done")]
+
+
+def test_unreachable_server_fails_the_run_in_one_line(sim, tmp_path: Path) -> None:
+    result = sim("run", *openai_args("http://127.0.0.1:9/v1", *TINY), "run.id=down")
+    assert_one_line_error(result, "backend=openai: cannot reach http://127.0.0.1:9/v1", "backend.base_url")
+    assert rows(tmp_path / "runs" / "sim.db", "SELECT id, status FROM runs") == [("down", "failed")]
+
+
+def test_unknown_model_is_named(sim, llama_server: str) -> None:
+    args = openai_args(llama_server, *TINY)
+    args[2] = "backend.model=no-such-model"
+    assert_one_line_error(sim("run", *args), "model 'no-such-model' is not served", "smollm2")
+
+
+def test_missing_key_variable_is_named(sim, llama_server: str, monkeypatch) -> None:
+    monkeypatch.delenv("SIM_TEST_MISSING_KEY", raising=False)
+    args = [*openai_args(llama_server, *TINY)[:-len(TINY)], "backend.api_key_env=SIM_TEST_MISSING_KEY", *TINY]
+    assert_one_line_error(sim("run", *args), "SIM_TEST_MISSING_KEY is not set")
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [({"retry-after": "2"}, 2.0), ({"retry-after-ms": "150"}, 0.15), ({"retry-after": "soon"}, None), ({}, None)],
+)
+def test_retry_after_parsing(headers: dict, expected) -> None:
+    assert retry_after_seconds(headers) == expected
