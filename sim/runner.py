@@ -55,7 +55,7 @@ def build(node: DictConfig, what: str) -> Any:
     except InstantiationException as exc:
         if isinstance(exc.__cause__, SimError):
             raise exc.__cause__ from None
-        raise SimError(f"cannot build {what}: {exc}") from None
+        raise SimError(f"cannot build {what}: {' '.join(str(exc).split())}") from None
 
 
 def derive_seed(seed: int, episode_index: int, key: str) -> int:

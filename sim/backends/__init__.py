@@ -9,7 +9,7 @@ from sim.backends.base import (
     SamplingParams,
     backends,
 )
-from sim.backends import embedded, openai_api  # noqa: F401  (register "embedded" and "openai")
+from sim.backends import embedded, hf_pipeline, langchain_chat, openai_api, vllm_engine  # noqa: F401  (registration)
 
 __all__ = [
     "Backend",

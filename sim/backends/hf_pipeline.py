@@ -1,0 +1,101 @@
+"""A transformers text-generation pipeline on a local model directory; needs the `[hf]` extra."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING
+
+from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
+from sim.errors import SimError
+
+
+@dataclass
+class HFConfig:
+    """Schema of `backend=hf`."""
+
+    _target_: str = "sim.backends.hf_pipeline.HFBackend"
+    model_path: str = MISSING
+    device: str = "cpu"
+    torch_dtype: str = "auto"
+
+
+@backends.register("hf", config=HFConfig)
+class HFBackend(Backend):
+    """Runs the model's own chat template through `transformers.pipeline`; one request at a time, seeded per request."""
+
+    def __init__(self, model_path: str, device: str = "cpu", torch_dtype: str = "auto") -> None:
+        path = Path(model_path).expanduser()
+        if not (path / "config.json").is_file():
+            raise SimError(f"backend.model_path: {path} is not a local transformers model directory (no config.json)")
+        try:
+            import torch
+            import transformers
+        except ImportError:
+            raise SimError("backend=hf needs transformers and torch: pip install 'artifact-sim[hf]'") from None
+        try:
+            self._pipe = transformers.pipeline(
+                "text-generation", model=str(path), device=device, dtype=torch_dtype
+            )
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise SimError(f"backend=hf: cannot load {path}: {' '.join(str(exc).split())[:200]}") from None
+        self._torch = torch
+        self._path = path
+        # One generate() at a time: the pipeline and the global torch seed are shared state.
+        self._lock = asyncio.Lock()
+
+    @property
+    def model(self) -> str:
+        """The model directory's name."""
+        return self._path.name
+
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """Generate in a worker thread."""
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                completion = await asyncio.to_thread(self._generate, messages, params)
+            except (ValueError, RuntimeError) as exc:
+                raise BackendError(f"hf: {exc}") from exc
+            completion.latency_ms = (time.perf_counter() - started) * 1000
+        return completion
+
+    def _generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        # The pipeline loads model, tokenizer and device; generating directly gives exact token counts and stop reason.
+        model, tokenizer = self._pipe.model, self._pipe.tokenizer
+        chat: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
+        inputs = tokenizer.apply_chat_template(
+            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        ).to(model.device)
+        self._torch.manual_seed(params.seed)
+        sampling = {"do_sample": True, "temperature": params.temperature, "top_p": params.top_p}
+        with self._torch.no_grad():
+            output = model.generate(
+                **inputs,
+                max_new_tokens=params.max_tokens,
+                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                **(sampling if params.temperature > 0 else {"do_sample": False}),
+            )
+        prompt_length = inputs["input_ids"].shape[1]
+        new_tokens = output[0][prompt_length:].tolist()
+        stopped = bool(new_tokens) and new_tokens[-1] in _eos_ids(model, tokenizer)
+        return Completion(
+            text=tokenizer.decode(new_tokens, skip_special_tokens=True),
+            finish_reason="stop" if stopped else "length",
+            prompt_tokens=prompt_length,
+            completion_tokens=len(new_tokens),
+            latency_ms=0.0,
+            raw={"token_ids": new_tokens},
+        )
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    configured = model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids

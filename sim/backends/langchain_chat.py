@@ -1,0 +1,98 @@
+"""Any LangChain chat model, built from config with Hydra's `_target_`; needs the `[langchain]` extra."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import MISSING, DictConfig
+
+from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
+from sim.errors import SimError
+
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class LangChainConfig:
+    """Schema of `backend=langchain`: `chat_model` is a `_target_` node, e.g. langchain_openai.ChatOpenAI."""
+
+    _target_: str = "sim.backends.langchain_chat.LangChainBackend"
+    _recursive_: bool = False
+    chat_model: Any = MISSING
+    api_key_env: Optional[str] = None
+    max_concurrency: int = 4
+
+
+@backends.register("langchain", config=LangChainConfig)
+class LangChainBackend(Backend):
+    """Sampling parameters go to the chat model as OpenAI-style call arguments (temperature, top_p, max_tokens, seed)."""
+
+    def __init__(self, chat_model: DictConfig, api_key_env: Optional[str] = None, max_concurrency: int = 4) -> None:
+        try:
+            from langchain_core.language_models import BaseChatModel
+        except ImportError:
+            raise SimError("backend=langchain needs langchain-core: pip install 'artifact-sim[langchain]'") from None
+        extra: dict[str, Any] = {}
+        if api_key_env:
+            if not os.environ.get(api_key_env):
+                raise SimError(f"backend=langchain: environment variable {api_key_env} is not set (backend.api_key_env)")
+            extra["api_key"] = os.environ[api_key_env]
+        try:
+            self._chat = instantiate(chat_model, **extra)
+        except InstantiationException as exc:
+            raise SimError(f"backend.chat_model: cannot build {chat_model.get('_target_')}: {_first_line(exc)}") from None
+        if not isinstance(self._chat, BaseChatModel):
+            raise SimError(f"backend.chat_model: {type(self._chat).__name__} is not a LangChain BaseChatModel")
+        self.max_concurrency = max_concurrency
+
+    @property
+    def model(self) -> str:
+        """The chat model's own model name, or its class name."""
+        for attribute in ("model_name", "model", "model_id"):
+            value = getattr(self._chat, attribute, None)
+            if isinstance(value, str) and value:
+                return value
+        return type(self._chat).__name__
+
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """One `ainvoke`; HTTP 429/5xx and timeouts from the provider are retryable."""
+        from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+        kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+        started = time.perf_counter()
+        try:
+            message = await self._chat.ainvoke(
+                [kinds[m.role](content=m.content) for m in messages],
+                temperature=params.temperature,
+                top_p=params.top_p,
+                max_tokens=params.max_tokens,
+                seed=params.seed,
+            )
+        except Exception as exc:  # providers raise their own SDK's errors; classify by what they carry
+            status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+            timed_out = isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower()
+            connection = "connection" in type(exc).__name__.lower()
+            retryable = timed_out or connection or status in RETRYABLE_STATUS
+            raise BackendError(f"langchain {type(exc).__name__}: {_first_line(exc)}", retryable) from exc
+        latency_ms = (time.perf_counter() - started) * 1000
+        usage = getattr(message, "usage_metadata", None) or {}
+        metadata = getattr(message, "response_metadata", None) or {}
+        text = message.content if isinstance(message.content, str) else str(message.content)
+        return Completion(
+            text=text,
+            finish_reason=metadata.get("finish_reason"),
+            prompt_tokens=usage.get("input_tokens"),
+            completion_tokens=usage.get("output_tokens"),
+            latency_ms=latency_ms,
+            raw={"response_metadata": metadata, "usage_metadata": dict(usage)},
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc.__cause__ or exc)
+    return " ".join(text.split())[:200]

@@ -1,0 +1,162 @@
+"""The hf and langchain backends on real local models, and the vLLM backend where it can run."""
+
+import asyncio
+import json
+import sqlite3
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import SERVED_MODEL, TINY
+from sim.backends import ChatMessage, SamplingParams
+from sim.backends.batching import MicroBatcher
+from sim.backends.vllm_engine import VLLMBackend
+from test_bad_input import assert_one_line_error
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="session")
+def hf_model_dir(tmp_path_factory) -> Path:
+    """The bundled SmolLM2 weights and tokenizer, de-quantized from its GGUF into a transformers model directory."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from sim.backends.embedded import bundled_model_path
+
+    gguf = bundled_model_path()
+    target = tmp_path_factory.mktemp("hf") / "smollm2-135m-instruct"
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    quantized = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    plain = AutoModelForCausalLM.from_config(quantized.config)
+    plain.load_state_dict(quantized.state_dict())
+    plain.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
+
+
+def test_hf_backend_runs_a_roleplay(sim, tmp_path: Path, hf_model_dir: Path) -> None:
+    result = sim("run", "backend=hf", f"backend.model_path={hf_model_dir}", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2")
+    assert result.returncode == 0, result.stderr
+    db = tmp_path / "runs" / "sim.db"
+    assert rows(db, "SELECT backend, model, status FROM runs") == [("hf", "smollm2-135m-instruct", "done")]
+    turns = rows(db, "SELECT role, content, prompt_tokens, completion_tokens FROM turns ORDER BY idx")
+    assert [t[0] for t in turns] == ["user", "assistant"]
+    assert all(t[1] and t[2] > 100 and 0 < t[3] <= 40 for t in turns)
+
+
+def test_hf_backend_is_seeded(hf_model_dir: Path) -> None:
+    from sim.backends.hf_pipeline import HFBackend
+
+    backend = HFBackend(str(hf_model_dir))
+    messages = [ChatMessage("user", "Name a fruit.")]
+
+    def text(seed: int) -> str:
+        return asyncio.run(backend.complete(messages, SamplingParams(temperature=1.0, max_tokens=12, seed=seed))).text
+
+    assert text(3) == text(3)
+    assert len({text(seed) for seed in range(4, 9)}) > 1
+
+
+def test_hf_backend_needs_a_model_directory(sim, tmp_path: Path) -> None:
+    assert_one_line_error(sim("run", "backend=hf", f"backend.model_path={tmp_path}", *TINY), "not a local transformers model directory")
+
+
+def test_langchain_backend_against_the_llama_server(sim, tmp_path: Path, llama_server: str) -> None:
+    result = sim(
+        "run", "backend=langchain", f"backend.chat_model.base_url={llama_server}", f"backend.chat_model.model={SERVED_MODEL}",
+        "backend.api_key_env=null", "+backend.chat_model.api_key=sk-sentinel-not-a-key", "backend.max_concurrency=1",
+        *TINY, "scenario.max_turns=2", "runner.concurrency=2",
+    )
+    assert result.returncode == 0, result.stderr
+    db = tmp_path / "runs" / "sim.db"
+    ((backend, model, config),) = rows(db, "SELECT backend, model, config_yaml FROM runs")
+    assert (backend, model) == ("langchain", SERVED_MODEL)
+    assert "sk-sentinel-not-a-key" not in db.read_bytes().decode("latin-1")
+    assert "api_key: <redacted>" in config
+    turns = rows(db, "SELECT content, prompt_tokens, completion_tokens, finish_reason FROM turns")
+    assert len(turns) == 4 and all(t[0] and t[1] and t[2] and t[3] in ("stop", "length") for t in turns)
+
+
+def test_langchain_target_must_be_a_chat_model(sim) -> None:
+    result = sim("run", "backend=langchain", "backend.chat_model._target_=collections.OrderedDict", "backend.api_key_env=null", *TINY)
+    assert_one_line_error(result, "is not a LangChain BaseChatModel")
+
+
+def vllm_usable() -> bool:
+    try:
+        import torch
+        import vllm  # noqa: F401
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not vllm_usable(), reason="vLLM and a CUDA GPU are needed for the in-process vLLM engine")
+def test_vllm_backend_runs_a_roleplay(sim, tmp_path: Path, hf_model_dir: Path) -> None:
+    result = sim("run", "backend=vllm", f"backend.model={hf_model_dir}", *TINY, "runner.concurrency=4")
+    assert result.returncode == 0, result.stderr
+    assert rows(tmp_path / "runs" / "sim.db", "SELECT DISTINCT status FROM episodes") == [("done",)]
+
+
+@pytest.mark.skipif(vllm_usable(), reason="checks the message shown where vLLM or a GPU is missing")
+def test_vllm_backend_says_what_is_missing(sim) -> None:
+    assert_one_line_error(sim("run", "backend=vllm", "backend.model=/models/any", *TINY), "backend=vllm needs")
+
+
+class RecordingEngine:
+    """Stands in for `vllm.LLM`, which needs a GPU: answers each conversation with its seed and records batch sizes."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def chat(self, conversations, sampling_params, use_tqdm):
+        self.batches.append(len(conversations))
+        return [
+            SimpleNamespace(
+                request_id=str(i),
+                prompt_token_ids=list(range(len(conv[-1]["content"]))),
+                outputs=[SimpleNamespace(text=f"seed {params['seed']}", finish_reason="stop", token_ids=[1, 2])],
+            )
+            for i, (conv, params) in enumerate(zip(conversations, sampling_params))
+        ]
+
+
+def test_vllm_backend_batches_concurrent_requests_and_keeps_each_seed() -> None:
+    engine = RecordingEngine()
+    backend = VLLMBackend.with_engine(engine, dict, model="m", max_batch=8, batch_wait_ms=50)
+
+    async def many() -> list:
+        requests = [
+            backend.complete([ChatMessage("user", "x" * (i + 1))], SamplingParams(seed=100 + i)) for i in range(20)
+        ]
+        results = await asyncio.gather(*requests)
+        await backend.aclose()
+        return results
+
+    results = asyncio.run(many())
+    assert [r.text for r in results] == [f"seed {100 + i}" for i in range(20)]
+    assert [r.prompt_tokens for r in results] == [i + 1 for i in range(20)]
+    assert sum(engine.batches) == 20 and max(engine.batches) == 8 and len(engine.batches) == 3
+
+
+def test_micro_batcher_fails_only_its_own_batch() -> None:
+    def run_batch(items: list[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("unlucky batch")
+        return [item * 2 for item in items]
+
+    async def scenario() -> tuple:
+        batcher = MicroBatcher(run_batch, max_batch=4, wait_s=0.02)
+        first = await asyncio.gather(*(batcher.submit(i) for i in range(4)))
+        bad = await asyncio.gather(batcher.submit(13), return_exceptions=True)
+        after = await batcher.submit(5)
+        await batcher.aclose()
+        return first, bad, after, batcher.batch_sizes
+
+    first, bad, after, sizes = asyncio.run(scenario())
+    assert first == [0, 2, 4, 6] and isinstance(bad[0], ValueError) and after == 10
+    assert sizes == [4, 1, 1]
