@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Optional
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
@@ -85,4 +85,5 @@ class RequestExecutor:
         return Completion(**json.loads(stored)) if stored is not None else None
 
     def _remember(self, request_hash: str, completion: Completion) -> None:
-        self.store.cache_completion(request_hash, self.backend.name, self.backend.model, json.dumps(asdict(completion)))
+        # vars() rather than asdict(): no deep copy of the raw response.
+        self.store.cache_completion(request_hash, self.backend.name, self.backend.model, json.dumps(vars(completion)))

@@ -299,7 +299,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None) -> RunReport:
             concurrency=cfg.runner.concurrency,
             progress=cfg.runner.progress,
         )
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             outcomes = asyncio.run(_generate(runner, backend))
         except SimError:
@@ -308,8 +308,9 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None) -> RunReport:
         except BaseException:
             store.finish_run(run_id, "interrupted", time.perf_counter() - started)
             raise
+        cpu_s = time.process_time() - cpu_started
         totals = store.finish_run(run_id, "done", time.perf_counter() - started)
-        totals["wall_s"] = round(time.perf_counter() - started, 3)
+        totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
         summaries = analyze(store, list(cfg.runner.analyze), run_id=run_id)
         return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed)
     finally:

@@ -142,7 +142,17 @@ class Store:
 
     def add_turn(self, episode_id: str, turn: Turn) -> None:
         """Insert and commit one turn."""
-        self.db["turns"].insert({"episode_id": episode_id, **asdict(turn), "created_at": utc_now()})
+        row = {"episode_id": episode_id, **asdict(turn), "created_at": utc_now()}
+        self._insert_now("turns", row)
+
+    def _insert_now(self, table: str, row: dict[str, Any], replace: bool = False) -> None:
+        """One parameterized INSERT and its commit: the per-turn hot path, where sqlite-utils' per-call
+        table introspection costs more than the write itself."""
+        columns = ", ".join(f"[{name}]" for name in row)
+        placeholders = ", ".join("?" for _ in row)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        with self.db.conn:
+            self.db.conn.execute(f"{verb} INTO [{table}] ({columns}) VALUES ({placeholders})", list(row.values()))
 
     def finish_episode(self, episode_id: str, status: str, termination_reason: str) -> None:
         """Record how an episode ended and how many turns it has."""
@@ -196,21 +206,19 @@ class Store:
 
     def cached_completion(self, request_hash: str) -> Optional[str]:
         """The stored completion JSON for a request hash, if any."""
-        rows = list(self.db["request_cache"].rows_where("hash = ?", [request_hash], select="completion_json"))
-        return rows[0]["completion_json"] if rows else None
+        row = self.db.conn.execute("SELECT completion_json FROM request_cache WHERE hash = ?", [request_hash]).fetchone()
+        return row[0] if row else None
 
     def cache_completion(self, request_hash: str, backend: str, model: str, completion_json: str) -> None:
         """Remember a completion under its request hash."""
-        self.db["request_cache"].insert(
-            {
-                "hash": request_hash,
-                "backend": backend,
-                "model": model,
-                "completion_json": completion_json,
-                "created_at": utc_now(),
-            },
-            replace=True,
-        )
+        row = {
+            "hash": request_hash,
+            "backend": backend,
+            "model": model,
+            "completion_json": completion_json,
+            "created_at": utc_now(),
+        }
+        self._insert_now("request_cache", row, replace=True)
 
     # Annotations
 

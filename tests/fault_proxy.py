@@ -18,8 +18,17 @@ FAULTS = ("429_retry_after", "429", "500", "502", "503", "reset", "stall", "trun
 class FaultProxy:
     """Forwards to `upstream`; each chat-completion request fails with probability `rate`, with one of `faults`."""
 
-    def __init__(self, upstream: str, rate: float = 0.0, faults: tuple[str, ...] = FAULTS, stall_s: float = 3.0, seed: int = 0):
+    def __init__(
+        self,
+        upstream: str,
+        rate: float = 0.0,
+        faults: tuple[str, ...] = FAULTS,
+        stall_s: float = 3.0,
+        seed: int = 0,
+        required_key: str | None = None,
+    ):
         self.upstream = upstream.rstrip("/")
+        self.required_key = required_key
         self.rate = rate
         self.faults = faults
         self.stall_s = stall_s
@@ -58,11 +67,21 @@ class FaultProxy:
             def log_message(self, *args: object) -> None:
                 pass
 
+            def _authorized(self) -> bool:
+                if proxy.required_key is None or self.headers.get("Authorization") == f"Bearer {proxy.required_key}":
+                    return True
+                error = json.dumps({"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+                self._send(401, error.encode(), {"Content-Type": "application/json"})
+                return False
+
             def do_GET(self) -> None:
-                self._forward(None)
+                if self._authorized():
+                    self._forward(None)
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if not self._authorized():
+                    return
                 fault = proxy.pick() if self.path.endswith("/chat/completions") else None
                 try:
                     if fault is None:

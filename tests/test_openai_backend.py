@@ -76,6 +76,19 @@ def test_missing_key_variable_is_named(sim, llama_server: str, monkeypatch) -> N
     assert_one_line_error(sim("run", *args), "SIM_TEST_MISSING_KEY is not set")
 
 
+def test_rejected_key_fails_the_run_in_one_line(sim, tmp_path: Path, llama_server: str, monkeypatch) -> None:
+    monkeypatch.setenv("SIM_TEST_KEY", "sk-wrong-sentinel")
+    with FaultProxy(llama_server, required_key="sk-right") as proxy:
+        args = [*openai_args(proxy.base_url)[:-1], "backend.api_key_env=SIM_TEST_KEY", *TINY, "run.id=denied"]
+        result = sim("run", *args)
+    assert_one_line_error(result, "rejected the key in SIM_TEST_KEY with HTTP 401", "backend.api_key_env")
+    db = tmp_path / "runs" / "sim.db"
+    assert rows(db, "SELECT id, status FROM runs") == [("denied", "failed")]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert "sk-wrong-sentinel" not in db.read_bytes().decode("latin-1")
+
+
 @pytest.mark.parametrize(
     ("headers", "expected"),
     [({"retry-after": "2"}, 2.0), ({"retry-after-ms": "150"}, 0.15), ({"retry-after": "soon"}, None), ({}, None)],

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from sim.errors import SimError
@@ -89,6 +92,35 @@ class Backend(ABC):
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+class LocalModelBackend(Backend):
+    """A model loaded from a local path into this process and run one request at a time in a worker thread."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        # Local inference libraries share one model state (and global seeds): one request at a time.
+        self._lock = asyncio.Lock()
+
+    @property
+    def model(self) -> str:
+        """The model file's or directory's name."""
+        return self._path.name
+
+    async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """Run `generate` in a worker thread so the event loop stays responsive."""
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                completion = await asyncio.to_thread(self.generate, messages, params)
+            except (ValueError, RuntimeError) as exc:  # e.g. a prompt longer than the context window
+                raise BackendError(f"{self.name}: {exc}") from exc
+            completion.latency_ms = (time.perf_counter() - started) * 1000
+        return completion
+
+    @abstractmethod
+    def generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """Blocking generation; `latency_ms` is filled in by `complete`."""
 
 
 backends: Registry[Backend] = Registry("backend")

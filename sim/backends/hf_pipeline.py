@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
 
-from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
+from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends
 from sim.errors import SimError
 
 
@@ -25,7 +23,7 @@ class HFConfig:
 
 
 @backends.register("hf", config=HFConfig)
-class HFBackend(Backend):
+class HFBackend(LocalModelBackend):
     """Runs the model's own chat template through `transformers.pipeline`; one request at a time, seeded per request."""
 
     def __init__(self, model_path: str, device: str = "cpu", torch_dtype: str = "auto") -> None:
@@ -44,27 +42,10 @@ class HFBackend(Backend):
         except (OSError, ValueError, RuntimeError) as exc:
             raise SimError(f"backend=hf: cannot load {path}: {' '.join(str(exc).split())[:200]}") from None
         self._torch = torch
-        self._path = path
-        # One generate() at a time: the pipeline and the global torch seed are shared state.
-        self._lock = asyncio.Lock()
+        super().__init__(path)
 
-    @property
-    def model(self) -> str:
-        """The model directory's name."""
-        return self._path.name
-
-    async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
-        """Generate in a worker thread."""
-        async with self._lock:
-            started = time.perf_counter()
-            try:
-                completion = await asyncio.to_thread(self._generate, messages, params)
-            except (ValueError, RuntimeError) as exc:
-                raise BackendError(f"hf: {exc}") from exc
-            completion.latency_ms = (time.perf_counter() - started) * 1000
-        return completion
-
-    def _generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+    def generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
+        """Generate with the model's chat template; seeded through torch's global seed."""
         # The pipeline loads model, tokenizer and device; generating directly gives exact token counts and stop reason.
         model, tokenizer = self._pipe.model, self._pipe.tokenizer
         chat: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
