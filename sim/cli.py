@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import click
@@ -140,3 +141,51 @@ def episodes(db: str, run_id: Optional[str], all_runs: bool) -> None:
     finally:
         store.close()
     Console().print(episodes_table(rows))
+
+
+@cli.command("import")
+@click.argument("format_name", metavar="FORMAT", required=False)
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database (created if missing).")
+@click.option("--dataset", help="Dataset name for the imported episodes (default: the file name without extension).")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Importer option; repeat for several.")
+@click.option("--list", "list_formats", is_flag=True, help="List the import formats and exit.")
+def import_command(
+    format_name: Optional[str], path: Optional[Path], db: str, dataset: Optional[str], options: tuple[str, ...], list_formats: bool
+) -> None:
+    """Load a human or published-LLM reference corpus into the store as imported episodes.
+
+    \b
+    Examples:
+        sim import --list
+        sim import dailydialog ../shared/data/conversations/dailydialog/dailydialog_sample_2624.jsonl
+        sim import table my_texts.csv -o text=body -o speaker=author --dataset mine
+    """
+    from sim.importers import importers
+    from sim.importing import import_file
+    from sim.store import Store
+
+    if list_formats:
+        for name in importers.names():
+            click.echo(f"{name:20} {importers.get(name).description}")
+        return
+    if not format_name or path is None:
+        raise SimError("sim import needs FORMAT and PATH (or --list)")
+    parsed: dict[str, str] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise SimError(f"-o {option!r}: expected KEY=VALUE")
+        parsed[key] = value
+    importers.get(format_name)
+    store = Store.open(db)
+    try:
+        report = import_file(store, format_name, path, dataset, parsed)
+    finally:
+        store.close()
+    if report.already_imported:
+        click.echo(f"{path} was already imported as dataset {report.dataset!r} ({format_name}); nothing added")
+        return
+    click.echo(f"imported {report.n_episodes} episodes ({report.n_turns} turns) from {path} as dataset {report.dataset!r} into {db}")
+    for skipped in report.skipped:
+        click.echo(f"  skipped {path}:{skipped.line}: {skipped.reason}")

@@ -101,3 +101,21 @@ def m002_cache_retries_and_run_totals(db: Database) -> None:
         ("wall_s", float),
     ]:
         db["runs"].add_column(column, kind)
+
+
+@migrations()
+def m003_imports(db: Database) -> None:
+    """One row per imported reference file, so the same file imported twice adds nothing."""
+    db["imports"].create(
+        {
+            "id": int,
+            "format": str,
+            "dataset": str,
+            "path": str,
+            "sha256": str,
+            "n_episodes": int,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["imports"].create_index(["sha256", "format", "dataset"], unique=True)

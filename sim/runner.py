@@ -179,8 +179,8 @@ class EpisodeRunner:
         """Play every planned episode with at most `concurrency` in flight; a setup error stops them all."""
         plans = self.scenario.plan()
         slots = asyncio.Semaphore(self.concurrency)
-        with tqdm(total=len(plans), desc="episodes", unit="ep", disable=not self.progress, position=0) as episodes_bar, tqdm(
-            desc="turns", unit="turn", disable=not self.progress, position=1, leave=False
+        with tqdm(total=len(plans), desc="episodes", unit="ep", disable=None if self.progress else True, position=0) as episodes_bar, tqdm(
+            desc="turns", unit="turn", disable=None if self.progress else True, position=1, leave=False
         ) as turns_bar:
 
             async def play_in_slot(plan: EpisodePlan) -> Outcome:

@@ -151,7 +151,7 @@ class Store:
         columns = ", ".join(f"[{name}]" for name in row)
         placeholders = ", ".join("?" for _ in row)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        with self.db.conn:
+        with self.db.atomic():  # nests as a savepoint inside an import's transaction
             self.db.conn.execute(f"{verb} INTO [{table}] ({columns}) VALUES ({placeholders})", list(row.values()))
 
     def finish_episode(self, episode_id: str, status: str, termination_reason: str) -> None:
@@ -201,6 +201,30 @@ class Store:
         fields = [f for f in Turn.__dataclass_fields__]
         rows = self.db["turns"].rows_where("episode_id = ?", [episode_id], order_by="idx", select=", ".join(fields))
         return [Turn(**row) for row in rows]
+
+    # Imports
+
+    def find_import(self, sha256: str, format_name: str, dataset: str) -> Optional[dict[str, Any]]:
+        """The record of an earlier import of the same file bytes, format and dataset, if any."""
+        rows = list(
+            self.db["imports"].rows_where(
+                "sha256 = ? and format = ? and dataset = ?", [sha256, format_name, dataset]
+            )
+        )
+        return rows[0] if rows else None
+
+    def record_import(self, row: dict[str, Any]) -> None:
+        """Remember one imported file."""
+        self.db["imports"].insert({**row, "created_at": utc_now()})
+
+    def add_imported_episode(self, episode: Episode) -> None:
+        """Insert an imported episode with all its turns (call inside `db.atomic()`)."""
+        self.start_episode(episode)
+        now = utc_now()
+        self.db.conn.executemany(
+            "INSERT INTO turns (episode_id, idx, speaker, role, content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [(episode.id, t.idx, t.speaker, t.role, t.content, now) for t in episode.turns],
+        )
 
     # Request cache
 

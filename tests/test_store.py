@@ -51,7 +51,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
         assert conn.execute("SELECT name FROM _sqlite_migrations").fetchall() == applied
-    assert applied == [("m001_initial_schema",), ("m002_cache_retries_and_run_totals",)]
+    assert applied == [("m001_initial_schema",), ("m002_cache_retries_and_run_totals",), ("m003_imports",)]
 
 
 def test_an_older_database_is_upgraded_in_place(tmp_path: Path) -> None:

@@ -1,0 +1,18 @@
+"""Importers of human and published-LLM reference corpora; importing this package registers the built-in ones."""
+
+from sim.importers.base import ImportProblem, Importer, Skipped, Source, importers
+from sim.importers import (  # noqa: F401  (registration)
+    camel,
+    casino,
+    dailydialog,
+    dealornodeal,
+    free_text,
+    instructions,
+    persuasionforgood,
+    preferences,
+    spp,
+    table,
+    task_labels,
+)
+
+__all__ = ["ImportProblem", "Importer", "Skipped", "Source", "importers"]

@@ -1,0 +1,138 @@
+"""What every importer provides, and strict readers that name the file and line of any bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from sim.errors import SimError
+from sim.records import Episode, Turn
+from sim.registry import Registry
+
+
+class ImportProblem(SimError):
+    """Bad input in a reference file, located by file and line."""
+
+    def __init__(self, path: Path, line: Optional[int], problem: str) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass
+class Source:
+    """One file to import, the dataset name its episodes get, and importer-specific options."""
+
+    path: Path
+    dataset: str
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A record that is well-formed but holds no data to import (reported, not an error)."""
+
+    line: int
+    reason: str
+
+
+class Importer(ABC):
+    """Turns one reference file into imported episodes; registered under its format name."""
+
+    name: str  # set by the registry
+    description: str = ""
+
+    @abstractmethod
+    def episodes(self, source: Source) -> Iterator[Episode | Skipped]:
+        """The file's episodes in file order (or Skipped markers); raise ImportProblem on bad input."""
+
+
+importers: Registry[Importer] = Registry("import format")
+
+
+def _decode(raw: bytes, path: Path, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImportProblem(path, line, f"not valid UTF-8 (byte {exc.start})") from None
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed object) for every non-blank line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            text = _decode(raw, path, number).strip()
+            if not text:
+                continue
+            try:
+                yield number, json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ImportProblem(path, number, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def read_json(path: Path) -> Any:
+    """A whole JSON document."""
+    text = _decode(path.read_bytes(), path, 1)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportProblem(path, exc.lineno, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def read_csv(path: Path, required: set[str], delimiter: str = ",") -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number where the record starts, row) for every record; the header must name every required column."""
+    text = _decode(path.read_bytes(), path, 1)
+    reader = csv.DictReader(text.splitlines(keepends=True), delimiter=delimiter)
+    missing = required - set(reader.fieldnames or [])
+    if missing:
+        raise ImportProblem(path, 1, f"missing column(s) {', '.join(sorted(missing))}; found {', '.join(reader.fieldnames or [])}")
+    start = reader.line_num + 1
+    try:
+        for row in reader:
+            yield start, row
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ImportProblem(path, reader.line_num, f"malformed CSV ({exc})") from None
+
+
+def field_of(record: Any, key: str, path: Path, line: int) -> Any:
+    """`record[key]`, or an ImportProblem naming the missing field."""
+    if not isinstance(record, dict):
+        raise ImportProblem(path, line, f"expected an object, got {type(record).__name__}")
+    if key not in record:
+        raise ImportProblem(path, line, f"missing field {key!r}")
+    return record[key]
+
+
+def speaker_turns(entries: Any, speaker_key: str, text_key: str, path: Path, line: int) -> list[tuple[str, str, str]]:
+    """(speaker, role, text) triples from a list of records; in human corpora the speaker id is also the role."""
+    if not isinstance(entries, list):
+        raise ImportProblem(path, line, f"expected a list of turns, got {type(entries).__name__}")
+    turns = []
+    for entry in entries:
+        speaker = str(field_of(entry, speaker_key, path, line))
+        turns.append((speaker, speaker, str(field_of(entry, text_key, path, line))))
+    return turns
+
+
+def conversation(
+    source: Source, key: Any, turns: list[tuple[str, str, str]], task: Optional[str] = None, meta: Optional[dict] = None
+) -> Episode:
+    """An imported conversation episode from (speaker, role, text) triples."""
+    roles = {role: speaker for speaker, role, _ in turns}
+    return Episode(
+        id=f"{source.dataset}-{key}",
+        run_id=None,
+        source="imported",
+        kind="conversation",
+        task=task,
+        roles=roles,
+        status="done",
+        termination_reason="imported",
+        dataset=source.dataset,
+        meta=meta or {},
+        turns=[Turn(idx=i, speaker=speaker, role=role, content=text) for i, (speaker, role, text) in enumerate(turns)],
+    )

@@ -1,0 +1,27 @@
+"""Deal or No Deal: human-human item negotiations (JSONL, one dialogue per line, YOU/THEM turns)."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from sim.importers.base import Importer, Source, conversation, field_of, importers, read_jsonl, speaker_turns
+from sim.records import Episode
+
+META_FIELDS = ("item_counts", "you_values", "them_values", "you_selection", "you_reward", "outcome")
+
+
+@importers.register("dealornodeal")
+class DealOrNoDealImporter(Importer):
+    """Speakers YOU and THEM; values, selection, reward and outcome go to the episode's meta."""
+
+    description = "Deal or No Deal negotiations (human-human), JSONL with turns [{speaker, text}]"
+
+    def episodes(self, source: Source) -> Iterator[Episode]:
+        """One episode per dialogue."""
+        for line, record in read_jsonl(source.path):
+            turns = [
+                (field_of(t, "speaker", source.path, line),) * 2 + (str(field_of(t, "text", source.path, line)),)
+                for t in field_of(record, "turns", source.path, line)
+            ]
+            meta = {name: record.get(name) for name in META_FIELDS}
+            yield conversation(source, field_of(record, "dialogue_idx", source.path, line), turns, "item negotiation", meta)

@@ -1,0 +1,85 @@
+"""Solo-Performance-Prompting logs: one model voicing several personas, split back into persona turns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterator
+
+from sim.importers.base import ImportProblem, Importer, Skipped, Source, conversation, field_of, importers, read_jsonl
+from sim.records import Episode
+
+PARTICIPANTS = "Participants:"
+FINISH = "Finish collaboration!"
+FINAL_ANSWER = "Final answer:"
+
+
+def split_transcript(text: str) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The personas named on the `Participants:` line and the (speaker, role, text) turns that follow."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(PARTICIPANTS)), None)
+    if start is None:
+        return [], []
+    personas = [name.strip() for name in lines[start][len(PARTICIPANTS):].split(";") if name.strip()]
+    narrator = next((p for p in personas if p.endswith("(you)")), personas[0] if personas else "narrator")
+    by_length = sorted(personas, key=len, reverse=True)
+    turns: list[tuple[str, str, str]] = []
+    for line in lines[start + 1 :]:
+        stripped = line.strip()
+        if not stripped or stripped == FINISH:
+            continue
+        if stripped.startswith(FINAL_ANSWER):
+            turns.append((narrator, "final_answer", stripped[len(FINAL_ANSWER):].strip()))
+            continue
+        speaker = next((p for p in by_length if stripped.startswith(f"{p}:")), None)
+        if speaker is not None:
+            turns.append((speaker, speaker, stripped[len(speaker) + 1 :].strip()))
+        elif turns:
+            who, role, said = turns[-1]
+            turns[-1] = (who, role, f"{said}\n{stripped}")
+    return personas, turns
+
+
+@importers.register("spp")
+class SPPImporter(Importer):
+    """Keeps the puzzle's target and the logged correctness; `-o puzzles=PATH` takes targets from the puzzle file."""
+
+    description = "Solo-Performance-Prompting logs (JSONL with raw_response, test_output_infos, task_data)"
+
+    def episodes(self, source: Source) -> Iterator[Episode | Skipped]:
+        """One episode per logged puzzle; records without a response are skipped."""
+        targets = self._targets(Path(source.options["puzzles"])) if "puzzles" in source.options else None
+        for line, record in read_jsonl(source.path):
+            if isinstance(record, dict) and "raw_response" not in record and not record:
+                yield Skipped(line, "empty record (no response logged)")
+                continue
+            content = self._content(field_of(record, "raw_response", source.path, line), source.path, line)
+            personas, turns = split_transcript(content)
+            if not turns:
+                raise ImportProblem(source.path, line, "the response has no 'Participants:' line and persona turns")
+            task_data = field_of(record, "task_data", source.path, line)
+            idx = field_of(task_data, "idx", source.path, line)
+            infos = record.get("test_output_infos") or [{}]
+            answers = record.get("unwrapped_output") or [None]
+            meta = {
+                "idx": idx,
+                "personas": personas,
+                "target": (targets or {}).get(idx, task_data.get("targets")),
+                "correct": infos[0].get("correct"),
+                "final_answer": answers[0],
+                "model": record.get("model"),
+                "method": record.get("method"),
+            }
+            if targets is not None and idx not in targets:
+                raise ImportProblem(source.path, line, f"puzzle idx {idx} is not in {source.options['puzzles']}")
+            yield conversation(source, idx, turns, task_data.get("inputs"), meta)
+
+    @staticmethod
+    def _content(raw: Any, path: Path, line: int) -> str:
+        try:
+            return str(raw[0]["choices"][0]["message"]["content"])
+        except (TypeError, KeyError, IndexError):
+            raise ImportProblem(path, line, "raw_response has no choices[0].message.content") from None
+
+    @staticmethod
+    def _targets(path: Path) -> dict[Any, Any]:
+        return {field_of(p, "idx", path, line): field_of(p, "targets", path, line) for line, p in read_jsonl(path)}
