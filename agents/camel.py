@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from agents.agent import Agent
-
-TASK_DONE = "<CAMEL_TASK_DONE>"
+from sim.camel import TASK_DONE
 
 ASSISTANT_PROMPT = """Never forget you are a {assistant_role} and I am a {user_role}. Never flip roles! Never instruct me!
 We share a common interest in collaborating to successfully complete a task.
@@ -45,8 +44,8 @@ You should instruct me not ask me questions.
 Now you must start to instruct me using the two ways described above.
 Do not add anything else other than your instruction and the optional corresponding input!
 Keep giving me instructions and necessary inputs until you think the task is completed.
-When the task is completed, you must only reply with a single word <CAMEL_TASK_DONE>.
-Never say <CAMEL_TASK_DONE> unless my responses have solved your task."""
+When the task is completed, you must only reply with a single word {task_done}.
+Never say {task_done} unless my responses have solved your task."""
 
 USER_OPENING = "Now start to give me instructions one by one. Only reply with Instruction and Input."
 
@@ -59,7 +58,7 @@ TASK_SPECIFIER_SYSTEM = "You can make a task more specific."
 
 def camel_pair(assistant_role: str, user_role: str, task: str) -> tuple[Agent, Agent]:
     """The AI user and the AI assistant of one CAMEL role-play, in speaking order."""
-    names = {"assistant_role": assistant_role, "user_role": user_role, "task": task}
+    names = {"assistant_role": assistant_role, "user_role": user_role, "task": task, "task_done": TASK_DONE}
     user = Agent(
         speaker=user_role,
         role="user",

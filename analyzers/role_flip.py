@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from analyzers.base import Analyzer, analyzers
+from sim.camel import ASSISTANT_MARKER, TASK_DONE, USER_MARKER
 from sim.records import Annotation, Episode, Turn
-
-USER_MARKER = "Instruction:"
-ASSISTANT_MARKER = "Solution:"
-TASK_DONE = "<CAMEL_TASK_DONE>"
 
 
 def classify_turn(role: str, content: str) -> tuple[bool, bool]:

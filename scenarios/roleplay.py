@@ -31,7 +31,7 @@ class RoleplayConfig(ScenarioConfig):
 
 @scenarios.register("roleplay", config=RoleplayConfig)
 class RoleplayScenario(Scenario):
-    """Two agents, user then assistant, taking turns until `<CAMEL_TASK_DONE>` or `max_turns`."""
+    """Two agents, user then assistant, taking turns until the user says `<CAMEL_TASK_DONE>` or `max_turns`."""
 
     kind = "conversation"
 
@@ -76,7 +76,7 @@ class RoleplayScenario(Scenario):
             agent = user if idx % 2 == 0 else assistant
             turn = await ctx.generate_turn(idx, agent.speaker, agent.role, agent.view(transcript), self.sampling)
             transcript.append(turn)
-            if TASK_DONE in turn.content:
+            if agent is user and TASK_DONE in turn.content:  # as in CAMEL, only the AI user ends the task
                 return Outcome("done", "task_done")
         return Outcome("done", "max_turns")
 

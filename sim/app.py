@@ -11,7 +11,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from rich.console import Console
 
@@ -19,13 +19,12 @@ import analyzers  # noqa: F401  (registers analyzers)
 import scenarios  # noqa: F401  (registers scenarios and their config schemas)
 import sim.backends  # noqa: F401  (registers backends and their config schemas)
 import sim.config  # noqa: F401  (registers the top-level schema)
-from sim.errors import SimError
+from sim.errors import DEBUG_ENV, SimError, one_line
 from sim.report import print_run
 from sim.runner import execute
 
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
-DEBUG_ENV = "SIM_DEBUG"
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
@@ -38,7 +37,7 @@ def _one_line(exc: BaseException) -> str:
     parts = [str(exc)]
     if exc.__cause__ is not None and str(exc.__cause__) not in parts[0]:
         parts.append(str(exc.__cause__))
-    lines = [line.strip() for part in parts for line in part.splitlines() if line.strip()]
+    lines = [one_line(line) for part in parts for line in part.splitlines() if line.strip()]
     return "; ".join(dict.fromkeys(lines))
 
 
@@ -70,7 +69,10 @@ def check_overrides(args: list[str]) -> None:
         variants = _value_variants(overrides)
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             for variant in variants:
-                compose(config_name=CONFIG_NAME, overrides=variant, return_hydra_config=True)
+                cfg = compose(config_name=CONFIG_NAME, overrides=variant)
+                missing = sorted(OmegaConf.missing_keys(cfg))
+                if missing:
+                    raise SimError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
     except (HydraException, OmegaConfBaseException) as exc:
         raise SimError(_one_line(exc)) from None
 
@@ -81,7 +83,7 @@ def hydra_main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     sweep_id = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
     try:
-        report = execute(cfg, sweep_id=sweep_id)
+        report = execute(cfg, sweep_id=sweep_id, overrides=list(hydra_cfg.overrides.task))
     except SimError as exc:
         if os.environ.get(DEBUG_ENV):
             raise
@@ -92,5 +94,7 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def run_hydra(args: list[str]) -> None:
     """Hand the command-line overrides to the Hydra app, as if it were the program."""
+    if os.environ.get(DEBUG_ENV):
+        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra otherwise trims the traceback
     sys.argv = ["sim", *args]
     hydra_main()

@@ -11,22 +11,24 @@ from typing import TYPE_CHECKING, Optional
 import click
 from rich.console import Console
 
-from sim.errors import SimError
+from sim.config import StoreConfig
+from sim.errors import DEBUG_ENV, SimError
 
 if TYPE_CHECKING:
     from sim.store import Store
 
-DEFAULT_DB = "runs/sim.db"
+DEFAULT_DB = StoreConfig.path
 
 
 class SimGroup(click.Group):
     """Shows a SimError as one line on stderr and exits 1, unless --debug asks for the traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
+        """Run the command, turning a SimError into one line on stderr."""
         try:
             return super().invoke(ctx)
         except SimError as exc:
-            if os.environ.get("SIM_DEBUG"):
+            if os.environ.get(DEBUG_ENV):
                 raise
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
@@ -38,7 +40,7 @@ class SimGroup(click.Group):
 def cli(debug: bool) -> None:
     """artifact-sim: generate LLM data with role-assigned agents, log it to SQLite, and measure its artifacts."""
     if debug:
-        os.environ["SIM_DEBUG"] = "1"
+        os.environ[DEBUG_ENV] = "1"
 
 
 @cli.command(
@@ -135,8 +137,10 @@ def episodes(db: str, run_id: Optional[str], all_runs: bool) -> None:
 
     store = _open(db)
     try:
-        if not all_runs:
-            run_id = run_id or store.latest_run_id()
+        if run_id is not None:
+            store.run(run_id)
+        elif not all_runs:
+            run_id = store.latest_run_id()
         rows = store.episode_rows(run_id)
     finally:
         store.close()

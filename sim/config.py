@@ -31,6 +31,7 @@ class RunnerConfig:
     max_attempts: int = 5
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
+    retry_after_max_s: float = 300.0
 
 
 @dataclass

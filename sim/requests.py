@@ -15,11 +15,13 @@ from sim.store import Store
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Exponential backoff with jitter; a server's Retry-After wins when it asks for longer."""
+    """Exponential backoff with jitter, capped at `max_s`; a server's Retry-After wins when it asks for longer
+    (up to `retry_after_max_s`, so a broken header cannot stall a run for hours)."""
 
     max_attempts: int = 5
     initial_s: float = 0.5
     max_s: float = 30.0
+    retry_after_max_s: float = 300.0
 
 
 @dataclass
@@ -45,13 +47,13 @@ class RequestExecutor:
         self.policy = policy
         self.use_cache = use_cache
         self._limit = asyncio.Semaphore(backend.max_concurrency)
-        self._backoff = wait_exponential_jitter(initial=policy.initial_s, max=policy.max_s, jitter=policy.initial_s)
+        self._backoff = wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s, jitter=policy.initial_s)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         backoff = self._backoff(state)
         if isinstance(exc, BackendError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, backoff), self.policy.max_s)
+            return min(max(exc.retry_after, backoff), self.policy.retry_after_max_s)
         return backoff
 
     async def complete(self, messages: list[ChatMessage], params: SamplingParams, sample_index: int) -> RequestResult:

@@ -18,6 +18,7 @@ from typing import Any, Optional
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 import sim
@@ -26,13 +27,15 @@ from scenarios import EpisodePlan, Outcome, Scenario
 from sim.analysis import AnalyzerSummary, analyze
 from sim.backends import Backend, BackendError, ChatMessage, SamplingParams
 from sim.config import redacted_yaml
-from sim.errors import SimError
+from sim.errors import SimError, one_line
 from sim.records import Episode, Turn
 from sim.requests import RequestExecutor, RetryPolicy
 from sim.store import Store
 
 VERSIONED_PACKAGES = ("artifact-sim", "hydra-core", "omegaconf", "llama-cpp-python", "openai", "sqlite-utils")
 FINISHED = ("done", "failed")
+# Overrides that pick another backend or scenario cannot apply to a run that already has episodes.
+GROUPS = ("backend", "scenario")
 
 
 @dataclass
@@ -55,7 +58,9 @@ def build(node: DictConfig, what: str) -> Any:
     except InstantiationException as exc:
         if isinstance(exc.__cause__, SimError):
             raise exc.__cause__ from None
-        raise SimError(f"cannot build {what}: {' '.join(str(exc).split())}") from None
+        raise SimError(f"cannot build {what}: {one_line(str(exc))}") from None
+    except OmegaConfBaseException as exc:
+        raise SimError(f"cannot build {what}: {one_line(str(exc))}") from None
 
 
 def derive_seed(seed: int, episode_index: int, key: str) -> int:
@@ -226,6 +231,10 @@ class EpisodeRunner:
             outcome = await self.scenario.play(plan, ctx)
         except BackendError as exc:
             outcome = Outcome("failed", f"backend_error: {exc}")
+        except BaseException:
+            # Cancelled (Ctrl-C, or a setup error in another episode): resumable, so not finished.
+            self.store.finish_episode(episode_id, "interrupted", "run_interrupted")
+            raise
         self.store.finish_episode(episode_id, outcome.status, outcome.termination_reason)
         return outcome
 
@@ -238,20 +247,29 @@ async def _generate(runner: EpisodeRunner, backend: Backend) -> list[Outcome]:
         await backend.aclose()
 
 
-def _resumable_config(store: Store, run_id: str, cfg: DictConfig) -> Optional[DictConfig]:
-    """The stored config of an unfinished run, with this command's runner and store settings."""
+def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: list[str]) -> Optional[DictConfig]:
+    """The stored config of an unfinished run, with this command's runner and store settings and its
+    `key=value` overrides applied on top (to fix a wrong URL, say); another backend or scenario is refused."""
     row = store.find_run(run_id)
     if row is None:
         return None
     stored = OmegaConf.create(row["config_yaml"])
     stored.runner = cfg.runner
     stored.store = cfg.store
+    for override in overrides:
+        key = override.lstrip("+~").split("=", 1)[0]
+        if key in GROUPS and OmegaConf.select(cfg, f"{key}._target_") != OmegaConf.select(stored, f"{key}._target_"):
+            raise SimError(f"run {run_id!r} already exists with another {key}; resume it with its own, or use a new run.id")
+        if "." in key and key.split(".")[0] in GROUPS:
+            OmegaConf.update(stored, key, OmegaConf.select(cfg, key), force_add=True)
     stored.run.id = run_id
     return stored
 
 
-def execute(cfg: DictConfig, sweep_id: Optional[str] = None) -> RunReport:
-    """Run (or resume) one job of the given config end to end, then run the configured analyzers on it."""
+def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional[list[str]] = None) -> RunReport:
+    """Run (or resume) one job of the given config end to end, then run the configured analyzers on it.
+
+    `overrides` are the command line's; when the run already exists they are applied to its stored config."""
     for name in cfg.runner.analyze:
         analyzers.get(name)  # fail on a typo before any generation
     for key in ("concurrency", "max_attempts"):
@@ -266,7 +284,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None) -> RunReport:
         if existing is not None and existing["status"] == "done":
             store.close()
             return RunReport(run_id, store.path, already_done=True)
-        stored_cfg = _resumable_config(store, run_id, cfg)
+        stored_cfg = _resumable_config(store, run_id, cfg, overrides or [])
         if stored_cfg is not None:
             cfg, resumed = stored_cfg, True
     try:
@@ -289,7 +307,9 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None) -> RunReport:
                     "versions_json": json.dumps(package_versions()),
                 }
             )
-        policy = RetryPolicy(cfg.runner.max_attempts, cfg.runner.backoff_initial_s, cfg.runner.backoff_max_s)
+        policy = RetryPolicy(
+            cfg.runner.max_attempts, cfg.runner.backoff_initial_s, cfg.runner.backoff_max_s, cfg.runner.retry_after_max_s
+        )
         runner = EpisodeRunner(
             store=store,
             executor=RequestExecutor(store, backend, policy, cfg.runner.use_cache),

@@ -66,9 +66,12 @@ class Store:
 
     @staticmethod
     def _check_schema(db: Database, path: Path) -> None:
-        """Refuse a database written by a newer artifact-sim, whose schema this version cannot know."""
+        """Refuse another application's database, and one written by a newer artifact-sim."""
+        applied = migrations.applied(db)
+        if db.table_names() and not applied:
+            raise SimError(f"{path} is another application's SQLite database (no artifact-sim schema); choose another file")
         known = {m.name for m in migrations.pending(Database(memory=True))}
-        unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+        unknown = [m.name for m in applied if m.name not in known]
         if unknown:
             raise SimError(f"{path} has a newer schema ({', '.join(unknown)}); upgrade artifact-sim to use it")
 
@@ -92,7 +95,8 @@ class Store:
         """Mark a run finished with `status` and store its turn, token, latency, cache and retry totals."""
         totals = self.db.execute(
             """
-            SELECT count(*), sum(prompt_tokens), sum(completion_tokens), sum(latency_ms), sum(cache_hit), sum(retries)
+            SELECT count(*), sum(prompt_tokens), sum(completion_tokens),
+                   sum(CASE WHEN cache_hit THEN 0 ELSE latency_ms END), sum(cache_hit), sum(retries)
             FROM turns JOIN episodes ON turns.episode_id = episodes.id WHERE episodes.run_id = ?
             """,
             [run_id],
@@ -267,12 +271,8 @@ class Store:
                 for a in annotations
             )
 
-    def annotations(self, episode_id: str, analyzer: Optional[str] = None) -> list[Annotation]:
-        """The stored annotations of one episode, optionally of one analyzer."""
-        where, params = "episode_id = ?", [episode_id]
-        if analyzer is not None:
-            where += " and analyzer = ?"
-            params.append(analyzer)
+    def annotations(self, episode_id: str) -> list[Annotation]:
+        """The stored annotations of one episode."""
         return [
             Annotation(
                 episode_id=row["episode_id"],
@@ -281,5 +281,5 @@ class Store:
                 turn_idx=row["turn_idx"],
                 detail=json.loads(row["detail_json"] or "{}"),
             )
-            for row in self.db["annotations"].rows_where(where, params, order_by="id")
+            for row in self.db["annotations"].rows_where("episode_id = ?", [episode_id], order_by="id")
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -33,6 +34,12 @@ def sim(tmp_path: Path):
         return run_sim(list(args), tmp_path)
 
     return call
+
+
+def db_rows(db: Path, sql: str) -> list[tuple]:
+    """All rows of one query on a database file."""
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
 
 
 def free_port() -> int:

@@ -26,8 +26,12 @@ class FaultProxy:
         stall_s: float = 3.0,
         seed: int = 0,
         required_key: str | None = None,
+        script: tuple[str, ...] = (),
+        retry_after_s: float = 0.2,
     ):
         self.upstream = upstream.rstrip("/")
+        self.script = list(script)
+        self.retry_after_s = retry_after_s
         self.required_key = required_key
         self.rate = rate
         self.faults = faults
@@ -54,9 +58,12 @@ class FaultProxy:
         self.server.server_close()
 
     def pick(self) -> str | None:
-        """The fault for the next request, or None to forward it."""
+        """The fault for the next request (the scripted ones first), or None to forward it."""
         with self.lock:
-            fault = self.faults[self.random.randrange(len(self.faults))] if self.random.random() < self.rate else None
+            if self.script:
+                fault = self.script.pop(0)
+            else:
+                fault = self.faults[self.random.randrange(len(self.faults))] if self.random.random() < self.rate else None
             self.counts[fault or "forwarded"] += 1
             return fault
 
@@ -113,7 +120,7 @@ class FaultProxy:
             def _inject(self, fault: str, body: bytes) -> None:
                 error = json.dumps({"error": {"message": f"injected {fault}", "type": "injected"}}).encode()
                 if fault == "429_retry_after":
-                    self._send(429, error, {"Content-Type": "application/json", "Retry-After": "0.2"})
+                    self._send(429, error, {"Content-Type": "application/json", "Retry-After": str(proxy.retry_after_s)})
                 elif fault in ("429", "500", "502", "503"):
                     self._send(int(fault), error, {"Content-Type": "application/json"})
                 elif fault == "reset":

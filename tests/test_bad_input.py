@@ -66,6 +66,7 @@ def test_reading_commands_on_missing_things(sim, tmp_path: Path) -> None:
     assert_one_line_error(sim("show", "e1", "--db", str(db)), "no episode 'e1'")
     assert_one_line_error(sim("analyze", "--db", str(db), "--run", "r9"), "no run 'r9'")
     assert_one_line_error(sim("analyze", "--db", str(db), "--analyzer", "nope"), "unknown analyzer 'nope'")
+    assert_one_line_error(sim("episodes", "--db", str(db), "--run", "r9"), "no run 'r9'")
 
 
 def test_debug_shows_the_traceback(sim) -> None:

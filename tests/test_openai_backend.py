@@ -1,20 +1,18 @@
 """The `openai` backend against a real llama.cpp server on loopback, with and without injected faults."""
 
+import asyncio
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY, openai_args
+from conftest import db_rows as rows, TINY, openai_args
 from fault_proxy import FaultProxy
 from sim.backends.openai_api import retry_after_seconds
 from test_bad_input import assert_one_line_error
 
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def test_concurrent_run_over_http_then_served_from_cache(sim, tmp_path: Path, llama_server: str) -> None:
@@ -58,10 +56,44 @@ def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path
     assert rows(db, "SELECT retries, status FROM runs") == [(retries, "done")]
 
 
-def test_unreachable_server_fails_the_run_in_one_line(sim, tmp_path: Path) -> None:
+def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
+    from sim.backends import ChatMessage, SamplingParams
+    from sim.backends.openai_api import OpenAIBackend
+    from sim.requests import RequestExecutor, RetryPolicy
+    from sim.store import Store
+
+    store = Store.open(tmp_path / "sim.db")
+    with FaultProxy(llama_server, script=("429_retry_after", "503"), retry_after_s=1.5) as proxy:
+        backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None)
+        executor = RequestExecutor(store, backend, RetryPolicy(max_attempts=3, initial_s=0.01, max_s=0.05), use_cache=False)
+
+        async def timed() -> tuple:
+            started = time.monotonic()
+            result = await executor.complete([ChatMessage("user", "Hi")], SamplingParams(max_tokens=4), 0)
+            await backend.aclose()
+            return result, time.monotonic() - started
+
+        result, elapsed = asyncio.run(timed())
+    assert result.retries == 2 and result.completion.text
+    assert elapsed >= 1.5, "the server asked for 1.5 s; backoff alone would wait about 0.06 s"
+    assert proxy.counts["429_retry_after"] == 1 and proxy.counts["503"] == 1
+
+
+def test_unreachable_server_fails_the_run_then_the_fixed_run_resumes(sim, tmp_path: Path, llama_server: str) -> None:
     result = sim("run", *openai_args("http://127.0.0.1:9/v1", *TINY), "run.id=down")
     assert_one_line_error(result, "backend=openai: cannot reach http://127.0.0.1:9/v1", "backend.base_url")
-    assert rows(tmp_path / "runs" / "sim.db", "SELECT id, status FROM runs") == [("down", "failed")]
+    db = tmp_path / "runs" / "sim.db"
+    assert rows(db, "SELECT id, status FROM runs") == [("down", "failed")]
+    switched = sim("run", "run.id=down", "backend=embedded", *TINY)
+    assert_one_line_error(switched, "run 'down' already exists with another backend")
+    fixed = sim("run", "run.id=down", *openai_args(llama_server, *TINY))
+    assert fixed.returncode == 0, fixed.stderr
+    assert rows(db, "SELECT id, status FROM runs") == [("down", "done")]
+    assert rows(db, "SELECT count(*) FROM episodes WHERE status = 'done'") == [(2,)]
+
+
+def test_a_preset_without_its_model_says_so(sim) -> None:
+    assert_one_line_error(sim("run", "backend=vllm_server", *TINY), "backend.model must be set")
 
 
 def test_unknown_model_is_named(sim, llama_server: str) -> None:

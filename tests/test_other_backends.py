@@ -8,16 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import SERVED_MODEL, TINY
+from conftest import db_rows as rows, SERVED_MODEL, TINY
 from sim.backends import ChatMessage, SamplingParams
 from sim.backends.batching import MicroBatcher
 from sim.backends.vllm_engine import VLLMBackend
 from test_bad_input import assert_one_line_error
 
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +65,7 @@ def test_langchain_backend_against_the_llama_server(sim, tmp_path: Path, llama_s
     result = sim(
         "run", "backend=langchain", f"backend.chat_model.base_url={llama_server}", f"backend.chat_model.model={SERVED_MODEL}",
         "backend.api_key_env=null", "+backend.chat_model.api_key=sk-sentinel-not-a-key", "backend.max_concurrency=1",
-        *TINY, "scenario.max_turns=2", "runner.concurrency=2",
+        *TINY, "scenario.n_episodes=1", "scenario.max_turns=2",
     )
     assert result.returncode == 0, result.stderr
     db = tmp_path / "runs" / "sim.db"
@@ -78,7 +74,16 @@ def test_langchain_backend_against_the_llama_server(sim, tmp_path: Path, llama_s
     assert "sk-sentinel-not-a-key" not in db.read_bytes().decode("latin-1")
     assert "api_key: <redacted>" in config
     turns = rows(db, "SELECT content, prompt_tokens, completion_tokens, finish_reason FROM turns")
-    assert len(turns) == 4 and all(t[0] and t[1] and t[2] and t[3] in ("stop", "length") for t in turns)
+    assert len(turns) == 2 and all(t[0] and t[1] and t[2] and t[3] in ("stop", "length") for t in turns)
+
+
+def test_langchain_unreachable_provider_fails_the_run(sim, tmp_path: Path) -> None:
+    result = sim(
+        "run", "backend=langchain", "backend.chat_model.base_url=http://127.0.0.1:9/v1", "backend.api_key_env=null",
+        "+backend.chat_model.api_key=not-needed", *TINY, "run.id=lc",
+    )
+    assert_one_line_error(result, "backend=langchain: cannot reach the provider")
+    assert rows(tmp_path / "runs" / "sim.db", "SELECT status FROM runs") == [("failed",)]
 
 
 def test_langchain_target_must_be_a_chat_model(sim) -> None:

@@ -6,12 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from conftest import TINY
+from conftest import db_rows as rows, TINY
 
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
 
 
 def test_run_stores_analyzes_and_shows(sim, tmp_path: Path) -> None:
@@ -67,7 +63,7 @@ def test_run_stores_analyzes_and_shows(sim, tmp_path: Path) -> None:
 
 def test_same_seed_gives_same_conversations(sim, tmp_path: Path) -> None:
     for run_id in ("a", "b"):
-        result = sim("run", *TINY, "scenario.n_episodes=1", f"run.id={run_id}", "seed=11", "runner.use_cache=false")
+        result = sim("run", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", f"run.id={run_id}", "seed=11", "runner.use_cache=false")
         assert result.returncode == 0, result.stderr
     db = tmp_path / "runs" / "sim.db"
     texts = {

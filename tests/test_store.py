@@ -113,3 +113,16 @@ def test_unwritable_location_is_refused(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(SimError, match="cannot create folder"):
         Store.open(blocker / "sub" / "sim.db")
+
+
+def test_another_applications_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY, distance REAL)")
+    before = path.read_bytes()
+    for create in (True, False):
+        with pytest.raises(SimError, match="another application's SQLite database"):
+            Store.open(path, create=create)
+    assert path.read_bytes() == before
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)

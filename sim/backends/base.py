@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -75,6 +76,11 @@ class Backend(ABC):
     async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         """Sample one completion for `messages`."""
 
+    @property
+    def identity(self) -> str:
+        """What distinguishes this backend's answers in the request cache beyond its kind and model."""
+        return self.model
+
     async def check(self) -> None:
         """Fail fast with BackendSetupError before a run starts; the default has nothing to check."""
 
@@ -86,12 +92,24 @@ class Backend(ABC):
         payload = {
             "backend": self.name,
             "model": self.model,
+            "identity": self.identity,
             "messages": [asdict(m) for m in messages],
             "params": asdict(params),
             "sample_index": sample_index,
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
+
+
+def read_api_key(backend: str, env_name: str) -> str:
+    """The key in the environment variable `env_name`; a SimError naming it when it is unset."""
+    key = os.environ.get(env_name, "")
+    if not key:
+        raise SimError(
+            f"backend={backend}: environment variable {env_name} is not set "
+            "(set it, or backend.api_key_env=null for a server without keys)"
+        )
+    return key
 
 
 class LocalModelBackend(Backend):
@@ -107,16 +125,39 @@ class LocalModelBackend(Backend):
         """The model file's or directory's name."""
         return self._path.name
 
+    @property
+    def identity(self) -> str:
+        """The full model path: two files with one name are different models."""
+        return str(self._path.resolve())
+
     async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         """Run `generate` in a worker thread so the event loop stays responsive."""
         async with self._lock:
             started = time.perf_counter()
+            work = asyncio.ensure_future(asyncio.to_thread(self.generate, messages, params))
             try:
-                completion = await asyncio.to_thread(self.generate, messages, params)
+                completion = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # A thread cannot be stopped: hold the lock until it is done, through repeated
+                # cancellations, so that aclose never frees the model under running native code.
+                while not work.done():
+                    try:
+                        await asyncio.wait([work])
+                    except asyncio.CancelledError:
+                        continue
+                raise
             except (ValueError, RuntimeError) as exc:  # e.g. a prompt longer than the context window
                 raise BackendError(f"{self.name}: {exc}") from exc
             completion.latency_ms = (time.perf_counter() - started) * 1000
         return completion
+
+    async def aclose(self) -> None:
+        """Wait for a generation still running in its thread, then release the model."""
+        async with self._lock:
+            self.release()
+
+    def release(self) -> None:
+        """Free the loaded model; the default leaves it to the garbage collector."""
 
     @abstractmethod
     def generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:

@@ -76,6 +76,6 @@ class EmbeddedBackend(LocalModelBackend):
             raw=response,
         )
 
-    async def aclose(self) -> None:
+    def release(self) -> None:
         """Free the llama.cpp context."""
         self._llm.close()

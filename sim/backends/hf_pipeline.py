@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends
-from sim.errors import SimError
+from sim.errors import SimError, one_line
 
 
 @dataclass
@@ -40,7 +40,7 @@ class HFBackend(LocalModelBackend):
                 "text-generation", model=str(path), device=device, dtype=torch_dtype
             )
         except (OSError, ValueError, RuntimeError) as exc:
-            raise SimError(f"backend=hf: cannot load {path}: {' '.join(str(exc).split())[:200]}") from None
+            raise SimError(f"backend=hf: cannot load {path}: {one_line(str(exc), 200)}") from None
         self._torch = torch
         super().__init__(path)
 
@@ -58,7 +58,7 @@ class HFBackend(LocalModelBackend):
             output = model.generate(
                 **inputs,
                 max_new_tokens=params.max_tokens,
-                pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                pad_token_id=tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id,
                 **(sampling if params.temperature > 0 else {"do_sample": False}),
             )
         prompt_length = inputs["input_ids"].shape[1]

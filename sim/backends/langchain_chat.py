@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -11,8 +10,17 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig
 
-from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
-from sim.errors import SimError
+from sim.backends.base import (
+    Backend,
+    BackendError,
+    BackendSetupError,
+    ChatMessage,
+    Completion,
+    SamplingParams,
+    backends,
+    read_api_key,
+)
+from sim.errors import SimError, one_line
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -37,15 +45,11 @@ class LangChainBackend(Backend):
             from langchain_core.language_models import BaseChatModel
         except ImportError:
             raise SimError("backend=langchain needs langchain-core: pip install 'artifact-sim[langchain]'") from None
-        extra: dict[str, Any] = {}
-        if api_key_env:
-            if not os.environ.get(api_key_env):
-                raise SimError(f"backend=langchain: environment variable {api_key_env} is not set (backend.api_key_env)")
-            extra["api_key"] = os.environ[api_key_env]
+        extra: dict[str, Any] = {"api_key": read_api_key("langchain", api_key_env)} if api_key_env else {}
         try:
             self._chat = instantiate(chat_model, **extra)
         except InstantiationException as exc:
-            raise SimError(f"backend.chat_model: cannot build {chat_model.get('_target_')}: {_first_line(exc)}") from None
+            raise SimError(f"backend.chat_model: cannot build {chat_model.get('_target_')}: {one_line(str(exc.__cause__ or exc), 200)}") from None
         if not isinstance(self._chat, BaseChatModel):
             raise SimError(f"backend.chat_model: {type(self._chat).__name__} is not a LangChain BaseChatModel")
         self.max_concurrency = max_concurrency
@@ -58,6 +62,20 @@ class LangChainBackend(Backend):
             if isinstance(value, str) and value:
                 return value
         return type(self._chat).__name__
+
+    async def check(self) -> None:
+        """One tiny request before the run: a rejected key or an unreachable endpoint stops the run."""
+        try:
+            await self.complete([ChatMessage("user", "ping")], SamplingParams(max_tokens=1))
+        except BackendError as exc:
+            cause = exc.__cause__
+            status = _status_of(cause) if cause is not None else None
+            if status in (401, 403):
+                raise BackendSetupError(f"backend=langchain: the provider rejected the key (HTTP {status}); check backend.api_key_env") from None
+            if status == 404:
+                raise BackendSetupError("backend=langchain: the provider answered 404; check backend.chat_model's model and base_url") from None
+            if cause is not None and "connection" in type(cause).__name__.lower():
+                raise BackendSetupError(f"backend=langchain: cannot reach the provider ({exc}); check backend.chat_model.base_url") from None
 
     async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         """One `ainvoke`; HTTP 429/5xx and timeouts from the provider are retryable."""
@@ -74,11 +92,11 @@ class LangChainBackend(Backend):
                 seed=params.seed,
             )
         except Exception as exc:  # providers raise their own SDK's errors; classify by what they carry
-            status = getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)
+            status = _status_of(exc)
             timed_out = isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower()
             connection = "connection" in type(exc).__name__.lower()
             retryable = timed_out or connection or status in RETRYABLE_STATUS
-            raise BackendError(f"langchain {type(exc).__name__}: {_first_line(exc)}", retryable) from exc
+            raise BackendError(f"langchain {type(exc).__name__}: {one_line(str(exc), 200)}", retryable) from exc
         latency_ms = (time.perf_counter() - started) * 1000
         usage = getattr(message, "usage_metadata", None) or {}
         metadata = getattr(message, "response_metadata", None) or {}
@@ -93,6 +111,6 @@ class LangChainBackend(Backend):
         )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc.__cause__ or exc)
-    return " ".join(text.split())[:200]
+def _status_of(exc: BaseException) -> Any:
+    """The HTTP status a provider's exception carries, if any."""
+    return getattr(exc, "status_code", None) or getattr(getattr(exc, "response", None), "status_code", None)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping, Optional
 
 import openai
+from omegaconf import MISSING
 
-from sim.backends.base import Backend, BackendError, BackendSetupError, ChatMessage, Completion, SamplingParams, backends
-from sim.errors import SimError
+from sim.backends.base import (
+    Backend,
+    BackendError,
+    BackendSetupError,
+    ChatMessage,
+    Completion,
+    SamplingParams,
+    backends,
+    read_api_key,
+)
+from sim.errors import SimError, one_line
 
 # Servers that need no key still require the SDK to send one.
 NO_KEY = "not-needed"
@@ -23,7 +32,7 @@ class OpenAIConfig:
 
     _target_: str = "sim.backends.openai_api.OpenAIBackend"
     base_url: str = "https://api.openai.com/v1"
-    model: str = "gpt-4o-mini"
+    model: str = MISSING
     api_key_env: Optional[str] = "OPENAI_API_KEY"
     max_concurrency: int = 16
     timeout_s: float = 60.0
@@ -68,14 +77,7 @@ class OpenAIBackend(Backend):
             raise SimError(f"backend.max_concurrency must be positive, got {max_concurrency}")
         if timeout_s <= 0:
             raise SimError(f"backend.timeout_s must be positive, got {timeout_s}")
-        api_key = NO_KEY
-        if api_key_env:
-            api_key = os.environ.get(api_key_env, "")
-            if not api_key:
-                raise SimError(
-                    f"backend=openai: environment variable {api_key_env} is not set "
-                    "(set it, or backend.api_key_env=null for a server without keys)"
-                )
+        api_key = read_api_key("openai", api_key_env) if api_key_env else NO_KEY
         self.base_url = base_url
         self._model = model
         self.api_key_env = api_key_env
@@ -93,6 +95,11 @@ class OpenAIBackend(Backend):
         """The served model name."""
         return self._model
 
+    @property
+    def identity(self) -> str:
+        """Endpoint and model: two servers serving one model name are different backends."""
+        return f"{self.base_url}|{self._model}"
+
     async def check(self) -> None:
         """Reach the server, prove the key works, and (with `check_model`) that the model is served."""
         try:
@@ -101,7 +108,11 @@ class OpenAIBackend(Backend):
             raise BackendSetupError(
                 f"backend=openai: cannot reach {self.base_url} ({_cause(exc)}); is the server running? check backend.base_url"
             ) from None
+        except (openai.RateLimitError, openai.InternalServerError):
+            return  # busy right now: the run's own retries deal with that
         except openai.APIStatusError as exc:
+            if exc.status_code == 404 and not self.check_model:
+                return  # some proxies serve no /models; nothing else to learn here
             raise self._setup_error(exc) from None
         if self.check_model and self._model not in served:
             shown = ", ".join(served[:10]) + (", ..." if len(served) > 10 else "")
@@ -120,7 +131,7 @@ class OpenAIBackend(Backend):
             return BackendSetupError(
                 f"backend=openai: {self.base_url} answered 404 for model {self._model!r}; check backend.base_url and backend.model"
             )
-        return BackendSetupError(f"backend=openai: {self.base_url} answered HTTP {exc.status_code}: {_short(exc.message)}")
+        return BackendSetupError(f"backend=openai: {self.base_url} answered HTTP {exc.status_code}: {one_line(exc.message, 200)}")
 
     async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
         """One chat completion; transient failures raise a retryable BackendError."""
@@ -147,13 +158,13 @@ class OpenAIBackend(Backend):
         except openai.APIConnectionError as exc:
             raise BackendError(f"connection failed ({_cause(exc)})", True) from exc
         except openai.APIResponseValidationError as exc:
-            raise BackendError(f"malformed response ({_short(str(exc))})", True) from exc
+            raise BackendError(f"malformed response ({one_line(str(exc), 200)})", True) from exc
         except openai.APIStatusError as exc:
             if exc.status_code in (401, 403, 404):
                 raise self._setup_error(exc) from None
-            raise BackendError(f"HTTP {exc.status_code}: {_short(exc.message)}") from exc
+            raise BackendError(f"HTTP {exc.status_code}: {one_line(exc.message, 200)}") from exc
         except ValueError as exc:  # a body that claims JSON but is not
-            raise BackendError(f"malformed response ({_short(str(exc))})", True) from exc
+            raise BackendError(f"malformed response ({one_line(str(exc), 200)})", True) from exc
         latency_ms = (time.perf_counter() - started) * 1000
         return _completion(data, latency_ms)
 
@@ -169,7 +180,7 @@ def _completion(data: Any, latency_ms: float) -> Completion:
         text = choice["message"].get("content")
         usage = data.get("usage") or {}
     except (TypeError, KeyError, IndexError, AttributeError):
-        raise BackendError(f"malformed response ({_short(repr(data), 80)})", True) from None
+        raise BackendError(f"malformed response ({one_line(repr(data), 80)})", True) from None
     if not text:
         raise BackendError("empty completion", True)
     return Completion(
@@ -184,9 +195,4 @@ def _completion(data: Any, latency_ms: float) -> Completion:
 
 def _cause(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
-    return _short(str(cause) if cause else str(exc)) or type(exc).__name__
-
-
-def _short(text: str, limit: int = 200) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    return one_line(str(cause) if cause else str(exc), 200) or type(exc).__name__
