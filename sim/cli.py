@@ -164,6 +164,7 @@ def import_command(
         sim import --list
         sim import dailydialog ../shared/data/conversations/dailydialog/dailydialog_sample_2624.jsonl
         sim import table my_texts.csv -o text=body -o speaker=author --dataset mine
+        sim import hf:json my_texts.jsonl -o text=body --dataset mine
     """
     from sim.importers import importers
     from sim.importing import import_file
@@ -173,9 +174,12 @@ def import_command(
         for name in importers.names():
             click.echo(f"{name:20} {importers.get(name).description}")
         return
+    parsed: dict[str, str] = {}
+    if format_name and format_name.startswith("hf:"):
+        format_name, parsed["builder"] = "hf", format_name[3:]
+        path = path or Path(parsed["builder"].replace("/", "_"))
     if not format_name or path is None:
         raise SimError("sim import needs FORMAT and PATH (or --list)")
-    parsed: dict[str, str] = {}
     for option in options:
         key, sep, value = option.partition("=")
         if not sep or not key:

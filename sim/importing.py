@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,18 +25,6 @@ class ImportReport:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file or, for a folder, of its files' names and bytes."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for file in files:
-        digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def check_readable(path: Path) -> None:
     """A clear error for a path that cannot be imported at all."""
     if not path.exists():
@@ -59,14 +46,15 @@ def import_file(
 
     The progress bar shows only on a terminal (tqdm's `disable=None`)."""
     importer = importers.get(format_name)()
-    check_readable(path)
-    dataset = dataset or path.stem
+    if importer.needs_file:
+        check_readable(path)
+    dataset = dataset or path.stem or format_name
     report = ImportReport(format_name, dataset, path)
-    sha256 = file_sha256(path)
+    source = Source(path=path, dataset=dataset, options=options or {})
+    sha256 = importer.fingerprint(source)
     if store.find_import(sha256, format_name, dataset) is not None:
         report.already_imported = True
         return report
-    source = Source(path=path, dataset=dataset, options=options or {})
     with store.db.atomic(), tqdm(desc=f"importing {path.name}", unit="ep", disable=None if progress else True) as bar:
         for item in importer.episodes(source):
             if isinstance(item, Skipped):

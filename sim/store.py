@@ -191,14 +191,14 @@ class Store:
             clauses.append("kind = ?")
             params.append(kind)
         where = " and ".join(clauses) or None
-        for row in self.db["episodes"].rows_where(where, params, order_by="created_at, id"):
+        for row in self.db["episodes"].rows_where(where, params, order_by="rowid"):
             yield Episode.from_row(row, self.turns(row["id"]))
 
     def episode_rows(self, run_id: Optional[str] = None) -> list[dict[str, Any]]:
         """Episode rows without turns, for listings."""
         if run_id is None:
-            return list(self.db["episodes"].rows_where(order_by="created_at, id"))
-        return list(self.db["episodes"].rows_where("run_id = ?", [run_id], order_by="created_at, id"))
+            return list(self.db["episodes"].rows_where(order_by="rowid"))
+        return list(self.db["episodes"].rows_where("run_id = ?", [run_id], order_by="rowid"))
 
     def turns(self, episode_id: str) -> list[Turn]:
         """The turns of one episode in order."""

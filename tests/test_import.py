@@ -263,3 +263,30 @@ def test_free_text_files(store: Store) -> None:
     assert store.episode("si-1-llm").meta["writer"] == "text-davinci-003"
     emails = DATA / "free_form" / "popquorn-email-rewriting" / "email_rewriting_raw_data.csv"
     assert import_file(store, "free_text", emails, dataset="emails", progress=False).n_episodes == 2346
+
+
+def test_parquet_and_hugging_face_datasets(sim, store: Store, tmp_path: Path, monkeypatch) -> None:
+    import datasets
+
+    m4 = DATA / "free_form" / "m4-llama2-samples" / "reddit_llama2_100.jsonl"
+    mapping = {"text": "human_text", "task": "prompt", "meta": "source"}
+    report = import_file(store, "hf", m4, dataset="hf_json", options={"builder": "json", **mapping}, progress=False)
+    assert report.n_episodes == 100
+    assert import_file(store, "hf", m4, dataset="hf_json", options={"builder": "json", **mapping}, progress=False).already_imported
+
+    loaded = datasets.load_dataset("json", data_files=str(m4), split="train")
+    loaded.to_parquet(str(tmp_path / "m4.parquet"))
+    loaded.save_to_disk(str(tmp_path / "m4_saved"))
+    assert import_file(store, "table", tmp_path / "m4.parquet", dataset="parquet", options=mapping, progress=False).n_episodes == 100
+    assert import_file(store, "hf", tmp_path / "m4_saved", dataset="disk", options={"builder": "disk", **mapping}, progress=False).n_episodes == 100
+    texts = {
+        name: [e.turns[0].content for e in store.episodes() if e.dataset == name] for name in ("hf_json", "parquet", "disk")
+    }
+    first_line = json.loads(m4.read_text().splitlines()[0])
+    assert texts["hf_json"][0] == first_line["human_text"] and texts["hf_json"] == texts["parquet"] == texts["disk"]
+
+    result = sim("import", "hf:json", str(m4), "-o", "text=no_such_column")
+    assert_one_line_error(result, "missing column(s) no_such_column")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    assert_one_line_error(sim("import", "hf:someone/nothing", "-o", "text=t"), "hf:someone/nothing: cannot load")

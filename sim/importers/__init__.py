@@ -7,6 +7,7 @@ from sim.importers import (  # noqa: F401  (registration)
     dailydialog,
     dealornodeal,
     free_text,
+    hf_datasets,
     instructions,
     persuasionforgood,
     preferences,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -44,6 +45,11 @@ class Importer(ABC):
 
     name: str  # set by the registry
     description: str = ""
+    needs_file: bool = True
+
+    def fingerprint(self, source: Source) -> str:
+        """What makes a second import of the same data a no-op: by default the bytes of the file or folder."""
+        return file_sha256(source.path)
 
     @abstractmethod
     def episodes(self, source: Source) -> Iterator[Episode | Skipped]:
@@ -51,6 +57,18 @@ class Importer(ABC):
 
 
 importers: Registry[Importer] = Registry("import format")
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file or, for a folder, of its files' names and bytes."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 def _decode(raw: bytes, path: Path, line: int) -> str:

@@ -1,8 +1,8 @@
-"""Any CSV, TSV or JSONL table, mapped to episodes by column names given as options."""
+"""Any CSV, TSV, JSONL or Parquet table, mapped to episodes by column names given as options."""
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from sim.importers.base import ImportProblem, Importer, Source, importers, read_csv, read_jsonl
 from sim.records import Episode, Turn
@@ -10,58 +10,91 @@ from sim.records import Episode, Turn
 KINDS = ("conversation", "task_label", "preference", "instruction", "free_text")
 
 
+def episodes_from_rows(source: Source, rows: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[Episode]:
+    """Map rows to episodes by the column options: text=COL (required), kind=, id=COL, conversation=COL
+    (rows sharing its value form one episode, in file order), speaker=COL, role=COL, task=COL, meta=COL1,COL2."""
+    options = source.options
+    kind = options.get("kind", "conversation" if "conversation" in options else "free_text")
+    if kind not in KINDS:
+        raise ImportProblem(source.path, None, f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    meta_columns = [c for c in options.get("meta", "").split(",") if c]
+    episodes: dict[str, Episode] = {}
+    for line, row in rows:
+        key = str(row[options["conversation"]] if "conversation" in options else row.get(options.get("id", ""), line))
+        episode = episodes.get(key)
+        if episode is None:
+            episode = episodes[key] = Episode(
+                id=f"{source.dataset}-{key}",
+                run_id=None,
+                source="imported",
+                kind=kind,
+                task=str(row[options["task"]]) if "task" in options else None,
+                roles={},
+                status="done",
+                termination_reason="imported",
+                dataset=source.dataset,
+                meta={"line": line, **{c: row[c] for c in meta_columns}},
+            )
+        speaker = str(row[options["speaker"]]) if "speaker" in options else "author"
+        role = str(row[options["role"]]) if "role" in options else speaker
+        episode.roles.setdefault(role, speaker)
+        episode.turns.append(Turn(idx=len(episode.turns), speaker=speaker, role=role, content=str(row[options["text"]])))
+    yield from episodes.values()
+
+
+def mapped_columns(source: Source) -> set[str]:
+    """The columns the options name; `text` must be one of them."""
+    if "text" not in source.options:
+        raise ImportProblem(source.path, None, f"the {source.path.suffix or 'table'} import needs -o text=COLUMN")
+    keys = ("text", "id", "conversation", "speaker", "role", "task")
+    return {source.options[k] for k in keys if k in source.options} | {c for c in source.options.get("meta", "").split(",") if c}
+
+
+def check_columns(source: Source, line: int, columns: Iterable[str], required: set[str]) -> None:
+    """An ImportProblem naming the mapped columns a record lacks."""
+    missing = required - set(columns)
+    if missing:
+        raise ImportProblem(source.path, line, f"missing column(s) {', '.join(sorted(missing))}")
+
+
 @importers.register("table")
 class TableImporter(Importer):
-    """Options: text=COL (required), kind=, id=COL, conversation=COL (rows with one value form one episode),
-    speaker=COL, role=COL, task=COL, meta=COL1,COL2."""
+    """CSV, TSV, JSONL or Parquet rows mapped to episodes by column options (see `episodes_from_rows`)."""
 
-    description = "generic CSV/TSV/JSONL; map columns with -o text=COL [-o conversation=COL -o speaker=COL ...]"
+    description = "generic CSV/TSV/JSONL/Parquet; map columns with -o text=COL [-o conversation=COL -o speaker=COL ...]"
 
     def episodes(self, source: Source) -> Iterator[Episode]:
         """One episode per row, or per value of the `conversation` column."""
-        options = source.options
-        if "text" not in options:
-            raise ImportProblem(source.path, None, "the table format needs -o text=COLUMN")
-        kind = options.get("kind", "conversation" if "conversation" in options else "free_text")
-        if kind not in KINDS:
-            raise ImportProblem(source.path, None, f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-        columns = [options[key] for key in ("text", "id", "conversation", "speaker", "role", "task") if key in options]
-        meta_columns = [c for c in options.get("meta", "").split(",") if c]
-        episodes: dict[str, Episode] = {}
-        for line, row in self._rows(source, set(columns + meta_columns)):
-            key = str(row[options["conversation"]] if "conversation" in options else row.get(options.get("id", ""), line))
-            episode = episodes.get(key)
-            if episode is None:
-                episode = episodes[key] = Episode(
-                    id=f"{source.dataset}-{key}",
-                    run_id=None,
-                    source="imported",
-                    kind=kind,
-                    task=str(row[options["task"]]) if "task" in options else None,
-                    roles={},
-                    status="done",
-                    termination_reason="imported",
-                    dataset=source.dataset,
-                    meta={"line": line, **{c: row[c] for c in meta_columns}},
-                )
-            speaker = str(row[options["speaker"]]) if "speaker" in options else "author"
-            role = str(row[options["role"]]) if "role" in options else speaker
-            episode.roles.setdefault(role, speaker)
-            episode.turns.append(Turn(idx=len(episode.turns), speaker=speaker, role=role, content=str(row[options["text"]])))
-        yield from episodes.values()
+        required = mapped_columns(source)
+        yield from episodes_from_rows(source, self._rows(source, required))
 
     @staticmethod
     def _rows(source: Source, required: set[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         suffix = source.path.suffix.lower()
         if suffix in (".csv", ".tsv"):
             yield from read_csv(source.path, required, delimiter="\t" if suffix == ".tsv" else ",")
-            return
-        if suffix not in (".jsonl", ".ndjson"):
-            raise ImportProblem(source.path, None, f"the table format reads .csv, .tsv and .jsonl files, not {suffix or 'no extension'}")
-        for line, record in read_jsonl(source.path):
-            if not isinstance(record, dict):
-                raise ImportProblem(source.path, line, f"expected a JSON object, got {type(record).__name__}")
-            missing = required - set(record)
-            if missing:
-                raise ImportProblem(source.path, line, f"missing field(s) {', '.join(sorted(missing))}")
-            yield line, record
+        elif suffix in (".jsonl", ".ndjson"):
+            for line, record in read_jsonl(source.path):
+                if not isinstance(record, dict):
+                    raise ImportProblem(source.path, line, f"expected a JSON object, got {type(record).__name__}")
+                check_columns(source, line, record, required)
+                yield line, record
+        elif suffix == ".parquet":
+            yield from read_parquet(source, required)
+        else:
+            raise ImportProblem(source.path, None, f"the table format reads .csv, .tsv, .jsonl and .parquet files, not {suffix or 'no extension'}")
+
+
+def read_parquet(source: Source, required: set[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, row) from a Parquet file, through pyarrow (extra `[datasets]`)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ImportProblem(source.path, None, "reading Parquet needs pyarrow: pip install 'artifact-sim[datasets]'") from None
+    try:
+        table = pq.read_table(source.path)
+    except Exception as exc:  # pyarrow raises its own ArrowInvalid/OSError family for unreadable files
+        raise ImportProblem(source.path, None, f"not a readable Parquet file ({exc})") from None
+    check_columns(source, 1, table.column_names, required)
+    for number, row in enumerate(table.to_pylist(), start=1):
+        yield number, row
