@@ -17,6 +17,7 @@ The `--baseline` workload (default: that of c=64) is then run one conversation a
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -25,12 +26,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
-
-import asyncio
-from dataclasses import dataclass
 
 import analyzers  # noqa: F401  (registers analyzers)
 import scenarios  # noqa: F401  (registers scenarios)
@@ -66,6 +65,7 @@ class SleepBackend(Backend):
         """Sleep, then answer."""
         await asyncio.sleep(self.latency_s)
         return Completion("Instruction: continue with the next step.\nInput: None", "stop", 100, 12, self.latency_s * 1000)
+
 
 HERE = Path(__file__).resolve().parent
 

@@ -8,18 +8,21 @@ from typing import Any, Iterable, Optional
 
 from analyzers import analyzers
 from sim.records import Annotation
+from sim.stats import estimate
 from sim.store import Store
 
 
 @dataclass
 class Metric:
-    """One annotation name summarized over episodes or turns: n values, their total and mean."""
+    """One annotation name summarized over episodes or turns: n values, their total, mean and bootstrap 95% CI."""
 
     name: str
     level: str
     n: int
     total: float
     mean: float
+    ci_low: Optional[float]
+    ci_high: Optional[float]
 
 
 @dataclass
@@ -42,15 +45,16 @@ class AnalyzerSummary:
 
 
 def summarize(annotations: Iterable[Annotation]) -> list[Metric]:
-    """Count, total and mean of every annotation name, episode-level and turn-level apart."""
+    """n, total, mean and bootstrap CI of every annotation name, episode-level and turn-level apart."""
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     for annotation in annotations:
         level = "episode" if annotation.turn_idx is None else "turn"
         values[(annotation.name, level)].append(annotation.value)
-    return [
-        Metric(name=name, level=level, n=len(vs), total=sum(vs), mean=sum(vs) / len(vs))
-        for (name, level), vs in sorted(values.items(), key=lambda item: (item[0][1], item[0][0]))
-    ]
+    metrics = []
+    for (name, level), vs in sorted(values.items(), key=lambda item: (item[0][1], item[0][0])):
+        est = estimate(vs)
+        metrics.append(Metric(name, level, est.n, float(sum(vs)), est.mean, est.ci_low, est.ci_high))
+    return metrics
 
 
 def analyze(store: Store, names: list[str], run_id: Optional[str] = None) -> list[AnalyzerSummary]:

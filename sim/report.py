@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
@@ -17,19 +17,23 @@ if TYPE_CHECKING:
     from sim.runner import RunReport
 
 
-def summaries_table(summaries: list[AnalyzerSummary]) -> Table:
-    """One row per analyzer metric: n values, their total and mean (a rate for 0/1 flags)."""
-    table = Table(title="Analyzer summary")
-    for column in ("analyzer", "metric", "level", "n", "total", "mean"):
-        table.add_column(column, justify="right" if column in ("n", "total", "mean") else "left")
+def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
+    """A table per analyzer, a row per metric: n values, their total, and the mean (a rate for 0/1 flags)
+    with its bootstrap 95% CI; fits 80 columns."""
+    tables = []
     for summary in summaries:
+        table = Table(title=f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)")
+        table.add_column("metric", no_wrap=True)
+        table.add_column("level", no_wrap=True)
+        for column in ("n", "total", "mean [95% CI]"):
+            table.add_column(column, justify="right", no_wrap=True)
         if not summary.metrics:
-            table.add_row(summary.analyzer, "(no applicable episodes)", "", "0", "", "")
+            table.add_row("(no applicable episodes)", "", "0", "", "")
         for metric in summary.metrics:
-            table.add_row(
-                summary.analyzer, metric.name, metric.level, str(metric.n), f"{metric.total:g}", f"{metric.mean:.3f}"
-            )
-    return table
+            interval = "" if metric.ci_low is None else f" [{metric.ci_low:.3f}, {metric.ci_high:.3f}]"
+            table.add_row(metric.name, metric.level, str(metric.n), f"{metric.total:g}", f"{metric.mean:.3f}{interval}")
+        tables.append(table)
+    return Group(*tables)
 
 
 def print_run(console: Console, report: "RunReport") -> None:

@@ -57,6 +57,8 @@ def test_run_stores_analyzes_and_shows(sim, tmp_path: Path) -> None:
     flipped_turns = rows(db, "SELECT count(*) FROM annotations WHERE name='role_flipped' AND value=1")[0][0]
     assert metrics[("role_flipped", "turn")]["n"] == len(turns)
     assert metrics[("role_flipped", "turn")]["total"] == flipped_turns
+    rate = metrics[("role_flipped", "turn")]
+    assert rate["ci_low"] <= rate["mean"] <= rate["ci_high"]
     # Re-analysis replaces annotations instead of adding to them.
     assert rows(db, "SELECT count(*) FROM annotations WHERE name='role_flipping_happens'") == [(2,)]
 
