@@ -65,6 +65,8 @@ def check_overrides(args: list[str]) -> None:
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
         return  # Hydra's own flags (--help, --cfg, ...) are Hydra's to handle
     overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
+    if len(overrides) < len(args) and any(o.startswith("run.id=") and "," not in o for o in overrides):
+        raise SimError("with -m every job needs its own run id: leave run.id unset (or sweep it, run.id=a,b)")
     try:
         variants = _value_variants(overrides)
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):

@@ -41,6 +41,11 @@ def test_bad_value_inside_a_sweep_is_caught_before_any_job(sim, tmp_path: Path) 
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_fixed_run_id_in_a_sweep_is_refused(sim, tmp_path: Path) -> None:
+    assert_one_line_error(sim("run", "-m", *TINY, "run.id=same", "seed=1,2"), "leave run.id unset")
+    assert not (tmp_path / "runs").exists()
+
+
 def test_unwritable_db_path(sim, tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
     assert_one_line_error(sim("run", *TINY, "store.path=blocker/sim.db"), "cannot create folder")
