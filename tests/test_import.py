@@ -170,7 +170,7 @@ def test_bad_import_arguments(sim, tmp_path: Path) -> None:
     assert_one_line_error(sim("import", "casino", str(tmp_path / "absent.jsonl")), "absent.jsonl: no such file")
     assert_one_line_error(sim("import", "casino", str(tmp_path / "empty.jsonl")), "empty.jsonl: the file is empty")
     assert_one_line_error(sim("import", "persuasionforgood", str(tmp_path / "wrong.csv")), "wrong.csv:1: missing column(s) B2, B4, Turn, Unit")
-    assert_one_line_error(sim("import", "table", str(tmp_path / "wrong.csv")), "needs -o text=COLUMN")
+    assert_one_line_error(sim("import", "table", str(tmp_path / "wrong.csv")), "need -o text=COLUMN")
     assert_one_line_error(sim("import", "table", str(tmp_path / "wrong.csv"), "-o", "text"), "expected KEY=VALUE")
     assert_one_line_error(sim("import", "table", str(tmp_path / "wrong.csv"), "-o", "text=body"), "missing column(s) body")
     assert_one_line_error(sim("import", "dailydialog"), "needs FORMAT and PATH")

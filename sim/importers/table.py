@@ -45,7 +45,7 @@ def episodes_from_rows(source: Source, rows: Iterable[tuple[int, dict[str, Any]]
 def mapped_columns(source: Source) -> set[str]:
     """The columns the options name; `text` must be one of them."""
     if "text" not in source.options:
-        raise ImportProblem(source.path, None, f"the {source.path.suffix or 'table'} import needs -o text=COLUMN")
+        raise ImportProblem(source.path, None, "the table and hf: formats need -o text=COLUMN (the text column)")
     keys = ("text", "id", "conversation", "speaker", "role", "task")
     return {source.options[k] for k in keys if k in source.options} | {c for c in source.options.get("meta", "").split(",") if c}
 
