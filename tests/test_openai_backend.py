@@ -1,7 +1,6 @@
 """The `openai` backend against a real llama.cpp server on loopback, with and without injected faults."""
 
 import asyncio
-import json
 import sqlite3
 import time
 from pathlib import Path

@@ -1,8 +1,6 @@
 """The hf and langchain backends on real local models, and the vLLM backend where it can run."""
 
 import asyncio
-import json
-import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 

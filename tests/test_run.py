@@ -1,7 +1,6 @@
 """`sim run`, `sim show`, `sim analyze` and `sim episodes` end to end, with the real embedded model."""
 
 import json
-import sqlite3
 from pathlib import Path
 
 import yaml

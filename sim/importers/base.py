@@ -136,20 +136,26 @@ def speaker_turns(entries: Any, speaker_key: str, text_key: str, path: Path, lin
     return turns
 
 
-def conversation(
-    source: Source, key: Any, turns: list[tuple[str, str, str]], task: Optional[str] = None, meta: Optional[dict] = None
+def imported_episode(
+    source: Source,
+    key: Any,
+    kind: str,
+    turns: list[tuple[str, str, str]],
+    task: Optional[str] = None,
+    meta: Optional[dict[str, Any]] = None,
+    roles: Optional[dict[str, str]] = None,
+    termination_reason: str = "imported",
 ) -> Episode:
-    """An imported conversation episode from (speaker, role, text) triples."""
-    roles = {role: speaker for speaker, role, _ in turns}
+    """An imported episode from (speaker, role, text) triples; `roles` defaults to each role's last speaker."""
     return Episode(
         id=f"{source.dataset}-{key}",
         run_id=None,
         source="imported",
-        kind="conversation",
+        kind=kind,
         task=task,
-        roles=roles,
+        roles=roles if roles is not None else {role: speaker for speaker, role, _ in turns},
         status="done",
-        termination_reason="imported",
+        termination_reason=termination_reason,
         dataset=source.dataset,
         meta=meta or {},
         turns=[Turn(idx=i, speaker=speaker, role=role, content=text) for i, (speaker, role, text) in enumerate(turns)],

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from sim.importers.base import ImportProblem, Importer, Source, conversation, field_of, importers, read_json
+from sim.importers.base import ImportProblem, Importer, Source, field_of, imported_episode, importers, read_json
 from sim.records import Episode
 
 MESSAGE_KEY = re.compile(r"^message_(\d+)$")
@@ -52,6 +52,6 @@ class CamelImporter(Importer):
             turns.append((str(message.get("role_name") or role_type), role_type, str(field_of(message, "content", where, 1))))
         task = chat.get("specified_task") or chat.get("original_task")
         meta = {key: chat.get(key) for key in ("role_1", "role_2", "original_task", "specified_task", "num_messages")}
-        episode = conversation(source, Path(name).with_suffix("").as_posix().replace("/", "_"), turns, task, meta)
-        episode.termination_reason = chat.get("termination_reason") or "imported"
-        return episode
+        key = Path(name).with_suffix("").as_posix().replace("/", "_")
+        reason = chat.get("termination_reason") or "imported"
+        return imported_episode(source, key, "conversation", turns, task, meta, termination_reason=reason)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from sim.importers.base import Importer, Source, conversation, field_of, importers, read_jsonl, speaker_turns
+from sim.importers.base import Importer, Source, field_of, imported_episode, importers, read_jsonl, speaker_turns
 from sim.records import Episode
 
 
@@ -19,4 +19,4 @@ class CasinoImporter(Importer):
         for line, record in read_jsonl(source.path):
             turns = speaker_turns(field_of(record, "chat_logs", source.path, line), "id", "text", source.path, line)
             meta = {"split": record.get("split"), "participant_info": record.get("participant_info")}
-            yield conversation(source, field_of(record, "dialogue_id", source.path, line), turns, "campsite negotiation", meta)
+            yield imported_episode(source, field_of(record, "dialogue_id", source.path, line), "conversation", turns, "campsite negotiation", meta)

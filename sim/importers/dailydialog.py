@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from sim.importers.base import Importer, Source, conversation, field_of, importers, read_jsonl, speaker_turns
+from sim.importers.base import Importer, Source, field_of, imported_episode, importers, read_jsonl, speaker_turns
 from sim.records import Episode
 
 
@@ -17,11 +17,8 @@ class DailyDialogImporter(Importer):
     def episodes(self, source: Source) -> Iterator[Episode]:
         """One episode per dialogue."""
         for line, record in read_jsonl(source.path):
-            turns = [
-                (field_of(t, "speaker", source.path, line),) * 2 + (str(field_of(t, "text", source.path, line)),)
-                for t in field_of(record, "turns", source.path, line)
-            ]
+            turns = speaker_turns(field_of(record, "turns", source.path, line), "speaker", "text", source.path, line)
             topic = record.get("topic")
-            yield conversation(
-                source, field_of(record, "dialogue_idx", source.path, line), turns, topic, {"topic_id": record.get("topic_id")}
+            yield imported_episode(
+                source, field_of(record, "dialogue_idx", source.path, line), "conversation", turns, topic, {"topic_id": record.get("topic_id")}
             )

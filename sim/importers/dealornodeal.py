@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from sim.importers.base import Importer, Source, conversation, field_of, importers, read_jsonl, speaker_turns
+from sim.importers.base import Importer, Source, field_of, imported_episode, importers, read_jsonl, speaker_turns
 from sim.records import Episode
 
 META_FIELDS = ("item_counts", "you_values", "them_values", "you_selection", "you_reward", "outcome")
@@ -19,9 +19,6 @@ class DealOrNoDealImporter(Importer):
     def episodes(self, source: Source) -> Iterator[Episode]:
         """One episode per dialogue."""
         for line, record in read_jsonl(source.path):
-            turns = [
-                (field_of(t, "speaker", source.path, line),) * 2 + (str(field_of(t, "text", source.path, line)),)
-                for t in field_of(record, "turns", source.path, line)
-            ]
+            turns = speaker_turns(field_of(record, "turns", source.path, line), "speaker", "text", source.path, line)
             meta = {name: record.get(name) for name in META_FIELDS}
-            yield conversation(source, field_of(record, "dialogue_idx", source.path, line), turns, "item negotiation", meta)
+            yield imported_episode(source, field_of(record, "dialogue_idx", source.path, line), "conversation", turns, "item negotiation", meta)

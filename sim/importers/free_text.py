@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional
 
-from sim.importers.base import ImportProblem, Importer, Source, field_of, importers, read_csv, read_jsonl
-from sim.records import Episode, Turn
+from sim.importers.base import ImportProblem, Importer, Source, field_of, imported_episode, importers, read_csv, read_jsonl
+from sim.records import Episode
 
 HC3_AUTHORS = {0: ("human", "human"), 1: ("llm", "chatgpt")}
 
@@ -14,21 +14,9 @@ def text_episode(
     source: Source, key: Any, author: str, writer: str, text: str, prompt: Optional[str], meta: dict[str, Any]
 ) -> Episode:
     """Turns: the prompt (when there is one), then the text by `writer` (a model name or human)."""
-    turns = [Turn(idx=0, speaker="prompt", role="prompt", content=prompt)] if prompt else []
-    turns.append(Turn(idx=len(turns), speaker=writer, role="text", content=text))
-    return Episode(
-        id=f"{source.dataset}-{key}",
-        run_id=None,
-        source="imported",
-        kind="free_text",
-        task=prompt,
-        roles={turn.role: turn.speaker for turn in turns},
-        status="done",
-        termination_reason="imported",
-        dataset=source.dataset,
-        meta={**meta, "author": author, "writer": writer},
-        turns=turns,
-    )
+    turns = [("prompt", "prompt", prompt)] if prompt else []
+    turns.append((writer, "text", text))
+    return imported_episode(source, key, "free_text", turns, prompt, {**meta, "author": author, "writer": writer})
 
 
 @importers.register("free_text")

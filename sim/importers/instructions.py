@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from sim.importers.base import ImportProblem, Importer, Source, field_of, importers, read_json, read_jsonl
-from sim.records import Episode, Turn
+from sim.importers.base import ImportProblem, Importer, Source, field_of, imported_episode, importers, read_json, read_jsonl
+from sim.records import Episode
 
 # Known corpora by file name, so their author type needs no option; -o author= overrides.
 KNOWN_AUTHORS = {
@@ -30,21 +30,10 @@ def author_of(source: Source) -> str:
 
 def instruction_episode(source: Source, key: Any, author: str, instruction: str, input_text: str, output: str | None, meta: dict) -> Episode:
     """Turns: instruction, input (when not empty), output (when known)."""
-    parts = [(role, text) for role, text in (("instruction", instruction), ("input", input_text), ("output", output)) if text]
-    turns = [Turn(idx=idx, speaker=author, role=role, content=text) for idx, (role, text) in enumerate(parts)]
-    return Episode(
-        id=f"{source.dataset}-{key}",
-        run_id=None,
-        source="imported",
-        kind="instruction",
-        task=instruction,
-        roles={turn.role: author for turn in turns},
-        status="done",
-        termination_reason="imported",
-        dataset=source.dataset,
-        meta={**meta, "author": author, "instruction": instruction, "input": input_text, "output": output},
-        turns=turns,
-    )
+    parts = (("instruction", instruction), ("input", input_text), ("output", output))
+    turns = [(author, role, text) for role, text in parts if text]
+    meta = {**meta, "author": author, "instruction": instruction, "input": input_text, "output": output}
+    return imported_episode(source, key, "instruction", turns, instruction, meta)
 
 
 @importers.register("instructions")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from sim.importers.base import ImportProblem, Importer, Source, conversation, importers, read_csv
+from sim.importers.base import ImportProblem, Importer, Source, imported_episode, importers, read_csv
 from sim.records import Episode
 
 ROLES = {"0": "persuader", "1": "persuadee"}
@@ -37,7 +37,7 @@ class PersuasionForGoodImporter(Importer):
         donations = self._donations(Path(source.options["info"])) if "info" in source.options else {}
         for dialogue, turns in dialogues.items():
             meta = {"donations": donations.get(dialogue, {})}
-            yield conversation(source, dialogue, turns, "persuade the partner to donate to Save the Children", meta)
+            yield imported_episode(source, dialogue, "conversation", turns, "persuade the partner to donate to Save the Children", meta)
 
     @staticmethod
     def _donations(path: Path) -> dict[str, dict[str, float]]:

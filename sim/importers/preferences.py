@@ -6,8 +6,8 @@ import ast
 from pathlib import Path
 from typing import Any, Iterator
 
-from sim.importers.base import ImportProblem, Importer, Source, field_of, importers, read_csv, read_json
-from sim.records import Episode, Turn
+from sim.importers.base import ImportProblem, Importer, Source, field_of, imported_episode, importers, read_csv, read_json
+from sim.records import Episode
 
 CSV_CHOICES = {"1": "output_1", "2": "output_2", "0": "tie"}
 MTBENCH_CHOICES = {"model_a": "output_1", "model_b": "output_2"}
@@ -17,24 +17,10 @@ def preference_episode(
     source: Source, key: Any, outputs: list[tuple[str, str]], judgments: dict[str, str], meta: dict[str, Any], prompt: str | None = None
 ) -> Episode:
     """Turns: the prompt (when known), each output, then one turn per judge naming its choice."""
-    turns = [Turn(idx=0, speaker="prompt", role="prompt", content=prompt)] if prompt is not None else []
-    for i, (speaker, text) in enumerate(outputs, start=1):
-        turns.append(Turn(idx=len(turns), speaker=speaker, role=f"output_{i}", content=text))
-    for judge, choice in judgments.items():
-        turns.append(Turn(idx=len(turns), speaker=judge, role="judge", content=choice))
-    return Episode(
-        id=f"{source.dataset}-{key}",
-        run_id=None,
-        source="imported",
-        kind="preference",
-        task=prompt,
-        roles={turn.role: turn.speaker for turn in turns},
-        status="done",
-        termination_reason="imported",
-        dataset=source.dataset,
-        meta={**meta, "judgments": judgments},
-        turns=turns,
-    )
+    turns = [("prompt", "prompt", prompt)] if prompt is not None else []
+    turns += [(speaker, f"output_{i}", text) for i, (speaker, text) in enumerate(outputs, start=1)]
+    turns += [(judge, "judge", choice) for judge, choice in judgments.items()]
+    return imported_episode(source, key, "preference", turns, prompt, {**meta, "judgments": judgments})
 
 
 def csv_choice(value: str, path: Path, line: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterator
 
-from sim.importers.base import ImportProblem, Importer, Skipped, Source, conversation, field_of, importers, read_jsonl
+from sim.importers.base import ImportProblem, Importer, Skipped, Source, field_of, imported_episode, importers, read_jsonl
 from sim.records import Episode
 
 PARTICIPANTS = "Participants:"
@@ -71,7 +71,7 @@ class SPPImporter(Importer):
             }
             if targets is not None and idx not in targets:
                 raise ImportProblem(source.path, line, f"puzzle idx {idx} is not in {source.options['puzzles']}")
-            yield conversation(source, idx, turns, task_data.get("inputs"), meta)
+            yield imported_episode(source, idx, "conversation", turns, task_data.get("inputs"), meta)
 
     @staticmethod
     def _content(raw: Any, path: Path, line: int) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Iterator
 
-from sim.importers.base import ImportProblem, Importer, Source, importers, read_csv, read_jsonl
-from sim.records import Episode, Turn
+from sim.importers.base import ImportProblem, Importer, Source, imported_episode, importers, read_csv, read_jsonl
+from sim.records import Episode
 
 KINDS = ("conversation", "task_label", "preference", "instruction", "free_text")
 
@@ -18,28 +18,23 @@ def episodes_from_rows(source: Source, rows: Iterable[tuple[int, dict[str, Any]]
     if kind not in KINDS:
         raise ImportProblem(source.path, None, f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
     meta_columns = [c for c in options.get("meta", "").split(",") if c]
-    episodes: dict[str, Episode] = {}
+    groups: dict[str, dict[str, Any]] = {}
     for line, row in rows:
         key = str(row[options["conversation"]] if "conversation" in options else row.get(options.get("id", ""), line))
-        episode = episodes.get(key)
-        if episode is None:
-            episode = episodes[key] = Episode(
-                id=f"{source.dataset}-{key}",
-                run_id=None,
-                source="imported",
-                kind=kind,
-                task=str(row[options["task"]]) if "task" in options else None,
-                roles={},
-                status="done",
-                termination_reason="imported",
-                dataset=source.dataset,
-                meta={"line": line, **{c: row[c] for c in meta_columns}},
-            )
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = {
+                "task": str(row[options["task"]]) if "task" in options else None,
+                "meta": {"line": line, **{c: row[c] for c in meta_columns}},
+                "turns": [],
+                "roles": {},
+            }
         speaker = str(row[options["speaker"]]) if "speaker" in options else "author"
         role = str(row[options["role"]]) if "role" in options else speaker
-        episode.roles.setdefault(role, speaker)
-        episode.turns.append(Turn(idx=len(episode.turns), speaker=speaker, role=role, content=str(row[options["text"]])))
-    yield from episodes.values()
+        group["roles"].setdefault(role, speaker)
+        group["turns"].append((speaker, role, str(row[options["text"]])))
+    for key, group in groups.items():
+        yield imported_episode(source, key, kind, group["turns"], group["task"], group["meta"], roles=group["roles"])
 
 
 def mapped_columns(source: Source) -> set[str]:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from sim.importers.base import ImportProblem, Importer, Source, field_of, importers, read_csv, read_jsonl
-from sim.records import Episode, Turn
+from sim.importers.base import ImportProblem, Importer, Source, field_of, imported_episode, importers, read_csv, read_jsonl
+from sim.records import Episode
 
 DEMOGRAPHICS = ("gender", "race", "age", "occupation", "education")
 
@@ -28,23 +28,17 @@ def label_episode(
     source: Source, key: Any, text: str, human: list[Optional[float]], model: list[Optional[float]], model_name: Optional[str], meta: dict[str, Any]
 ) -> Episode:
     """An item with its text as turn 0 and one turn per present label, human first; the label lists go to meta."""
-    turns = [Turn(idx=0, speaker="item", role="item", content=text)]
+    turns = [("item", "item", text)]
     for who, role, labels in (("human", "human_annotator", human), (model_name or "model", "model_annotator", model)):
-        for i, label in enumerate(labels):
-            if label is not None:
-                turns.append(Turn(idx=len(turns), speaker=f"{who}_{i}", role=role, content=f"{label:g}"))
-    return Episode(
-        id=f"{source.dataset}-{key}",
-        run_id=None,
-        source="imported",
-        kind="task_label",
-        task=meta.get("task"),
+        turns += [(f"{who}_{i}", role, f"{label:g}") for i, label in enumerate(labels) if label is not None]
+    return imported_episode(
+        source,
+        key,
+        "task_label",
+        turns,
+        meta.get("task"),
+        {**meta, "human_labels": human, "model_labels": model, "model": model_name},
         roles={"item": "item", "human_annotator": "human", "model_annotator": model_name or "model"},
-        status="done",
-        termination_reason="imported",
-        dataset=source.dataset,
-        meta={**meta, "human_labels": human, "model_labels": model, "model": model_name},
-        turns=turns,
     )
 
 
