@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Optional
 
-from sim.records import Annotation, Episode
+from sim.records import Annotation, Episode, Turn
 from sim.registry import Registry
 
 
@@ -13,6 +14,7 @@ class Analyzer(ABC):
 
     name: str  # set by the registry
     version: str = "1"
+    checks_turns: bool = False  # True when `check_turn` can judge a turn on its own, so it can serve as a live guard
 
     @abstractmethod
     def applies_to(self, episode: Episode) -> bool:
@@ -21,6 +23,10 @@ class Analyzer(ABC):
     @abstractmethod
     def annotate(self, episode: Episode) -> list[Annotation]:
         """Episode-level and turn-level values for one episode."""
+
+    def check_turn(self, turn: Turn) -> Optional[str]:
+        """Why `turn` alone should be flagged, or None; only analyzers with `checks_turns` implement it."""
+        raise NotImplementedError(f"analyzer {self.name!r} does not judge single turns")
 
 
 analyzers: Registry[Analyzer] = Registry("analyzer")

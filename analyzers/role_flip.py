@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from analyzers.base import Analyzer, analyzers
 from sim.camel import ASSISTANT_MARKER, TASK_DONE, USER_MARKER
 from sim.records import Annotation, Episode, Turn
@@ -20,6 +22,14 @@ class RoleFlipAnalyzer(Analyzer):
     """A user turn with `Solution:` or an assistant turn with `Instruction:` is flipped; one with neither own marker nor the done token is an interruption."""
 
     version = "1"
+    checks_turns = True
+
+    def check_turn(self, turn: Turn) -> Optional[str]:
+        """`role_flipped` when a user or assistant turn carries its partner's marker."""
+        if turn.role not in ("user", "assistant"):
+            return None
+        flipped, _ = classify_turn(turn.role, turn.content)
+        return "role_flipped" if flipped else None
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with CAMEL's user and assistant roles."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from agents.camel import TASK_DONE, camel_pair, task_specifier
-from scenarios.base import EpisodeContext, EpisodePlan, Outcome, Scenario, ScenarioConfig, scenarios
-from sim.errors import SimError
-from sim.records import Turn
+from scenarios.base import EpisodeContext, EpisodePlan, Outcome, ReferenceConfig, ReferenceScenario, scenarios
+from sim.records import Episode, Turn
 
 
 @dataclass
@@ -20,8 +20,8 @@ class RoleplayTask:
 
 
 @dataclass
-class RoleplayConfig(ScenarioConfig):
-    """Schema of `scenario=roleplay`."""
+class RoleplayConfig(ReferenceConfig):
+    """Schema of `scenario=roleplay`; a reference gives CAMEL chats, whose role pairs and original tasks are replayed."""
 
     _target_: str = "scenarios.roleplay.RoleplayScenario"
     tasks: list[RoleplayTask] = field(default_factory=list)
@@ -30,30 +30,38 @@ class RoleplayConfig(ScenarioConfig):
 
 
 @scenarios.register("roleplay", config=RoleplayConfig)
-class RoleplayScenario(Scenario):
+class RoleplayScenario(ReferenceScenario[RoleplayTask]):
     """Two agents, user then assistant, taking turns until the user says `<CAMEL_TASK_DONE>` or `max_turns`."""
 
     kind = "conversation"
+    reference_format = "camel"
+    caps_items = False
 
     def __init__(
         self,
         tasks: list[dict[str, str]],
         specify_task: bool = False,
         specify_word_limit: int = 50,
-        **common: object,
+        **common: Any,
     ) -> None:
-        super().__init__(**common)  # type: ignore[arg-type]
-        if not tasks:
-            raise SimError("scenario.tasks is empty: give at least one {assistant_role, user_role, task}")
-        self.tasks = [RoleplayTask(**task) for task in tasks]
+        super().__init__(**common)
+        self.configured_items = [RoleplayTask(**task) for task in tasks]
         self.specify_task = specify_task
         self.specify_word_limit = specify_word_limit
 
+    def items_from_reference(self, episodes: list[Episode]) -> list[RoleplayTask]:
+        """The (assistant role, user role, original task) of each chat with both roles."""
+        return [
+            RoleplayTask(e.roles["assistant"], e.roles["user"], e.meta.get("original_task") or e.task)
+            for e in episodes
+            if {"assistant", "user"} <= set(e.roles) and (e.meta.get("original_task") or e.task)
+        ]
+
     def plan(self) -> list[EpisodePlan]:
-        """Cycle through the task triples until `n_episodes` episodes are planned."""
+        """Cycle through the task triples until `n_episodes` episodes (null: one per triple) are planned."""
         plans = []
-        for index in range(self.n_episodes):
-            triple = self.tasks[index % len(self.tasks)]
+        for index in range(self.n_episodes or len(self.items)):
+            triple = self.items[index % len(self.items)]
             plans.append(
                 EpisodePlan(
                     index=index,

@@ -166,7 +166,7 @@ def import_command(
         sim import table my_texts.csv -o text=body -o speaker=author --dataset mine
         sim import hf:json my_texts.jsonl -o text=body --dataset mine
     """
-    from sim.importers import importers
+    from sim.importers import importers, parse_options
     from sim.importing import import_file
     from sim.store import Store
 
@@ -180,11 +180,7 @@ def import_command(
         path = path or Path(parsed["builder"].replace("/", "_"))
     if not format_name or path is None:
         raise SimError("sim import needs FORMAT and PATH (or --list)")
-    for option in options:
-        key, sep, value = option.partition("=")
-        if not sep or not key:
-            raise SimError(f"-o {option!r}: expected KEY=VALUE")
-        parsed[key] = value
+    parsed.update(parse_options(options, "-o"))
     importers.get(format_name)
     store = Store.open(db)
     try:

@@ -119,3 +119,54 @@ def m003_imports(db: Database) -> None:
         pk="id",
     )
     db["imports"].create_index(["sha256", "format", "dataset"], unique=True)
+
+
+# The structured result of each kind of data item, readable without parsing meta_json. Imported and generated
+# items share one shape (see sim/importers and scenarios/), so one view serves both.
+KIND_VIEWS = {
+    "v_conversation": """
+        SELECT e.id AS episode_id, e.run_id, e.source, e.dataset, r.model, e.task, e.n_turns, e.status,
+               e.termination_reason, json_extract(e.meta_json, '$.final_answer') AS final_answer,
+               json_extract(e.meta_json, '$.target') AS target, json_extract(e.meta_json, '$.correct') AS correct
+        FROM episodes e LEFT JOIN runs r ON r.id = e.run_id WHERE e.kind = 'conversation'""",
+    "v_task_label": """
+        SELECT e.id AS episode_id, e.run_id, e.source, e.dataset, coalesce(json_extract(e.meta_json, '$.model'), r.model) AS model,
+               e.task, json_extract(e.meta_json, '$.item_id') AS item_id,
+               (SELECT content FROM turns t WHERE t.episode_id = e.id AND t.role = 'item') AS text,
+               json_extract(e.meta_json, '$.human_labels') AS human_labels,
+               json_extract(e.meta_json, '$.model_labels') AS model_labels,
+               json_extract(e.meta_json, '$.model_confidences') AS model_confidences
+        FROM episodes e LEFT JOIN runs r ON r.id = e.run_id WHERE e.kind = 'task_label'""",
+    "v_preference": """
+        SELECT e.id AS episode_id, e.run_id, e.source, e.dataset, r.model,
+               (SELECT content FROM turns t WHERE t.episode_id = e.id AND t.role = 'prompt') AS prompt,
+               (SELECT content FROM turns t WHERE t.episode_id = e.id AND t.role = 'output_1') AS output_1,
+               (SELECT content FROM turns t WHERE t.episode_id = e.id AND t.role = 'output_2') AS output_2,
+               json_extract(e.meta_json, '$.judgments') AS judgments,
+               json_extract(e.meta_json, '$.swapped_judgments') AS swapped_judgments,
+               json_extract(e.meta_json, '$.position_consistent') AS position_consistent
+        FROM episodes e LEFT JOIN runs r ON r.id = e.run_id WHERE e.kind = 'preference'""",
+    "v_instruction": """
+        SELECT e.id AS episode_id, e.run_id, e.source, e.dataset, r.model,
+               json_extract(e.meta_json, '$.author') AS author,
+               json_extract(e.meta_json, '$.instruction') AS instruction,
+               json_extract(e.meta_json, '$.input') AS input, json_extract(e.meta_json, '$.output') AS output,
+               e.termination_reason, json_extract(e.meta_json, '$.rouge_l_max') AS rouge_l_max,
+               json_extract(e.meta_json, '$.parents') AS parents
+        FROM episodes e LEFT JOIN runs r ON r.id = e.run_id WHERE e.kind = 'instruction'""",
+    "v_free_text": """
+        SELECT e.id AS episode_id, e.run_id, e.source, e.dataset, r.model,
+               json_extract(e.meta_json, '$.author') AS author, json_extract(e.meta_json, '$.writer') AS writer,
+               (SELECT content FROM turns t WHERE t.episode_id = e.id AND t.role = 'prompt') AS prompt,
+               (SELECT content FROM turns t WHERE t.episode_id = e.id AND t.role = 'text') AS text,
+               json_extract(e.meta_json, '$.pair') AS pair
+        FROM episodes e LEFT JOIN runs r ON r.id = e.run_id WHERE e.kind = 'free_text'""",
+}
+
+
+@migrations()
+def m004_logprobs_and_kind_views(db: Database) -> None:
+    """Per-turn log-probabilities and one view per kind of data item."""
+    db["turns"].add_column("logprob", float)
+    for name, select in KIND_VIEWS.items():
+        db.create_view(name, select)

@@ -28,6 +28,7 @@ class Turn:
     request_hash: Optional[str] = None
     cache_hit: Optional[int] = None
     retries: Optional[int] = None
+    logprob: Optional[float] = None
 
 
 @dataclass
@@ -45,6 +46,10 @@ class Episode:
     dataset: Optional[str] = None
     meta: dict[str, Any] = field(default_factory=dict)
     turns: list[Turn] = field(default_factory=list)
+
+    def content_of(self, role: str) -> Optional[str]:
+        """The content of the first turn with `role`, or None."""
+        return next((turn.content for turn in self.turns if turn.role == role), None)
 
     @classmethod
     def from_row(cls, row: dict[str, Any], turns: list[Turn]) -> "Episode":

@@ -52,8 +52,13 @@ def print_run(console: Console, report: "RunReport") -> None:
             f"  {totals['n_turns']} turns, {totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion tokens, "
             f"{totals['cache_hits']} cache hits, {totals['retries']} retries, {totals['wall_s']:.1f} s"
         )
-    if report.summaries:
-        console.print(summaries_table(report.summaries))
+    # After a run, an analyzer made for another kind of data (role_flip on labels, say) is only named.
+    applied = [summary for summary in report.summaries if summary.n_episodes]
+    for summary in report.summaries:
+        if not summary.n_episodes:
+            console.print(f"  {summary.analyzer}: applies to no episode of this run")
+    if applied:
+        console.print(summaries_table(applied))
 
 
 def episodes_table(rows: list[dict[str, Any]]) -> Table:

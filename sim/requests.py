@@ -87,5 +87,12 @@ class RequestExecutor:
         return Completion(**json.loads(stored)) if stored is not None else None
 
     def _remember(self, request_hash: str, completion: Completion) -> None:
-        # vars() rather than asdict(): no deep copy of the raw response.
-        self.store.cache_completion(request_hash, self.backend.name, self.backend.model, json.dumps(vars(completion)))
+        # vars() rather than asdict(): no deep copy of the raw response, which may hold numpy scalars (llama.cpp's log-probabilities).
+        blob = json.dumps(vars(completion), default=_plain)
+        self.store.cache_completion(request_hash, self.backend.name, self.backend.model, blob)
+
+
+def _plain(value: object) -> object:
+    """A JSON-ready stand-in for a value json cannot encode: a numpy scalar's Python value, else its text."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else str(value)

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import platform
+import random
 import secrets
 import subprocess
 import time
@@ -28,6 +29,7 @@ from sim.analysis import AnalyzerSummary, analyze
 from sim.backends import Backend, BackendError, ChatMessage, SamplingParams
 from sim.config import redacted_yaml
 from sim.errors import SimError, one_line
+from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
 from sim.records import Episode, Turn
 from sim.requests import RequestExecutor, RetryPolicy
 from sim.store import Store
@@ -99,6 +101,11 @@ def source_git_sha() -> Optional[str]:
     return result.stdout.strip() or None
 
 
+def episode_id_of(run_id: str, index: int) -> str:
+    """The id of a run's episode `index`."""
+    return f"{run_id}-e{index:04d}"
+
+
 class StoredEpisodeContext:
     """The runner's side of one episode: seeds, requests, storage, progress, and turns kept from before a resume."""
 
@@ -112,6 +119,8 @@ class StoredEpisodeContext:
         kept_turns: list[Turn],
         meta: dict[str, Any],
         turns_bar: tqdm,
+        guards: list[Guard],
+        run_id: str,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -121,6 +130,8 @@ class StoredEpisodeContext:
         self.kept_turns = {turn.idx: turn for turn in kept_turns}
         self.meta = meta
         self.turns_bar = turns_bar
+        self.guards = guards
+        self.run_id = run_id
 
     def _params(self, sampling: SamplingParams, key: str) -> SamplingParams:
         return replace(sampling, seed=derive_seed(self.seed, self.plan.index, key))
@@ -128,13 +139,37 @@ class StoredEpisodeContext:
     async def generate_turn(
         self, idx: int, speaker: str, role: str, messages: list[ChatMessage], sampling: SamplingParams
     ) -> Turn:
-        """Turn `idx`: the one stored before a resume, or a new one from the backend, committed at once."""
+        """Turn `idx`: the one stored before a resume, or a new one from the backend, committed at once
+        after the live guards have seen it (raises GuardStop after storing a turn a `stop` guard flagged)."""
         self.turns_bar.update(1)
         if idx in self.kept_turns:
             return self.kept_turns[idx]
-        result = await self.executor.complete(messages, self._params(sampling, f"turn:{idx}"), self.plan.index)
+        turn = await self._request_turn(idx, speaker, role, messages, sampling, f"turn:{idx}")
+        flagged, tries = self._flags(turn), 1
+        while any(guard.action == "regenerate" and tries < guard.max_tries for guard, _ in flagged):
+            tries += 1
+            turn = await self._request_turn(idx, speaker, role, messages, sampling, f"turn:{idx}:try:{tries}")
+            flagged = self._flags(turn)
+        self.store.add_turn(self.episode_id, turn)
+        actions = [guard.annotation(self.episode_id, turn, reason, tries) for guard, reason in flagged]
+        if tries > 1 and not flagged:
+            regenerator = next(guard for guard in self.guards if guard.action == "regenerate")
+            actions.append(regenerator.annotation(self.episode_id, turn, "passed", tries))
+        self.store.add_annotations(GUARD_ANALYZER, "1", actions)
+        stop = next(((guard, reason) for guard, reason in flagged if guard.action == "stop"), None)
+        if stop is not None:
+            raise GuardStop(f"guard_stop: {stop[0].analyzer.name} ({stop[1]}) at turn {idx}")
+        return turn
+
+    def _flags(self, turn: Turn) -> list[tuple[Guard, str]]:
+        return [(guard, reason) for guard in self.guards if (reason := guard.flags(turn)) is not None]
+
+    async def _request_turn(
+        self, idx: int, speaker: str, role: str, messages: list[ChatMessage], sampling: SamplingParams, key: str
+    ) -> Turn:
+        result = await self.executor.complete(messages, self._params(sampling, key), self.plan.index)
         completion = result.completion
-        turn = Turn(
+        return Turn(
             idx=idx,
             speaker=speaker,
             role=role,
@@ -146,9 +181,24 @@ class StoredEpisodeContext:
             request_hash=result.request_hash,
             cache_hit=int(result.cache_hit),
             retries=result.retries,
+            logprob=completion.logprob,
         )
+
+    def record_turn(self, idx: int, speaker: str, role: str, content: str) -> Turn:
+        """Store a turn that needs no request of its own; the stored one after a resume."""
+        if idx in self.kept_turns:
+            return self.kept_turns[idx]
+        turn = Turn(idx=idx, speaker=speaker, role=role, content=content)
         self.store.add_turn(self.episode_id, turn)
         return turn
+
+    def earlier_episode(self, index: int) -> Episode:
+        """Episode `index` of this run, with its turns, as stored."""
+        return self.store.episode(episode_id_of(self.run_id, index))
+
+    def rng(self) -> random.Random:
+        """A random generator seeded from the run seed and the episode index."""
+        return random.Random(derive_seed(self.seed, self.plan.index, "rng"))
 
     async def generate_text(self, key: str, messages: list[ChatMessage], sampling: SamplingParams) -> str:
         """Text that is not a turn; kept in the episode's meta so that a resumed episode reuses it."""
@@ -179,18 +229,23 @@ class EpisodeRunner:
     seed: int
     concurrency: int
     progress: bool
+    guards: list[Guard] = field(default_factory=list)
 
     async def play_all(self) -> list[Outcome]:
-        """Play every planned episode with at most `concurrency` in flight; a setup error stops them all."""
+        """Play every planned episode with at most `concurrency` in flight, each after those it depends on;
+        a setup error stops them all."""
         plans = self.scenario.plan()
         slots = asyncio.Semaphore(self.concurrency)
+        ended: dict[int, asyncio.Future[None]] = {plan.index: asyncio.get_running_loop().create_future() for plan in plans}
         with tqdm(total=len(plans), desc="episodes", unit="ep", disable=None if self.progress else True, position=0) as episodes_bar, tqdm(
             desc="turns", unit="turn", disable=None if self.progress else True, position=1, leave=False
         ) as turns_bar:
 
             async def play_in_slot(plan: EpisodePlan) -> Outcome:
+                await asyncio.gather(*(ended[index] for index in plan.depends_on))
                 async with slots:
                     outcome = await self.play_one(plan, turns_bar)
+                ended[plan.index].set_result(None)
                 episodes_bar.update(1)
                 return outcome
 
@@ -205,7 +260,7 @@ class EpisodeRunner:
 
     async def play_one(self, plan: EpisodePlan, turns_bar: tqdm) -> Outcome:
         """Play (or finish, after a resume) one episode and record how it ended."""
-        episode_id = f"{self.run_id}-e{plan.index:04d}"
+        episode_id = episode_id_of(self.run_id, plan.index)
         row = self.store.find_episode_row(episode_id)
         if row is not None and row["status"] in FINISHED:
             return Outcome(row["status"], row["termination_reason"])
@@ -226,15 +281,23 @@ class EpisodeRunner:
             kept, meta = [], dict(plan.meta)
         else:
             kept, meta = self.store.turns(episode_id), json.loads(row["meta_json"] or "{}")
-        ctx = StoredEpisodeContext(self.store, self.executor, episode_id, self.seed, plan, kept, meta, turns_bar)
+        ctx = StoredEpisodeContext(
+            self.store, self.executor, episode_id, self.seed, plan, kept, meta, turns_bar, self.guards, self.run_id
+        )
         try:
             outcome = await self.scenario.play(plan, ctx)
+        except GuardStop as stop:
+            outcome = Outcome("done", stop.reason)
         except BackendError as exc:
             outcome = Outcome("failed", f"backend_error: {exc}")
         except BaseException:
             # Cancelled (Ctrl-C, or a setup error in another episode): resumable, so not finished.
             self.store.finish_episode(episode_id, "interrupted", "run_interrupted")
             raise
+        if self.guards and not outcome.termination_reason.startswith("guard_stop"):
+            if actions := self.store.action_counts(GUARD_ANALYZER, episode_id):
+                summary = ", ".join(f"{n} {name}" for name, n in actions.items())
+                outcome = Outcome(outcome.status, f"{outcome.termination_reason} (guards: {summary})")
         self.store.finish_episode(episode_id, outcome.status, outcome.termination_reason)
         return outcome
 
@@ -289,6 +352,8 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
             cfg, resumed = stored_cfg, True
     try:
         scenario: Scenario = build(cfg.scenario, "scenario")
+        guards = build_guards(scenario.guards)
+        scenario.prepare(Path(cfg.store.path))
         backend: Backend = build(cfg.backend, "backend")
         store = store or Store.open(cfg.store.path)
         if resumed:
@@ -318,6 +383,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
             seed=cfg.seed,
             concurrency=cfg.runner.concurrency,
             progress=cfg.runner.progress,
+            guards=guards,
         )
         started, cpu_started = time.perf_counter(), time.process_time()
         try:

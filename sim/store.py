@@ -181,15 +181,15 @@ class Store:
             raise SimError(f"no episode {episode_id!r} in {self.path}")
         return Episode.from_row(row, self.turns(episode_id))
 
-    def episodes(self, run_id: Optional[str] = None, kind: Optional[str] = None) -> Iterator[Episode]:
-        """Episodes with their turns, optionally of one run and one kind, in creation order."""
+    def episodes(
+        self, run_id: Optional[str] = None, kind: Optional[str] = None, dataset: Optional[str] = None
+    ) -> Iterator[Episode]:
+        """Episodes with their turns, optionally of one run, kind and dataset, in creation order."""
         clauses, params = [], []
-        if run_id is not None:
-            clauses.append("run_id = ?")
-            params.append(run_id)
-        if kind is not None:
-            clauses.append("kind = ?")
-            params.append(kind)
+        for column, value in (("run_id", run_id), ("kind", kind), ("dataset", dataset)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
         where = " and ".join(clauses) or None
         for row in self.db["episodes"].rows_where(where, params, order_by="rowid"):
             yield Episode.from_row(row, self.turns(row["id"]))
@@ -250,26 +250,40 @@ class Store:
 
     # Annotations
 
+    def add_annotations(self, analyzer: str, version: str, annotations: list[Annotation]) -> None:
+        """Append annotations (a live guard's, written as turns are generated)."""
+        self.db["annotations"].insert_all(self._annotation_rows(analyzer, version, annotations))
+
     def replace_annotations(self, analyzer: str, version: str, episode_id: str, annotations: list[Annotation]) -> None:
         """Atomically replace one analyzer version's annotations of one episode."""
-        now = utc_now()
         with self.db.atomic():
             self.db["annotations"].delete_where(
                 "analyzer = ? and analyzer_version = ? and episode_id = ?", [analyzer, version, episode_id]
             )
-            self.db["annotations"].insert_all(
-                {
-                    "analyzer": analyzer,
-                    "analyzer_version": version,
-                    "episode_id": a.episode_id,
-                    "turn_idx": a.turn_idx,
-                    "name": a.name,
-                    "value": a.value,
-                    "detail_json": json.dumps(a.detail),
-                    "created_at": now,
-                }
-                for a in annotations
-            )
+            self.db["annotations"].insert_all(self._annotation_rows(analyzer, version, annotations))
+
+    @staticmethod
+    def _annotation_rows(analyzer: str, version: str, annotations: list[Annotation]) -> Iterator[dict[str, Any]]:
+        now = utc_now()
+        for a in annotations:
+            yield {
+                "analyzer": analyzer,
+                "analyzer_version": version,
+                "episode_id": a.episode_id,
+                "turn_idx": a.turn_idx,
+                "name": a.name,
+                "value": a.value,
+                "detail_json": json.dumps(a.detail),
+                "created_at": now,
+            }
+
+    def action_counts(self, analyzer: str, episode_id: str) -> dict[str, int]:
+        """How many annotations of each name one analyzer wrote for one episode, e.g. {"guard_flag": 2}."""
+        rows = self.db.execute(
+            "SELECT name, count(*) FROM annotations WHERE analyzer = ? AND episode_id = ? GROUP BY name ORDER BY name",
+            [analyzer, episode_id],
+        ).fetchall()
+        return {name: n for name, n in rows}
 
     def annotations(self, episode_id: str) -> list[Annotation]:
         """The stored annotations of one episode."""

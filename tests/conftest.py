@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 SERVED_MODEL = "smollm2"
+# The reference corpora beside the checkout (never copied into it).
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 # Small but real generations: the embedded model, few short turns.
 TINY = ["scenario.n_episodes=2", "scenario.max_turns=4", "scenario.max_tokens=40", "runner.progress=false"]

@@ -13,6 +13,10 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 FAULTS = ("429_retry_after", "429", "500", "502", "503", "reset", "stall", "truncated", "not_json", "empty_content")
+# Scripted entries beyond the faults: pass one request through untouched, or put CAMEL's user marker in front of
+# the upstream model's real answer (a role flip when an assistant says it), for testing live guards.
+FORWARD = "forward"
+INSTRUCTION_MARKER = "instruction_marker"
 
 
 class FaultProxy:
@@ -64,6 +68,7 @@ class FaultProxy:
                 fault = self.script.pop(0)
             else:
                 fault = self.faults[self.random.randrange(len(self.faults))] if self.random.random() < self.rate else None
+            fault = None if fault == FORWARD else fault
             self.counts[fault or "forwarded"] += 1
             return fault
 
@@ -106,20 +111,28 @@ class FaultProxy:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            def _forward(self, body: bytes | None) -> tuple[int, bytes]:
+            def _fetch(self, body: bytes | None) -> tuple[int, bytes]:
                 request = urllib.request.Request(proxy.upstream + self.path.removeprefix("/v1"), data=body, method=self.command)
                 request.add_header("Content-Type", "application/json")
                 try:
                     with urllib.request.urlopen(request, timeout=300) as response:
-                        status, payload = response.status, response.read()
+                        return response.status, response.read()
                 except urllib.error.HTTPError as error:
-                    status, payload = error.code, error.read()
+                    return error.code, error.read()
+
+            def _forward(self, body: bytes | None) -> None:
+                status, payload = self._fetch(body)
                 self._send(status, payload, {"Content-Type": "application/json"})
-                return status, payload
 
             def _inject(self, fault: str, body: bytes) -> None:
                 error = json.dumps({"error": {"message": f"injected {fault}", "type": "injected"}}).encode()
-                if fault == "429_retry_after":
+                if fault == INSTRUCTION_MARKER:
+                    status, payload = self._fetch(body)
+                    reply = json.loads(payload)
+                    message = reply["choices"][0]["message"]
+                    message["content"] = f"Instruction: {message['content']}"
+                    self._send(status, json.dumps(reply).encode(), {"Content-Type": "application/json"})
+                elif fault == "429_retry_after":
                     self._send(429, error, {"Content-Type": "application/json", "Retry-After": str(proxy.retry_after_s)})
                 elif fault in ("429", "500", "502", "503"):
                     self._send(int(fault), error, {"Content-Type": "application/json"})

@@ -10,9 +10,9 @@ import pytest
 from sim.importing import import_file
 from sim.importers import ImportProblem
 from sim.store import Store
+from conftest import DATA
 from test_bad_input import assert_one_line_error
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DIALOGUES = DATA / "conversations"
 SPP_LOG = DIALOGUES / "artifacts-llmgendata-spp" / "logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl"
 SPP_PUZZLES = DIALOGUES / "artifacts-llmgendata-spp" / "logic_grid_puzzle_200.jsonl"

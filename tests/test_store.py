@@ -51,7 +51,26 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall() == schema
         assert conn.execute("SELECT name FROM _sqlite_migrations").fetchall() == applied
-    assert applied == [("m001_initial_schema",), ("m002_cache_retries_and_run_totals",), ("m003_imports",)]
+    assert applied == [
+        ("m001_initial_schema",),
+        ("m002_cache_retries_and_run_totals",),
+        ("m003_imports",),
+        ("m004_logprobs_and_kind_views",),
+    ]
+
+
+def test_a_database_from_before_the_kind_views_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    old = Database(path)
+    migrations.apply(old, stop_before="m004_logprobs_and_kind_views")
+    old["episodes"].insert({"id": "x-1", "kind": "free_text", "meta_json": '{"author": "human", "pair": 3}'})
+    old["turns"].insert({"episode_id": "x-1", "idx": 0, "role": "text", "content": "kept"})
+    old.close()
+    store = Store.open(path)
+    rows = store.db.execute("SELECT episode_id, author, text, pair FROM v_free_text").fetchall()
+    assert rows == [("x-1", "human", "kept", 3)]
+    assert "logprob" in store.db["turns"].columns_dict
+    store.close()
 
 
 def test_an_older_database_is_upgraded_in_place(tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ class SamplingParams:
     top_p: float = 0.95
     max_tokens: int = 128
     seed: int = 0
+    logprobs: bool = False
 
 
 @dataclass
@@ -46,6 +47,15 @@ class Completion:
     completion_tokens: int | None
     latency_ms: float
     raw: dict[str, Any] = field(default_factory=dict)
+    logprob: float | None = None  # sum of the sampled tokens' log-probabilities, when asked for and given
+
+
+def choice_logprob(choice: dict[str, Any]) -> float | None:
+    """The summed token log-probability of an OpenAI-shaped chat choice, or None when it carries none."""
+    tokens = (choice.get("logprobs") or {}).get("content")
+    if not tokens:
+        return None
+    return float(sum(token["logprob"] for token in tokens))
 
 
 class BackendError(Exception):

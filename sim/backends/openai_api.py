@@ -18,6 +18,7 @@ from sim.backends.base import (
     Completion,
     SamplingParams,
     backends,
+    choice_logprob,
     read_api_key,
 )
 from sim.errors import SimError, one_line
@@ -143,6 +144,8 @@ class OpenAIBackend(Backend):
             "max_tokens": params.max_tokens,
             "seed": params.seed,
         }
+        if params.logprobs:
+            payload["logprobs"] = True
         started = time.perf_counter()
         try:
             # The SDK's documented low-level post: same auth, errors and connection pool as
@@ -190,6 +193,7 @@ def _completion(data: Any, latency_ms: float) -> Completion:
         completion_tokens=usage.get("completion_tokens"),
         latency_ms=latency_ms,
         raw=data,
+        logprob=choice_logprob(choice),
     )
 
 

@@ -1,6 +1,6 @@
 """Importers of human and published-LLM reference corpora; importing this package registers the built-in ones."""
 
-from sim.importers.base import ImportProblem, Importer, Skipped, Source, importers
+from sim.importers.base import ImportProblem, Importer, Skipped, Source, importers, parse_options
 from sim.importers import (  # noqa: F401  (registration)
     camel,
     casino,
@@ -14,6 +14,7 @@ from sim.importers import (  # noqa: F401  (registration)
     spp,
     table,
     task_labels,
+    tasks,
 )
 
-__all__ = ["ImportProblem", "Importer", "Skipped", "Source", "importers"]
+__all__ = ["ImportProblem", "Importer", "Skipped", "Source", "importers", "parse_options"]

@@ -8,7 +8,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 from sim.errors import SimError
 from sim.records import Episode, Turn
@@ -57,6 +57,17 @@ class Importer(ABC):
 
 
 importers: Registry[Importer] = Registry("import format")
+
+
+def parse_options(options: Iterable[str], where: str) -> dict[str, str]:
+    """Importer options from `KEY=VALUE` strings; a SimError naming `where` for one without `=`."""
+    parsed = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            raise SimError(f"{where} {option!r}: expected KEY=VALUE")
+        parsed[key] = value
+    return parsed
 
 
 def file_sha256(path: Path) -> str:

@@ -7,36 +7,7 @@ from typing import Any, Iterator
 
 from sim.importers.base import ImportProblem, Importer, Skipped, Source, field_of, imported_episode, importers, read_jsonl
 from sim.records import Episode
-
-PARTICIPANTS = "Participants:"
-FINISH = "Finish collaboration!"
-FINAL_ANSWER = "Final answer:"
-
-
-def split_transcript(text: str) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """The personas named on the `Participants:` line and the (speaker, role, text) turns that follow."""
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith(PARTICIPANTS)), None)
-    if start is None:
-        return [], []
-    personas = [name.strip() for name in lines[start][len(PARTICIPANTS):].split(";") if name.strip()]
-    narrator = next((p for p in personas if p.endswith("(you)")), personas[0] if personas else "narrator")
-    by_length = sorted(personas, key=len, reverse=True)
-    turns: list[tuple[str, str, str]] = []
-    for line in lines[start + 1 :]:
-        stripped = line.strip()
-        if not stripped or stripped == FINISH:
-            continue
-        if stripped.startswith(FINAL_ANSWER):
-            turns.append((narrator, "final_answer", stripped[len(FINAL_ANSWER):].strip()))
-            continue
-        speaker = next((p for p in by_length if stripped.startswith(f"{p}:")), None)
-        if speaker is not None:
-            turns.append((speaker, speaker, stripped[len(speaker) + 1 :].strip()))
-        elif turns:
-            who, role, said = turns[-1]
-            turns[-1] = (who, role, f"{said}\n{stripped}")
-    return personas, turns
+from sim.spp import split_transcript
 
 
 @importers.register("spp")

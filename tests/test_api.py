@@ -1,0 +1,47 @@
+"""The DataFrame API and the per-kind SQL views, on imported real reference files (no model needed)."""
+
+import json
+from pathlib import Path
+
+from conftest import DATA
+from sim.api import open_results
+from sim.importing import import_file
+from sim.store import Store
+
+INSTANCES = DATA / "instructions" / "self-instruct-pipeline-rerun" / "all_generated_instances.jsonl"
+PREDICTIONS = DATA / "free_form" / "self-instruct-user-oriented-predictions" / "text-davinci-003_predictions.jsonl"
+MISMATCH = DATA / "task_labels" / "artifacts-llmgendata" / "mismatch_gpt3.csv"
+
+
+def test_views_and_frames_serve_imported_data(tmp_path: Path) -> None:
+    db = tmp_path / "sim.db"
+    store = Store.open(db)
+    import_file(store, "instructions", INSTANCES, progress=False)
+    import_file(store, "free_text", PREDICTIONS, progress=False)
+    import_file(store, "task_labels", MISMATCH, progress=False)
+    store.close()
+
+    results = open_results(db)
+    instructions = results.instructions()
+    records = [json.loads(line) for line in INSTANCES.read_text().splitlines() if line.strip()]
+    assert len(instructions) == len(records)
+    assert set(instructions["author"]) == {"llm"}
+    assert instructions["instruction"].tolist() == [r["instruction"] for r in records]
+    assert instructions["output"].tolist() == [r["output"] or None for r in records]
+
+    texts = results.free_text(dataset=PREDICTIONS.stem)
+    assert len(texts) == 2 * 252 and texts["author"].value_counts().to_dict() == {"human": 252, "llm": 252}
+    first = json.loads(PREDICTIONS.open().readline())
+    pair = texts[texts["pair"] == 1].set_index("author")
+    assert pair.loc["human", "text"] == first["target"] and pair.loc["llm", "text"] == first["response"]
+    assert pair.loc["llm", "prompt"] == first["prompt"]
+
+    labels = results.task_labels()
+    assert len(labels) == 8032 and labels["model"].iloc[0] == "gpt3"
+    assert all(isinstance(v, list) for v in labels["human_labels"].head())
+
+    assert len(results.episodes()) == len(records) + 2 * 252 + 8032
+    turns = results.turns(dataset=INSTANCES.stem)
+    assert set(turns["kind"]) == {"instruction"} and turns["episode_id"].nunique() == len(records)
+    assert results.runs().empty and results.annotations().empty
+    results.close()
