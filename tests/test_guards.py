@@ -43,8 +43,9 @@ def test_flag_marks_the_turn_and_lets_the_episode_run_on(tmp_path: Path, llama_s
 def test_regenerate_replaces_a_flipped_turn_up_to_max_tries(tmp_path: Path, llama_server: str, script, max_tries, stored_flip) -> None:
     guard = f"{{analyzer: role_flip, action: regenerate, max_tries: {max_tries}}}"
     db, episode, actions = guarded_run(tmp_path, llama_server, script, guard)
-    ((name, idx, detail),) = actions
+    # Only turn 1 is scripted; a later real turn may copy a stored "Instruction:" and be regenerated too.
+    ((name, idx, detail),) = [action for action in actions if action[1] == 1]
     assert (name, idx, detail["tries"]) == ("guard_regenerate", 1, 2)
     assert detail["reason"] == ("role_flipped" if stored_flip else "passed")
     assert rows(db, "SELECT content LIKE 'Instruction: %' FROM turns WHERE idx = 1") == [(int(stored_flip),)]
-    assert episode[2] == 4 and episode[1].endswith("(guards: 1 guard_regenerate)")
+    assert episode[2] == 4 and episode[1].endswith(f"(guards: {len(actions)} guard_regenerate)")
