@@ -1,4 +1,4 @@
-"""What every analyzer provides: a name, a version, and annotations for one stored episode."""
+"""What every analyzer provides: a name, a version, annotations for one stored episode, and how its results group."""
 
 from __future__ import annotations
 
@@ -7,14 +7,23 @@ from typing import Optional
 
 from sim.records import Annotation, Episode, Turn
 from sim.registry import Registry
+from sim.stats import Estimate
+
+# An episode with the annotations this analyzer gave it.
+Scored = tuple[Episode, list[Annotation]]
 
 
 class Analyzer(ABC):
-    """Scores one episode at a time; reads only what the store holds, so generated and imported data alike."""
+    """Scores one episode at a time; reads only what the store holds, so generated and imported data alike.
+
+    Results are summarized per group (`group_of`: the dataset or run, by default) and, within a group, per side
+    (`side_of`: e.g. human or llm); sides are compared metric by metric. Analyzers whose findings are properties
+    of a whole set (diversity, agreement, a classifier's AUC) set `uses_corpus` and add `corpus_metrics`."""
 
     name: str  # set by the registry
     version: str = "1"
     checks_turns: bool = False  # True when `check_turn` can judge a turn on its own, so it can serve as a live guard
+    uses_corpus: bool = False  # True when `corpus_metrics` or `compare_corpora` need the episodes of a group
 
     @abstractmethod
     def applies_to(self, episode: Episode) -> bool:
@@ -27,6 +36,22 @@ class Analyzer(ABC):
     def check_turn(self, turn: Turn) -> Optional[str]:
         """Why `turn` alone should be flagged, or None; only analyzers with `checks_turns` implement it."""
         raise NotImplementedError(f"analyzer {self.name!r} does not judge single turns")
+
+    def group_of(self, episode: Episode) -> str:
+        """The group `episode` is summarized in: its dataset, or else its run."""
+        return episode.dataset or episode.run_id or "(none)"
+
+    def side_of(self, episode: Episode) -> Optional[str]:
+        """Which side of a within-group comparison `episode` is on (None: no comparison)."""
+        return None
+
+    def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
+        """Statistics of a whole group (one side of it, where there are sides), by name."""
+        return {}
+
+    def compare_corpora(self, reference: list[Scored], other: list[Scored]) -> dict[str, Estimate]:
+        """Statistics that need both sides at once (a two-sample test), by name."""
+        return {}
 
 
 analyzers: Registry[Analyzer] = Registry("analyzer")

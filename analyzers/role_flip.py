@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 from analyzers.base import Analyzer, analyzers
@@ -17,7 +18,14 @@ def classify_turn(role: str, content: str) -> tuple[bool, bool]:
     return flipped, interruption
 
 
-@analyzers.register("role_flip")
+@dataclass
+class RoleFlipConfig:
+    """Schema of `analyzer.role_flip`; the marker rule has no settings."""
+
+    _target_: str = "analyzers.role_flip.RoleFlipAnalyzer"
+
+
+@analyzers.register("role_flip", config=RoleFlipConfig)
 class RoleFlipAnalyzer(Analyzer):
     """A user turn with `Solution:` or an assistant turn with `Instruction:` is flipped; one with neither own marker nor the done token is an interruption."""
 

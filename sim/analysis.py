@@ -1,28 +1,50 @@
-"""Run analyzers over stored episodes, store their annotations, and summarize them."""
+"""Run analyzers over stored episodes, store their annotations, and summarize them per group with uncertainty."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
-from analyzers import analyzers
-from sim.records import Annotation
-from sim.stats import estimate
+from omegaconf import DictConfig
+
+from analyzers import Analyzer, analyzers
+from analyzers.base import Scored
+from sim.config import build
+from sim.records import Annotation, Episode
+from sim.stats import Difference, Estimate, compare, estimate
 from sim.store import Store
+
+# Annotations are written in batches of this many episodes: one transaction each.
+WRITE_BATCH = 500
+# The side every other side is compared against, when a group has it.
+REFERENCE_SIDE = "human"
 
 
 @dataclass
 class Metric:
-    """One annotation name summarized over episodes or turns: n values, their total, mean and bootstrap 95% CI."""
+    """One value of a group: an annotation name summarized over episodes or turns (n values, total, mean and
+    bootstrap 95% CI), or a corpus statistic (level `corpus`, no total; a p-value where it is a test)."""
 
     name: str
     level: str
     n: int
-    total: float
+    total: Optional[float]
     mean: float
     ci_low: Optional[float]
     ci_high: Optional[float]
+    group: str = ""
+    p_value: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Comparison(Difference):
+    """One episode-level annotation compared between two sides of a group (e.g. llm against human)."""
+
+    name: str
+    group: str
+    reference: str
+    other: str
 
 
 @dataclass
@@ -33,6 +55,7 @@ class AnalyzerSummary:
     version: str
     n_episodes: int
     metrics: list[Metric] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -40,11 +63,12 @@ class AnalyzerSummary:
             "analyzer": self.analyzer,
             "version": self.version,
             "n_episodes": self.n_episodes,
-            "metrics": [vars(m) for m in self.metrics],
+            "metrics": [asdict(m) for m in self.metrics],
+            "comparisons": [asdict(c) for c in self.comparisons],
         }
 
 
-def summarize(annotations: Iterable[Annotation]) -> list[Metric]:
+def summarize(annotations: Iterable[Annotation], group: str = "") -> list[Metric]:
     """n, total, mean and bootstrap CI of every annotation name, episode-level and turn-level apart."""
     values: dict[tuple[str, str], list[float]] = defaultdict(list)
     for annotation in annotations:
@@ -53,23 +77,119 @@ def summarize(annotations: Iterable[Annotation]) -> list[Metric]:
     metrics = []
     for (name, level), vs in sorted(values.items(), key=lambda item: (item[0][1], item[0][0])):
         est = estimate(vs)
-        metrics.append(Metric(name, level, est.n, float(sum(vs)), est.mean, est.ci_low, est.ci_high))
+        metrics.append(Metric(name, level, est.n, float(sum(vs)), est.mean, est.ci_low, est.ci_high, group))
     return metrics
 
 
-def analyze(store: Store, names: list[str], run_id: Optional[str] = None) -> list[AnalyzerSummary]:
-    """Annotate every episode (of `run_id`, if given) with each named analyzer and summarize the results."""
-    instances = [analyzers.get(name)() for name in names]
-    collected: dict[str, list[Annotation]] = {a.name: [] for a in instances}
-    counts: dict[str, int] = {a.name: 0 for a in instances}
-    for episode in store.episodes(run_id=run_id):
-        for analyzer in instances:
-            if not analyzer.applies_to(episode):
-                continue
-            annotations = analyzer.annotate(episode)
-            store.replace_annotations(analyzer.name, analyzer.version, episode.id, annotations)
-            collected[analyzer.name].extend(annotations)
-            counts[analyzer.name] += 1
-    return [
-        AnalyzerSummary(a.name, a.version, counts[a.name], summarize(collected[a.name])) for a in instances
-    ]
+def corpus_metric(name: str, value: Estimate, group: str) -> Metric:
+    """A corpus statistic as a metric row."""
+    return Metric(name, "corpus", value.n, None, value.mean, value.ci_low, value.ci_high, group, value.p_value)
+
+
+@dataclass
+class Side:
+    """The episodes of one side of one group, as far as the summary needs them."""
+
+    annotations: list[list[Annotation]] = field(default_factory=list)
+    episodes: list[Episode] = field(default_factory=list)
+
+    def scored(self) -> list[Scored]:
+        """Each kept episode with its annotations."""
+        return list(zip(self.episodes, self.annotations))
+
+    def episode_values(self) -> dict[str, list[float]]:
+        """Episode-level annotation values by name."""
+        values: dict[str, list[float]] = defaultdict(list)
+        for episode_annotations in self.annotations:
+            for annotation in episode_annotations:
+                if annotation.turn_idx is None:
+                    values[annotation.name].append(annotation.value)
+        return values
+
+
+class AnalyzerRun:
+    """One analyzer over a stream of episodes: annotates, writes in batches, and keeps what its summary needs."""
+
+    def __init__(self, analyzer: Analyzer, store: Store) -> None:
+        self.analyzer = analyzer
+        self.store = store
+        self.pending: dict[str, list[Annotation]] = {}
+        self.groups: dict[str, dict[Optional[str], Side]] = defaultdict(lambda: defaultdict(Side))
+        self.n_episodes = 0
+
+    def add(self, episode: Episode) -> None:
+        """Annotate one episode if the analyzer applies to it."""
+        if not self.analyzer.applies_to(episode):
+            return
+        annotations = self.analyzer.annotate(episode)
+        self.pending[episode.id] = annotations
+        side = self.groups[self.analyzer.group_of(episode)][self.analyzer.side_of(episode)]
+        side.annotations.append(annotations)
+        if self.analyzer.uses_corpus:
+            side.episodes.append(episode)
+        self.n_episodes += 1
+        if len(self.pending) >= WRITE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the pending annotations."""
+        if self.pending:
+            self.store.replace_annotations_of(self.analyzer.name, self.analyzer.version, self.pending)
+            self.pending = {}
+
+    def summary(self) -> AnalyzerSummary:
+        """Metrics per group and side, and comparisons of each side against the reference side."""
+        self.flush()
+        result = AnalyzerSummary(self.analyzer.name, self.analyzer.version, self.n_episodes)
+        for group, sides in self.groups.items():
+            for side_name, side in sorted(sides.items(), key=lambda item: side_order(item[0])):
+                label = group if side_name is None else f"{group} / {side_name}"
+                result.metrics += summarize((a for episode in side.annotations for a in episode), label)
+                if self.analyzer.uses_corpus:
+                    for name, value in self.analyzer.corpus_metrics(side.scored()).items():
+                        result.metrics.append(corpus_metric(name, value, label))
+            self._compare_sides(group, sides, result)
+        return result
+
+    def _compare_sides(self, group: str, sides: dict[Optional[str], Side], result: AnalyzerSummary) -> None:
+        names = sorted((name for name in sides if name is not None), key=side_order)
+        if len(names) < 2:
+            return
+        reference, others = names[0], names[1:]
+        reference_values = sides[reference].episode_values()
+        for other in others:
+            other_values = sides[other].episode_values()
+            for name in sorted(set(reference_values) & set(other_values)):
+                diff = compare(reference_values[name], other_values[name])
+                result.comparisons.append(Comparison(**asdict(diff), name=name, group=group, reference=reference, other=other))
+            if self.analyzer.uses_corpus:
+                label = f"{group}: {other} vs {reference}"
+                for name, value in self.analyzer.compare_corpora(sides[reference].scored(), sides[other].scored()).items():
+                    result.metrics.append(corpus_metric(name, value, label))
+
+
+def side_order(side: Optional[str]) -> tuple[int, str]:
+    """Human first, then the others by name."""
+    return (0 if side == REFERENCE_SIDE else 1, side or "")
+
+
+def analyze(
+    store: Store, selected: list[Analyzer], run_id: Optional[str] = None, dataset: Optional[str] = None
+) -> list[AnalyzerSummary]:
+    """Annotate every episode (of `run_id` and `dataset`, if given) with each analyzer and summarize the results."""
+    runs = [AnalyzerRun(analyzer, store) for analyzer in selected]
+    for episode in store.episodes(run_id=run_id, dataset=dataset):
+        for run in runs:
+            run.add(episode)
+    return [run.summary() for run in runs]
+
+
+def build_analyzers(settings: Optional[DictConfig], names: Iterable[str]) -> list[Analyzer]:
+    """The named analyzers, each built from its settings under `analyzer.NAME` (conf/analyzer/NAME.yaml), or with
+    its defaults where it has none; an unknown name fails with the list of known ones."""
+    built = []
+    for name in names:
+        cls = analyzers.get(name)
+        node = settings.get(name) if settings is not None else None
+        built.append(cls() if node is None else build(node, f"analyzer {name}"))
+    return built

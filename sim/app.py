@@ -60,6 +60,15 @@ def _value_variants(overrides: list[str]) -> list[list[str]]:
     return variants
 
 
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The config `sim run` would get from these overrides (no sweeps); a SimError naming a bad one."""
+    try:
+        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+            return compose(config_name=CONFIG_NAME, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise SimError(_one_line(exc)) from None
+
+
 def check_overrides(args: list[str]) -> None:
     """Compose the config for every override value before Hydra runs anything; raise SimError on a bad one."""
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
@@ -69,14 +78,12 @@ def check_overrides(args: list[str]) -> None:
         raise SimError("with -m every job needs its own run id: leave run.id unset (or sweep it, run.id=a,b)")
     try:
         variants = _value_variants(overrides)
-        with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            for variant in variants:
-                cfg = compose(config_name=CONFIG_NAME, overrides=variant)
-                missing = sorted(OmegaConf.missing_keys(cfg))
-                if missing:
-                    raise SimError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
     except (HydraException, OmegaConfBaseException) as exc:
         raise SimError(_one_line(exc)) from None
+    for variant in variants:
+        missing = sorted(OmegaConf.missing_keys(compose_config(variant)))
+        if missing:
+            raise SimError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
 
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)

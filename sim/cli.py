@@ -69,34 +69,43 @@ def _open(db: str) -> "Store":
     return Store.open(db, create=False)
 
 
-@cli.command()
+@cli.command(context_settings={"ignore_unknown_options": True})
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
-@click.option("--run", "run_id", help="Only episodes of this run (default: all episodes).")
+@click.option("--run", "run_id", help="Only episodes of this run.")
+@click.option("--dataset", help="Only episodes of this imported dataset.")
 @click.option("--analyzer", "names", multiple=True, help="Analyzer to run; repeat for several (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def analyze(db: str, run_id: Optional[str], names: tuple[str, ...], as_json: bool) -> None:
-    """Score stored episodes and print counts and rates per analyzer.
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def analyze(
+    db: str, run_id: Optional[str], dataset: Optional[str], names: tuple[str, ...], as_json: bool, overrides: tuple[str, ...]
+) -> None:
+    """Score stored episodes and print each analyzer's metrics per group with 95% CIs; OVERRIDES set analyzer
+    settings as in `sim run` (conf/analyzer/).
 
     \b
-    Example:
+    Examples:
         sim analyze --db runs/sim.db --analyzer role_flip --json
+        sim analyze --dataset p2c --analyzer preferences analyzer.preferences.lexicons=PATH/hummingbird_tokens_avg
     """
     from analyzers import analyzers
     from sim.analysis import analyze as run_analyzers
+    from sim.analysis import build_analyzers
+    from sim.app import compose_config
     from sim.report import summaries_table
 
-    selected = list(names) or analyzers.names()
-    for name in selected:
-        analyzers.get(name)
+    if bad := [o for o in overrides if not o.startswith("analyzer.")]:
+        raise SimError(f"sim analyze takes only analyzer settings (analyzer.NAME.KEY=VALUE), got {bad[0]!r}")
+    selected = build_analyzers(compose_config(list(overrides)).analyzer, list(names) or analyzers.names())
     store = _open(db)
     try:
         if run_id is not None:
             store.run(run_id)
-        summaries = run_analyzers(store, selected, run_id=run_id)
+        summaries = run_analyzers(store, selected, run_id=run_id, dataset=dataset)
     finally:
         store.close()
     if as_json:
-        click.echo(json.dumps({"db": db, "run": run_id, "analyzers": [s.as_dict() for s in summaries]}, indent=2))
+        document = {"db": db, "run": run_id, "dataset": dataset, "analyzers": [s.as_dict() for s in summaries]}
+        click.echo(json.dumps(document, indent=2))
     else:
         Console().print(summaries_table(summaries))
 

@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sim.errors import SimError, one_line
 
 SECRET_KEY = re.compile(r"(^|_)(api_?key|secret|password|passwd|token|access_token|bearer)$", re.IGNORECASE)
 REDACTED = "<redacted>"
@@ -25,7 +30,8 @@ class RunnerConfig:
     """How a run is driven and what happens after it."""
 
     progress: bool = True
-    analyze: list[str] = field(default_factory=lambda: ["role_flip"])
+    # Analyzers run on the run's episodes afterwards; each is built from its config under `analyzer.NAME`.
+    analyze: list[str] = field(default_factory=lambda: ["role_flip", "task_labels", "preferences", "instructions", "free_text"])
     concurrency: int = 8
     use_cache: bool = True
     max_attempts: int = 5
@@ -44,10 +50,11 @@ class RunConfig:
 
 @dataclass
 class SimConfig:
-    """The whole config: a backend, a scenario, the store, the runner, the run and the base seed."""
+    """The whole config: a backend, a scenario, the analyzers' settings, the store, the runner, the run and the base seed."""
 
     backend: Any = MISSING
     scenario: Any = MISSING
+    analyzer: Any = field(default_factory=dict)
     store: StoreConfig = field(default_factory=StoreConfig)
     runner: RunnerConfig = field(default_factory=RunnerConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -72,3 +79,15 @@ def redacted_yaml(cfg: DictConfig) -> str:
         return node
 
     return OmegaConf.to_yaml(OmegaConf.create(scrub(container)))
+
+
+def build(node: DictConfig, what: str) -> Any:
+    """Instantiate a `_target_` config, surfacing a SimError raised by the constructor as itself."""
+    try:
+        return instantiate(node, _convert_="all")
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, SimError):
+            raise exc.__cause__ from None
+        raise SimError(f"cannot build {what}: {one_line(str(exc))}") from None
+    except OmegaConfBaseException as exc:
+        raise SimError(f"cannot build {what}: {one_line(str(exc))}") from None

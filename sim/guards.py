@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from omegaconf import DictConfig
+
 from analyzers import Analyzer, analyzers
+from sim.analysis import build_analyzers
 from sim.errors import SimError
 from sim.records import Annotation, Turn
 
@@ -40,12 +43,13 @@ class Guard:
         return Annotation(episode_id, f"guard_{self.action}", 1.0, turn_idx=turn.idx, detail=detail)
 
 
-def build_guards(configs: list[dict[str, Any]]) -> list[Guard]:
-    """Guards from `scenario.guards` (schema: scenarios.base.GuardConfig); a SimError for an unknown analyzer or action, or one that cannot judge a turn."""
+def build_guards(configs: list[dict[str, Any]], analyzer_settings: Optional[DictConfig] = None) -> list[Guard]:
+    """Guards from `scenario.guards` (schema: scenarios.base.GuardConfig), their analyzers built from
+    `analyzer_settings`; a SimError for an unknown analyzer or action, or one that cannot judge a turn."""
     guards = []
     for position, config in enumerate(configs):
         where = f"scenario.guards[{position}]"
-        analyzer = analyzers.get(str(config.get("analyzer")))()
+        (analyzer,) = build_analyzers(analyzer_settings, [str(config.get("analyzer"))])
         if not analyzer.checks_turns:
             per_turn = ", ".join(n for n in analyzers.names() if analyzers.get(n).checks_turns)
             raise SimError(f"{where}: analyzer {analyzer.name!r} cannot judge single turns (per-turn analyzers: {per_turn})")

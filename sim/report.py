@@ -3,37 +3,78 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
+from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from sim.analysis import AnalyzerSummary
+from sim.analysis import AnalyzerSummary, Comparison, Metric
 from sim.records import Annotation, Episode
 
 if TYPE_CHECKING:
     from sim.runner import RunReport
 
 
+def interval(low: Optional[float], high: Optional[float]) -> str:
+    """` [low, high]`, or nothing when there is no interval."""
+    return "" if low is None or high is None else f" [{low:.3f}, {high:.3f}]"
+
+
 def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
-    """A table per analyzer, a row per metric: n values, their total, and the mean (a rate for 0/1 flags)
-    with its bootstrap 95% CI; fits 80 columns."""
-    tables = []
+    """Per analyzer and group, a table with a row per metric: n values and the mean (a rate for 0/1 flags) with its
+    bootstrap 95% CI, and a p-value where the metric is a test; then the analyzer's comparisons of sides
+    (difference with its CI, Cohen's d, permutation p). Fits 80 columns; `--json` adds each metric's total."""
+    tables: list[Table] = []
     for summary in summaries:
-        table = Table(title=f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)")
-        table.add_column("metric", no_wrap=True)
-        table.add_column("level", no_wrap=True)
-        for column in ("n", "total", "mean [95% CI]"):
-            table.add_column(column, justify="right", no_wrap=True)
-        if not summary.metrics:
-            table.add_row("(no applicable episodes)", "", "0", "", "")
+        groups: dict[str, list[Metric]] = defaultdict(list)
         for metric in summary.metrics:
-            interval = "" if metric.ci_low is None else f" [{metric.ci_low:.3f}, {metric.ci_high:.3f}]"
-            table.add_row(metric.name, metric.level, str(metric.n), f"{metric.total:g}", f"{metric.mean:.3f}{interval}")
-        tables.append(table)
+            groups[metric.group].append(metric)
+        heading = f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)"
+        for group, metrics in groups.items() or [("", [])]:
+            table = Table(title=f"{heading}{': ' + escape(group) if group else ''}")
+            table.add_column("metric (level)", overflow="fold", max_width=32)
+            table.add_column("n", justify="right", no_wrap=True, min_width=5)
+            table.add_column("mean [95% CI]", justify="right", no_wrap=True, min_width=22)
+            table.add_column("p", justify="right", no_wrap=True)
+            if not metrics:
+                table.add_row("(no applicable episodes)", "0", "", "")
+            for metric in metrics:
+                level = "" if metric.level == "episode" else f" ({metric.level})"
+                table.add_row(
+                    escape(metric.name) + level, str(metric.n), f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)}",
+                    "" if metric.p_value is None else f"{metric.p_value:.2g}",
+                )
+            tables.append(table)
+        tables += comparisons_tables(summary)
     return Group(*tables)
+
+
+def comparisons_tables(summary: AnalyzerSummary) -> list[Table]:
+    """Per group and pair of sides, one row per compared metric: the two means, the difference (other minus
+    reference) with its bootstrap 95% CI, Cohen's d and the permutation p-value."""
+    pairs: dict[tuple[str, str, str], list[Comparison]] = defaultdict(list)
+    for comparison in summary.comparisons:
+        pairs[(comparison.group, comparison.reference, comparison.other)].append(comparison)
+    tables = []
+    for (group, reference, other), comparisons in pairs.items():
+        table = Table(title=f"{summary.analyzer}: {escape(group)}, {escape(other)} vs {escape(reference)}", box=box.SIMPLE_HEAD)
+        table.add_column("metric", no_wrap=True)
+        table.add_column(f"{escape(reference)} → {escape(other)}", justify="right", no_wrap=True)
+        table.add_column("difference [95% CI]", justify="right", overflow="fold")
+        table.add_column("d", justify="right", no_wrap=True)
+        table.add_column("p", justify="right", no_wrap=True)
+        for c in comparisons:
+            table.add_row(
+                escape(c.name), f"{c.mean_reference:.3g} → {c.mean_other:.3g}",
+                f"{c.difference:.3g}{'' if c.ci_low is None else f' [{c.ci_low:.3g}, {c.ci_high:.3g}]'}",
+                "" if c.effect_size is None else f"{c.effect_size:.2f}",
+                "" if c.p_value is None else f"{c.p_value:.2g}",
+            )
+        tables.append(table)
+    return tables
 
 
 def print_run(console: Console, report: "RunReport") -> None:
@@ -52,11 +93,11 @@ def print_run(console: Console, report: "RunReport") -> None:
             f"  {totals['n_turns']} turns, {totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion tokens, "
             f"{totals['cache_hits']} cache hits, {totals['retries']} retries, {totals['wall_s']:.1f} s"
         )
-    # After a run, an analyzer made for another kind of data (role_flip on labels, say) is only named.
+    # After a run, analyzers made for other kinds of data (role_flip on labels, say) are only named.
     applied = [summary for summary in report.summaries if summary.n_episodes]
-    for summary in report.summaries:
-        if not summary.n_episodes:
-            console.print(f"  {summary.analyzer}: applies to no episode of this run")
+    idle = [summary.analyzer for summary in report.summaries if not summary.n_episodes]
+    if idle:
+        console.print(f"  not applicable to this run's episodes: {', '.join(idle)}")
     if applied:
         console.print(summaries_table(applied))
 

@@ -16,19 +16,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 from tqdm import tqdm
 
 import sim
-from analyzers import analyzers
 from scenarios import EpisodePlan, Outcome, Scenario
-from sim.analysis import AnalyzerSummary, analyze
+from sim.analysis import AnalyzerSummary, analyze, build_analyzers
 from sim.backends import Backend, BackendError, ChatMessage, SamplingParams
-from sim.config import redacted_yaml
-from sim.errors import SimError, one_line
+from sim.config import build, redacted_yaml
+from sim.errors import SimError
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
 from sim.records import Episode, Turn
 from sim.requests import RequestExecutor, RetryPolicy
@@ -51,18 +47,6 @@ class RunReport:
     totals: dict[str, Any] = field(default_factory=dict)
     already_done: bool = False
     resumed: bool = False
-
-
-def build(node: DictConfig, what: str) -> Any:
-    """Instantiate a `_target_` config, surfacing a SimError raised by the constructor as itself."""
-    try:
-        return instantiate(node, _convert_="all")
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, SimError):
-            raise exc.__cause__ from None
-        raise SimError(f"cannot build {what}: {one_line(str(exc))}") from None
-    except OmegaConfBaseException as exc:
-        raise SimError(f"cannot build {what}: {one_line(str(exc))}") from None
 
 
 def derive_seed(seed: int, episode_index: int, key: str) -> int:
@@ -333,8 +317,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
     """Run (or resume) one job of the given config end to end, then run the configured analyzers on it.
 
     `overrides` are the command line's; when the run already exists they are applied to its stored config."""
-    for name in cfg.runner.analyze:
-        analyzers.get(name)  # fail on a typo before any generation
+    post_run_analyzers = build_analyzers(cfg.get("analyzer"), cfg.runner.analyze)  # fails on a typo before any generation
     for key in ("concurrency", "max_attempts"):
         if cfg.runner[key] <= 0:
             raise SimError(f"runner.{key} must be positive, got {cfg.runner[key]}")
@@ -352,7 +335,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
             cfg, resumed = stored_cfg, True
     try:
         scenario: Scenario = build(cfg.scenario, "scenario")
-        guards = build_guards(scenario.guards)
+        guards = build_guards(scenario.guards, cfg.get("analyzer"))
         scenario.prepare(Path(cfg.store.path))
         backend: Backend = build(cfg.backend, "backend")
         store = store or Store.open(cfg.store.path)
@@ -397,7 +380,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
         cpu_s = time.process_time() - cpu_started
         totals = store.finish_run(run_id, "done", time.perf_counter() - started)
         totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
-        summaries = analyze(store, list(cfg.runner.analyze), run_id=run_id)
+        summaries = analyze(store, post_run_analyzers, run_id=run_id)
         return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed)
     finally:
         if store is not None:

@@ -1,15 +1,17 @@
-"""Uncertainty for every reported metric: bootstrap confidence intervals (SciPy)."""
+"""Uncertainty for every reported metric: bootstrap confidence intervals, effect sizes and permutation tests (SciPy)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
+# Corpus statistics (distinct-n, kappa, a classifier's AUC) are recomputed per resample, so they get fewer.
+CORPUS_RESAMPLES = 300
 SEED = 0
 # Resamples drawn at once: bounds memory to BATCH x n values for corpora of 100k annotations.
 BATCH = 50
@@ -17,12 +19,30 @@ BATCH = 50
 
 @dataclass(frozen=True)
 class Estimate:
-    """A mean over n values with a bootstrap confidence interval (None when n < 2)."""
+    """A value (a mean, or a statistic of a whole corpus) over n items with a bootstrap confidence interval
+    (None when n < 2), and a p-value where the value is a test statistic (a correlation)."""
 
     n: int
     mean: float
     ci_low: Optional[float]
     ci_high: Optional[float]
+    p_value: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Two independent groups compared: their means, the difference (other - reference) with a bootstrap CI,
+    Cohen's d, and a two-sided permutation p-value."""
+
+    n_reference: int
+    n_other: int
+    mean_reference: float
+    mean_other: float
+    difference: float
+    ci_low: Optional[float]
+    ci_high: Optional[float]
+    effect_size: Optional[float]
+    p_value: Optional[float]
 
 
 def estimate(values: Sequence[float], confidence: float = CONFIDENCE, seed: int = SEED) -> Estimate:
@@ -46,3 +66,89 @@ def estimate(values: Sequence[float], confidence: float = CONFIDENCE, seed: int 
     )
     interval = result.confidence_interval
     return Estimate(int(data.size), mean, float(interval.low), float(interval.high))
+
+
+def estimate_statistic(
+    n: int, statistic: Callable[[np.ndarray], float], resamples: int = CORPUS_RESAMPLES, seed: int = SEED
+) -> Estimate:
+    """A statistic of a whole corpus of n items, `statistic(indices)`, with a percentile-bootstrap CI over
+    resampled items; resamples where the statistic is undefined (nan) are left out."""
+    if n == 0:
+        raise ValueError("no items to estimate from")
+    value = float(statistic(np.arange(n)))
+    if n < 2:
+        return Estimate(n, value, None, None)
+    rng = np.random.default_rng(seed)
+    draws = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+    draws = draws[~np.isnan(draws)]
+    if draws.size == 0:
+        return Estimate(n, value, None, None)
+    alpha = (1 - CONFIDENCE) / 2
+    low, high = np.quantile(draws, [alpha, 1 - alpha])
+    return Estimate(n, value, float(low), float(high))
+
+
+def subsample_statistic(
+    n: int, statistic: Callable[[np.ndarray], float], size: int, draws: int = CORPUS_RESAMPLES, seed: int = SEED
+) -> Estimate:
+    """A set statistic that grows or shrinks with corpus size (distinct n-grams, compressibility) taken at a fixed
+    size: its mean over `draws` random subsets of `size` items drawn without replacement, with the 2.5-97.5
+    percentile range of those subsets. Resampling with replacement would invent repeats; fixing the size keeps
+    corpora of different sizes comparable. With n <= size the whole corpus is used once (no interval)."""
+    if n == 0:
+        raise ValueError("no items to estimate from")
+    if n <= size:
+        return Estimate(n, float(statistic(np.arange(n))), None, None)
+    rng = np.random.default_rng(seed)
+    values = np.array([statistic(rng.choice(n, size, replace=False)) for _ in range(draws)], dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return Estimate(n, float("nan"), None, None)
+    alpha = (1 - CONFIDENCE) / 2
+    low, high = np.quantile(values, [alpha, 1 - alpha])
+    return Estimate(n, float(values.mean()), float(low), float(high))
+
+
+def correlation(x: Sequence[float], y: Sequence[float], seed: int = SEED) -> Estimate:
+    """Pearson's r with its two-sided p-value and a bootstrap 95% CI; nan when either side is constant."""
+    xs, ys = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if xs.size < 3 or np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        return Estimate(int(xs.size), float("nan"), None, None)
+    result = stats.pearsonr(xs, ys)
+    interval = result.confidence_interval(
+        CONFIDENCE, method=stats.BootstrapMethod(method="percentile", n_resamples=RESAMPLES, rng=np.random.default_rng(seed))
+    )
+    return Estimate(int(xs.size), float(result.statistic), float(interval.low), float(interval.high), float(result.pvalue))
+
+
+def cohens_d(reference: np.ndarray, other: np.ndarray) -> Optional[float]:
+    """(mean other - mean reference) / pooled standard deviation; None when it is zero."""
+    n_ref, n_other = reference.size, other.size
+    pooled = ((n_ref - 1) * reference.var(ddof=1) + (n_other - 1) * other.var(ddof=1)) / (n_ref + n_other - 2)
+    return None if pooled <= 0 else float((other.mean() - reference.mean()) / np.sqrt(pooled))
+
+
+def compare(reference: Sequence[float], other: Sequence[float], seed: int = SEED) -> Difference:
+    """Compare two independent samples: difference in means with a bootstrap CI, Cohen's d and a permutation p."""
+    ref, oth = np.asarray(reference, dtype=float), np.asarray(other, dtype=float)
+    if ref.size == 0 or oth.size == 0:
+        raise ValueError("both groups need values")
+    difference = float(oth.mean() - ref.mean())
+    if ref.size < 2 or oth.size < 2:
+        return Difference(ref.size, oth.size, float(ref.mean()), float(oth.mean()), difference, None, None, None, None)
+
+    def mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(b, axis=axis) - np.mean(a, axis=axis)
+
+    if np.ptp(np.concatenate([ref, oth])) == 0:
+        return Difference(ref.size, oth.size, float(ref.mean()), float(oth.mean()), 0.0, 0.0, 0.0, None, 1.0)
+    interval = stats.bootstrap(
+        (ref, oth), mean_difference, n_resamples=RESAMPLES, method="percentile", batch=BATCH, rng=np.random.default_rng(seed)
+    ).confidence_interval
+    test = stats.permutation_test(
+        (ref, oth), mean_difference, n_resamples=RESAMPLES, batch=BATCH, alternative="two-sided", rng=np.random.default_rng(seed)
+    )
+    return Difference(
+        int(ref.size), int(oth.size), float(ref.mean()), float(oth.mean()), difference,
+        float(interval.low), float(interval.high), cohens_d(ref, oth), float(test.pvalue),
+    )

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
+from itertools import islice
 from typing import Any, Iterator, Optional
 
 from sqlite_utils import Database
@@ -16,6 +17,8 @@ from sim.records import Annotation, Episode, Turn, utc_now
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
+EPISODE_CHUNK = 500
+TURN_COLUMNS = ", ".join(Turn.__dataclass_fields__)
 
 
 def _check_is_sqlite(path: Path) -> None:
@@ -191,8 +194,12 @@ class Store:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         where = " and ".join(clauses) or None
-        for row in self.db["episodes"].rows_where(where, params, order_by="rowid"):
-            yield Episode.from_row(row, self.turns(row["id"]))
+        rows = self.db["episodes"].rows_where(where, params, order_by="rowid")
+        # Turns are read for a chunk of episodes at once: one query per episode dominates on large corpora.
+        while chunk := list(islice(rows, EPISODE_CHUNK)):
+            turns = self._turns_of([row["id"] for row in chunk])
+            for row in chunk:
+                yield Episode.from_row(row, turns.get(row["id"], []))
 
     def episode_rows(self, run_id: Optional[str] = None) -> list[dict[str, Any]]:
         """Episode rows without turns, for listings."""
@@ -202,9 +209,19 @@ class Store:
 
     def turns(self, episode_id: str) -> list[Turn]:
         """The turns of one episode in order."""
-        fields = [f for f in Turn.__dataclass_fields__]
-        rows = self.db["turns"].rows_where("episode_id = ?", [episode_id], order_by="idx", select=", ".join(fields))
-        return [Turn(**row) for row in rows]
+        return self._turns_of([episode_id]).get(episode_id, [])
+
+    def _turns_of(self, episode_ids: list[str]) -> dict[str, list[Turn]]:
+        """The turns of several episodes, each episode's in order."""
+        placeholders = ", ".join("?" * len(episode_ids))
+        cursor = self.db.execute(
+            f"SELECT episode_id, {TURN_COLUMNS} FROM turns WHERE episode_id IN ({placeholders}) ORDER BY episode_id, idx",
+            episode_ids,
+        )
+        turns: dict[str, list[Turn]] = {}
+        for episode_id, *values in cursor:
+            turns.setdefault(episode_id, []).append(Turn(*values))
+        return turns
 
     # Imports
 
@@ -252,30 +269,30 @@ class Store:
 
     def add_annotations(self, analyzer: str, version: str, annotations: list[Annotation]) -> None:
         """Append annotations (a live guard's, written as turns are generated)."""
-        self.db["annotations"].insert_all(self._annotation_rows(analyzer, version, annotations))
+        with self.db.atomic():
+            self._insert_annotations(analyzer, version, annotations)
 
     def replace_annotations(self, analyzer: str, version: str, episode_id: str, annotations: list[Annotation]) -> None:
         """Atomically replace one analyzer version's annotations of one episode."""
-        with self.db.atomic():
-            self.db["annotations"].delete_where(
-                "analyzer = ? and analyzer_version = ? and episode_id = ?", [analyzer, version, episode_id]
-            )
-            self.db["annotations"].insert_all(self._annotation_rows(analyzer, version, annotations))
+        self.replace_annotations_of(analyzer, version, {episode_id: annotations})
 
-    @staticmethod
-    def _annotation_rows(analyzer: str, version: str, annotations: list[Annotation]) -> Iterator[dict[str, Any]]:
+    def replace_annotations_of(self, analyzer: str, version: str, by_episode: dict[str, list[Annotation]]) -> None:
+        """Atomically replace one analyzer version's annotations of several episodes, in one transaction."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "DELETE FROM annotations WHERE analyzer = ? AND analyzer_version = ? AND episode_id = ?",
+                [(analyzer, version, episode_id) for episode_id in by_episode],
+            )
+            self._insert_annotations(analyzer, version, [a for annotations in by_episode.values() for a in annotations])
+
+    def _insert_annotations(self, analyzer: str, version: str, annotations: list[Annotation]) -> None:
+        # Plain executemany: analyzers write a row per value, a million rows for a large corpus.
         now = utc_now()
-        for a in annotations:
-            yield {
-                "analyzer": analyzer,
-                "analyzer_version": version,
-                "episode_id": a.episode_id,
-                "turn_idx": a.turn_idx,
-                "name": a.name,
-                "value": a.value,
-                "detail_json": json.dumps(a.detail),
-                "created_at": now,
-            }
+        self.db.conn.executemany(
+            "INSERT INTO annotations (analyzer, analyzer_version, episode_id, turn_idx, name, value, detail_json, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(analyzer, version, a.episode_id, a.turn_idx, a.name, a.value, json.dumps(a.detail) if a.detail else "{}", now) for a in annotations],
+        )
 
     def action_counts(self, analyzer: str, episode_id: str) -> dict[str, int]:
         """How many annotations of each name one analyzer wrote for one episode, e.g. {"guard_flag": 2}."""

@@ -38,6 +38,16 @@ def sim(tmp_path: Path):
     return call
 
 
+@pytest.fixture
+def store(tmp_path: Path):
+    """An empty store in this test's scratch folder."""
+    from sim.store import Store
+
+    opened = Store.open(tmp_path / "sim.db")
+    yield opened
+    opened.close()
+
+
 def db_rows(db: Path, sql: str) -> list[tuple]:
     """All rows of one query on a database file."""
     with sqlite3.connect(db) as conn:

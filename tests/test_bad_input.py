@@ -29,6 +29,8 @@ def assert_one_line_error(result, *fragments: str) -> None:
         ("scenario.top_p=0", ("scenario.top_p",)),
         ("runner.analyze=[nope]", ("unknown analyzer 'nope'", "role_flip")),
         ("backend.model_path=/nonexistent/model.gguf", ("no such GGUF file", "/nonexistent/model.gguf")),
+        ("analyzer.instructions.subset_size=1", ("analyzer.instructions.subset_size must be at least 2",)),
+        ("analyzer.preferences.lexicons=/nonexistent", ("analyzer.preferences.lexicons: /nonexistent is not a folder",)),
     ],
 )
 def test_bad_config_is_one_line_and_writes_nothing(sim, tmp_path: Path, override: str, fragments) -> None:
@@ -77,3 +79,22 @@ def test_reading_commands_on_missing_things(sim, tmp_path: Path) -> None:
 def test_debug_shows_the_traceback(sim) -> None:
     result = sim("--debug", "show", "e1")
     assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (("--analyzer", "nope"), ("unknown analyzer 'nope'", "free_text")),
+        (("scenario.n_episodes=3",), ("sim analyze takes only analyzer settings", "scenario.n_episodes=3")),
+        (("analyzer.free_text.embeddings=maybe",), ("analyzer.free_text.embeddings must be auto, true or false",)),
+        (("analyzer.nope.x=1",), ("analyzer.nope.x",)),
+        (("analyzer.instructions.rouge_pairs=many",), ("rouge_pairs", "many")),
+    ],
+)
+def test_bad_analyzer_settings_are_one_line_and_touch_nothing(sim, tmp_path: Path, args, fragments) -> None:
+    db = tmp_path / "sim.db"
+    sqlite3.connect(db).close()
+    assert sim("analyze", "--db", str(db), "--analyzer", "role_flip").returncode == 0  # migrates an empty store
+    before = db.read_bytes()
+    assert_one_line_error(sim("analyze", "--db", str(db), *args), *fragments)
+    assert db.read_bytes() == before

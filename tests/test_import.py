@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+from collections import Counter
 import zipfile
 from pathlib import Path
 
@@ -16,13 +17,6 @@ from test_bad_input import assert_one_line_error
 DIALOGUES = DATA / "conversations"
 SPP_LOG = DIALOGUES / "artifacts-llmgendata-spp" / "logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl"
 SPP_PUZZLES = DIALOGUES / "artifacts-llmgendata-spp" / "logic_grid_puzzle_200.jsonl"
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    store = Store.open(tmp_path / "sim.db")
-    yield store
-    store.close()
 
 
 def counts(store: Store) -> tuple[int, int]:
@@ -104,12 +98,13 @@ def test_camel_files_folders_and_zips(store: Store, tmp_path: Path) -> None:
     assert episode.task == "Develop a momentum trading bot" and episode.termination_reason == "<CAMEL_TASK_DONE>"
     assert [(t.speaker, t.role) for t in episode.turns][:2] == [("Stock Trader", "user"), ("Python Programmer", "assistant")]
 
+    from analyzers.role_flip import RoleFlipAnalyzer
     from sim.analysis import analyze
 
-    (summary,) = analyze(store, ["role_flip"])
-    metrics = {(m.name, m.level): m for m in summary.metrics}
+    (summary,) = analyze(store, [RoleFlipAnalyzer()])
+    flips = {m.group: m.total for m in summary.metrics if m.name == "role_flipping_happens"}
     assert summary.n_episodes == 5
-    assert metrics[("role_flipping_happens", "episode")].total == 2  # chat_2 in the folder and in the zip
+    assert flips == {"camel_dir": 1, "camel_zip": 1, "camel_one": 0}  # chat_2 in the folder and in the zip
 
 
 def test_table_jsonl_and_csv(store: Store) -> None:
@@ -220,6 +215,14 @@ def test_preference_files(store: Store) -> None:
     assert import_file(store, "preferences", paired, dataset="mtbench_paired", progress=False).n_episodes == 882
     row = store.episode("mtbench_paired-2")
     assert row.meta["judgments"] == {"human": "output_2", "gpt-4": "output_2"} and row.turns[0].speaker == "alpaca-13b"
+    # The same human judgments in both files (878 of the 882 pairs in the training-format CSV): the CSV's
+    # 0/1/2 targets must read as output 1, output 2 and tie to match the file that names the winner.
+    human_choices = {
+        dataset: dict(Counter(e.meta["judgments"]["human"] for e in store.episodes(dataset=dataset)))
+        for dataset in ("mtbench", "mtbench_paired")
+    }
+    assert human_choices["mtbench_paired"] == {"output_1": 165, "output_2": 497, "tie": 220}
+    assert human_choices["mtbench"] == {"output_1": 165, "output_2": 493, "tie": 220}
 
     rankings = PREFERENCES / "cobbler_rankings" / "human.json"
     assert import_file(store, "preferences", rankings, dataset="cobbler_human", progress=False).n_episodes == 50

@@ -50,8 +50,11 @@ def test_run_stores_analyzes_and_shows(sim, tmp_path: Path) -> None:
 
     analyzed = sim("analyze", "--json", "--run", "first")
     assert analyzed.returncode == 0, analyzed.stderr
-    (summary,) = json.loads(analyzed.stdout)["analyzers"]
-    assert summary["analyzer"] == "role_flip" and summary["n_episodes"] == 2
+    summaries = {s["analyzer"]: s for s in json.loads(analyzed.stdout)["analyzers"]}
+    assert sorted(summaries) == ["free_text", "instructions", "preferences", "role_flip", "task_labels"]
+    assert summaries["task_labels"]["n_episodes"] == 0 and summaries["task_labels"]["metrics"] == []
+    summary = summaries["role_flip"]
+    assert summary["n_episodes"] == 2 and {m["group"] for m in summary["metrics"]} == {"first"}
     metrics = {(m["name"], m["level"]): m for m in summary["metrics"]}
     flipped_turns = rows(db, "SELECT count(*) FROM annotations WHERE name='role_flipped' AND value=1")[0][0]
     assert metrics[("role_flipped", "turn")]["n"] == len(turns)

@@ -5,12 +5,26 @@ from pathlib import Path
 
 import pytest
 
+from analyzers.text import words
 from conftest import DATA, db_rows as rows
 from sim.api import open_results
 from sim.spp import is_correct
 from test_bad_input import assert_one_line_error
 
 QUIET = ["runner.progress=false", "runner.analyze=[]"]
+
+
+def analyzed_by(name: str) -> list[str]:
+    """Overrides for a quiet run followed by one analyzer."""
+    return ["runner.progress=false", f"runner.analyze=[{name}]"]
+
+
+def annotation_values(db: Path, analyzer: str) -> dict[str, dict[str, float]]:
+    """Episode-level annotation values of one analyzer, by episode and name."""
+    values: dict[str, dict[str, float]] = {}
+    for episode_id, name, value in rows(db, f"SELECT episode_id, name, value FROM annotations WHERE analyzer = '{analyzer}' AND turn_idx IS NULL"):
+        values.setdefault(episode_id, {})[name] = value
+    return values
 SPP_PUZZLES = DATA / "conversations" / "artifacts-llmgendata-spp" / "logic_grid_puzzle_200.jsonl"
 
 
@@ -51,12 +65,21 @@ def test_task_labels_defaults_with_personas_and_confidences(sim, tmp_path: Path)
 def test_task_labels_on_a_real_file_keeps_human_labels(sim, tmp_path: Path) -> None:
     reference = DATA / "task_labels" / "artifacts-llmgendata" / "ghc_intermodel.jsonl"
     result = sim(
-        "run", "scenario=task_labels", *QUIET, "scenario.n_episodes=2", "scenario.annotators=2",
+        "run", "scenario=task_labels", *analyzed_by("task_labels"), "scenario.n_episodes=2", "scenario.annotators=2",
         f"scenario.reference={reference}", "scenario.labels=[not hateful,hateful]",
         "scenario.instruction=Is this text hateful?", "scenario.task=ghc",
     )
     assert result.returncode == 0, result.stderr
     frame = open_results(tmp_path / "runs" / "sim.db").task_labels()
+    # The analyzer ran after the run and compared the model's labels with the reference's human labels.
+    values = annotation_values(tmp_path / "runs" / "sim.db", "task_labels")
+    for episode_id, labels in zip(frame["episode_id"], frame["model_labels"]):
+        parsed = [label for label in labels if label is not None]
+        assert (episode_id in values) == bool(parsed)
+        if parsed:
+            assert {"majority_match", "minority_match", "js_distance"} <= set(values[episode_id])
+            assert values[episode_id]["model_unanimous"] == float(len(set(parsed)) == 1)
+    assert "task_labels (v1" in result.stdout
     first = json.loads((DATA / "task_labels" / "artifacts-llmgendata" / "ghc_intermodel.jsonl").open().readline())
     assert frame["text"].iloc[0] == first["text"]
     assert frame["human_labels"].iloc[0] == [float(v) for v in first["human_annots"] if v is not None]
@@ -64,10 +87,16 @@ def test_task_labels_on_a_real_file_keeps_human_labels(sim, tmp_path: Path) -> N
 
 
 def test_preferences_judges_each_pair_in_both_orders(sim, tmp_path: Path) -> None:
-    result = sim("run", "scenario=preferences", *QUIET, "scenario.n_episodes=2")
+    result = sim("run", "scenario=preferences", *analyzed_by("preferences"), "scenario.n_episodes=2")
     assert result.returncode == 0, result.stderr
     db = tmp_path / "runs" / "sim.db"
     frame = open_results(db).preferences()
+    values = annotation_values(db, "preferences")
+    codes = {"output_1": 1.0, "output_2": -1.0, "tie": 0.0}
+    for episode_id, judgments, consistent in zip(frame["episode_id"], frame["judgments"], frame["position_consistent"]):
+        assert values[episode_id]["choice[human]"] == codes[judgments["human"]]
+        if consistent is not None:
+            assert values[episode_id]["position_consistent[judge]"] == float(consistent)
     assert len(frame) == 2
     assert frame["prompt"].iloc[0] == "How do I boil an egg?"
     for judgments, swapped, consistent in zip(frame["judgments"], frame["swapped_judgments"], frame["position_consistent"]):
@@ -94,9 +123,15 @@ def test_preferences_on_a_real_file(sim, tmp_path: Path) -> None:
 
 
 def test_free_text_samples_per_prompt_share_a_pair(sim, tmp_path: Path) -> None:
-    result = sim("run", "scenario=free_text", *QUIET, "scenario.n_episodes=2", "scenario.samples_per_prompt=2", "scenario.max_tokens=24")
+    result = sim(
+        "run", "scenario=free_text", *analyzed_by("free_text"), "scenario.n_episodes=2", "scenario.samples_per_prompt=2",
+        "scenario.max_tokens=24",
+    )
     assert result.returncode == 0, result.stderr
     frame = open_results(tmp_path / "runs" / "sim.db").free_text()
+    values = annotation_values(tmp_path / "runs" / "sim.db", "free_text")
+    for episode_id, text in zip(frame["episode_id"], frame["text"]):
+        assert values[episode_id]["words"] == len(words(text))
     assert len(frame) == 4
     assert frame["pair"].tolist() == [0, 0, 1, 1]
     assert set(frame["author"]) == {"llm"} and all(frame["text"].str.len() > 0)
@@ -115,12 +150,17 @@ def test_free_text_on_a_real_file_keeps_the_human_text(sim, tmp_path: Path) -> N
 
 def test_instructions_bootstrap_in_rounds_with_lineage(sim, tmp_path: Path) -> None:
     result = sim(
-        "run", "scenario=instructions", *QUIET, "scenario.n_episodes=4", "scenario.round_size=2", "scenario.max_tokens=48",
-        "scenario.n_human_examples=3", "scenario.n_machine_examples=1",
+        "run", "scenario=instructions", *analyzed_by("instructions"), "scenario.n_episodes=4", "scenario.round_size=2",
+        "scenario.max_tokens=48", "scenario.n_human_examples=3", "scenario.n_machine_examples=1",
     )
     assert result.returncode == 0, result.stderr
     db = tmp_path / "runs" / "sim.db"
     frame = open_results(db).instructions()
+    values = annotation_values(db, "instructions")
+    for episode_id, instruction in zip(frame["episode_id"], frame["instruction"]):
+        if instruction:
+            assert values[episode_id]["instruction_words"] == len(words(instruction))
+    assert "distinct_1@50" in result.stdout
     assert len(frame) == 4
     assert set(frame["termination_reason"]) <= {"accepted", "near_duplicate", "invalid"}
     for _, row in frame.iterrows():

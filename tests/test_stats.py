@@ -39,3 +39,30 @@ def test_summaries_carry_n_and_interval() -> None:
     flag = metrics[("flag", "turn")]
     assert (flag.n, flag.total, flag.mean) == (40, 10.0, 0.25) and flag.ci_low < 0.25 < flag.ci_high
     assert metrics[("any", "episode")].ci_low is None
+
+
+def test_two_groups_compared_with_effect_size_and_permutation_p() -> None:
+    from sim.stats import compare
+
+    rng = np.random.default_rng(4)
+    reference = rng.normal(0, 1, 300)
+    shifted = reference + 0.5 * reference.std(ddof=1)  # same spread, half a standard deviation up: d is 0.5
+    difference = compare(reference.tolist(), shifted.tolist())
+    assert difference.effect_size == pytest.approx(0.5) and difference.p_value < 0.01
+    assert difference.ci_low < difference.difference < difference.ci_high and difference.ci_low > 0
+    same = compare(reference.tolist(), reference[::-1].tolist())  # the same values: no difference at all
+    assert same.p_value > 0.9 and same.ci_low < 0 < same.ci_high
+    assert compare([1.0, 1.0], [1.0, 1.0]).p_value == 1.0
+    assert compare([1.0], [2.0, 3.0]).p_value is None
+
+
+def test_correlation_and_corpus_statistics() -> None:
+    from sim.stats import correlation, estimate_statistic
+
+    x = np.arange(50, dtype=float)
+    perfect = correlation(x, 2 * x + 1)
+    assert perfect.mean == pytest.approx(1.0) and perfect.p_value < 1e-10
+    assert np.isnan(correlation(x, np.ones(50)).mean)
+    values = np.random.default_rng(5).normal(size=200)
+    median = estimate_statistic(200, lambda idx: float(np.median(values[idx])))
+    assert median.mean == pytest.approx(float(np.median(values))) and median.ci_low < median.mean < median.ci_high

@@ -9,7 +9,9 @@ from typing import Any, Iterator
 from sim.importers.base import ImportProblem, Importer, Source, field_of, imported_episode, importers, read_csv, read_json
 from sim.records import Episode
 
-CSV_CHOICES = {"1": "output_1", "2": "output_2", "0": "tie"}
+# The artifacts-llmgendata training format: 0 = output1, 1 = output2, 2 = tie. The same MT-Bench pairs in the
+# file that names the winner (model_a, model_b, tie) give the same counts under this reading and no other.
+CSV_CHOICES = {"0": "output_1", "1": "output_2", "2": "tie"}
 MTBENCH_CHOICES = {"model_a": "output_1", "model_b": "output_2"}
 
 
@@ -24,10 +26,10 @@ def preference_episode(
 
 
 def csv_choice(value: str, path: Path, line: int) -> str:
-    """output_1, output_2 or tie from a target of 1, 2 or 0."""
+    """output_1, output_2 or tie from a target of 0, 1 or 2."""
     choice = CSV_CHOICES.get(value.strip().split(".")[0])
     if choice is None:
-        raise ImportProblem(path, line, f"target must be 0 (tie), 1 or 2, got {value!r}")
+        raise ImportProblem(path, line, f"target must be 0 (output1), 1 (output2) or 2 (tie), got {value!r}")
     return choice
 
 

@@ -1,0 +1,139 @@
+"""Preferences: agreement of LLM judges with human judges, position bias, and coupling of choices with surface
+features (length, overlap with the prompt or reference, style lexicons) — per judge, human and LLM alike."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from sklearn.metrics import cohen_kappa_score
+
+from analyzers.base import Analyzer, Scored, analyzers
+from analyzers.text import overlap, words
+from sim.errors import SimError
+from sim.records import Annotation, Episode
+from sim.stats import Estimate, correlation, estimate_statistic
+
+# A choice as a number, so that it can be correlated with a feature difference (output_1 minus output_2).
+CHOICE_CODES = {"output_1": 1.0, "output_2": -1.0, "tie": 0.0}
+HUMAN = "human"
+LEXICON_SUFFIX = "_features.tsv"
+
+
+def load_lexicons(folder: Path) -> dict[str, dict[str, float]]:
+    """Hummingbird-style lexicons: `<style>_features.tsv` files with `word` and `avg_attr` columns."""
+    if not folder.is_dir():
+        raise SimError(f"analyzer.preferences.lexicons: {folder} is not a folder")
+    lexicons: dict[str, dict[str, float]] = {}
+    for path in sorted(folder.glob(f"*{LEXICON_SUFFIX}")):
+        with path.open(encoding="utf-8", newline="") as handle:
+            reader = csv.DictReader(handle, delimiter="\t")
+            if not {"word", "avg_attr"} <= set(reader.fieldnames or []):
+                raise SimError(f"{path}: a lexicon needs the columns word and avg_attr")
+            try:
+                lexicons[path.name.removesuffix(LEXICON_SUFFIX)] = {row["word"].lower(): float(row["avg_attr"]) for row in reader}
+            except ValueError as exc:
+                raise SimError(f"{path}:{reader.line_num}: avg_attr is not a number ({exc})") from None
+    if not lexicons:
+        raise SimError(f"analyzer.preferences.lexicons: {folder} holds no *{LEXICON_SUFFIX} files")
+    return lexicons
+
+
+def lexicon_score(tokens: list[str], lexicon: dict[str, float]) -> float:
+    """Mean attribution of the tokens the lexicon knows (0 when it knows none)."""
+    scores = [lexicon[token] for token in tokens if token in lexicon]
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def judge_choices(episode: Episode) -> dict[str, str]:
+    """Each judge's pairwise choice (output_1, output_2 or tie); unparsed and non-pairwise judgments left out."""
+    return {judge: choice for judge, choice in (episode.meta.get("judgments") or {}).items() if choice in CHOICE_CODES}
+
+
+@dataclass
+class PreferencesConfig:
+    """Schema of `analyzer.preferences`: `lexicons` is a folder of Hummingbird `<style>_features.tsv` files
+    (null: no lexicon features). `r[JUDGE, FEATURE]` is Pearson's r between the judge's choice coded +1 (output 1),
+    0 (tie), -1 (output 2) and the feature of output 1 minus that of output 2."""
+
+    _target_: str = "analyzers.preferences.PreferencesAnalyzer"
+    lexicons: Optional[str] = None
+
+
+@analyzers.register("preferences", config=PreferencesConfig)
+class PreferencesAnalyzer(Analyzer):
+    """Per pair: each judge's choice, agreement with the human judge, position consistency, and the two outputs'
+    differences in length, overlap and lexicon scores; per group: Cohen's kappa and choice-feature correlations."""
+
+    version = "1"
+    uses_corpus = True
+
+    def __init__(self, lexicons: Optional[str] = None) -> None:
+        self.lexicons = load_lexicons(Path(lexicons).expanduser()) if lexicons else {}
+
+    def applies_to(self, episode: Episode) -> bool:
+        """Pairs of two outputs with at least one pairwise choice."""
+        roles = {turn.role for turn in episode.turns}
+        return episode.kind == "preference" and {"output_1", "output_2"} <= roles and "output_3" not in roles and bool(judge_choices(episode))
+
+    def features(self, episode: Episode) -> dict[str, float]:
+        """Output 1 minus output 2: words, overlap with the reference (or prompt), and each lexicon's score."""
+        first, second = episode.content_of("output_1") or "", episode.content_of("output_2") or ""
+        first_words, second_words = words(first), words(second)
+        values = {"length_diff": float(len(first_words) - len(second_words))}
+        anchor = episode.meta.get("reference") or episode.content_of("prompt")
+        if anchor:
+            values["overlap_diff"] = overlap(first, anchor) - overlap(second, anchor)
+        for style, lexicon in self.lexicons.items():
+            values[f"lexicon_diff[{style}]"] = lexicon_score(first_words, lexicon) - lexicon_score(second_words, lexicon)
+        return values
+
+    def annotate(self, episode: Episode) -> list[Annotation]:
+        """Surface-feature differences, then per judge: its choice, whether it took the longer output, whether it
+        agrees with the human judge (3-way, and where neither called a tie), and (generated pairs) whether it
+        chose the same with the order swapped."""
+        features = self.features(episode)
+        values = dict(features)
+        choices = judge_choices(episode)
+        human = choices.get(HUMAN)
+        swapped = episode.meta.get("swapped_judgments") or {}
+        for judge, choice in choices.items():
+            values[f"choice[{judge}]"] = CHOICE_CODES[choice]
+            if choice != "tie" and features["length_diff"] != 0:
+                values[f"picks_longer[{judge}]"] = float((choice == "output_1") == (features["length_diff"] > 0))
+            if judge != HUMAN and human is not None:
+                values[f"agrees_with_human[{judge}]"] = float(choice == human)
+                if "tie" not in (choice, human):
+                    values[f"agrees_without_ties[{judge}]"] = float(choice == human)
+            if swapped.get(judge) in CHOICE_CODES:
+                values[f"position_consistent[{judge}]"] = float(swapped[judge] == choice)
+        return [Annotation(episode.id, name, value) for name, value in values.items()]
+
+    def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
+        """Per judge: Cohen's kappa with the human judge, and Pearson's r of its choices with each feature difference."""
+        rows = [{a.name: a.value for a in annotations} for _, annotations in scored]
+        judges = sorted({name[len("choice["):-1] for row in rows for name in row if name.startswith("choice[")})
+        features = sorted({name for row in rows for name in row if name.endswith("_diff") or name.startswith("lexicon_diff[")})
+        result: dict[str, Estimate] = {}
+        for judge in judges:
+            if judge != HUMAN:
+                pairs = np.array([(row[f"choice[{HUMAN}]"], row[f"choice[{judge}]"]) for row in rows
+                                  if f"choice[{HUMAN}]" in row and f"choice[{judge}]" in row])
+                if len(pairs):
+                    result[f"kappa[{judge}]"] = estimate_statistic(len(pairs), lambda idx, p=pairs: kappa(p[idx]))
+            for feature in features:
+                both = [(row[feature], row[f"choice[{judge}]"]) for row in rows if feature in row and f"choice[{judge}]" in row]
+                if len(both) >= 3:
+                    xs, ys = zip(*both)
+                    result[f"r[{judge}, {feature}]"] = correlation(xs, ys)
+        return result
+
+
+def kappa(pairs: np.ndarray) -> float:
+    """Cohen's kappa of two judges' coded choices; nan when it is undefined (one category only)."""
+    if len(np.unique(pairs)) < 2:
+        return float("nan")
+    return float(cohen_kappa_score(pairs[:, 0], pairs[:, 1]))

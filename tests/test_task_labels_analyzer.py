@@ -1,0 +1,135 @@
+"""The task-label analyzer: the published majority/minority definitions on hand-built items, and real files."""
+
+import csv
+import json
+import math
+
+import pytest
+
+from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, majority_set, minority_set, sets_match
+from conftest import DATA
+from sim.analysis import analyze
+from sim.importing import import_file
+from sim.records import Episode
+
+LABELS = DATA / "task_labels" / "artifacts-llmgendata"
+
+
+@pytest.mark.parametrize(
+    ("labels", "majority", "minority"),
+    [
+        ([0, 0, 1], {0}, {1}),
+        ([0, 1, 2], None, None),  # all distinct: no majority; all counts equal: no minority
+        ([1, 1, 1], {1}, None),  # one label only: its count is the only count
+        ([0, 0, 1, 1, 2], {0, 1}, {2}),
+        ([2, 2, 1, 1], {1, 2}, None),
+        ([3, 3, 3, 1, 1, 0], {3}, {0}),
+        ([], None, None),
+    ],
+)
+def test_majority_and_minority_sets(labels, majority, minority) -> None:
+    values = [float(v) for v in labels]
+    assert majority_set(values) == (None if majority is None else frozenset(majority))
+    assert minority_set(values) == (None if minority is None else frozenset(minority))
+
+
+def test_a_match_needs_a_shared_label_and_none_matches_nothing() -> None:
+    assert sets_match(frozenset({0.0, 1.0}), frozenset({1.0}))
+    assert not sets_match(frozenset({0.0}), frozenset({1.0}))
+    assert not sets_match(None, frozenset({1.0})) and not sets_match(None, None)
+    assert clean_labels([0, -1, None, 2.0, -1.0]) == [0.0, 2.0]
+
+
+def item(human: list, labels: list, **meta) -> Episode:
+    return Episode("e1", None, "import", "task_label", None, {}, "done", None, "ds", {"human_labels": human, "model_labels": labels, **meta})
+
+
+def values_of(episode: Episode) -> dict[str, float]:
+    return {a.name: a.value for a in TaskLabelsAnalyzer().annotate(episode)}
+
+
+def test_a_unanimous_model_keeps_the_majority_and_drops_the_minority() -> None:
+    values = values_of(item([0, 0, 1], [0, 0, 0, 0, 0]))
+    assert (values["majority_match"], values["minority_match"], values["voices_human_minority"]) == (1.0, 0.0, 0.0)
+    assert values["model_unanimous"] == 1.0 and values["human_unanimous"] == 0.0
+    # P = (2/3, 1/3), Q = (1, 0), M = (5/6, 1/6): JS = (KL(P||M) + KL(Q||M)) / 2 in bits; the distance is its root.
+    kl_p = 2 / 3 * math.log2(0.8) + 1 / 3 * math.log2(2)
+    kl_q = math.log2(6 / 5)
+    assert values["js_distance"] == pytest.approx(math.sqrt((kl_p + kl_q) / 2))
+    assert values["wasserstein"] == pytest.approx(1 / 3)
+    assert values["human_entropy"] == pytest.approx(-(2 / 3 * math.log2(2 / 3) + 1 / 3 * math.log2(1 / 3)))
+    assert values["human_std"] == pytest.approx(math.sqrt(1 / 3)) and values["model_std"] == 0.0
+
+
+def test_a_split_model_can_voice_the_human_minority() -> None:
+    values = values_of(item([0, 0, 1, -1], [1, 1, 0, 0, 0, None]))
+    assert (values["majority_match"], values["minority_match"], values["voices_human_minority"]) == (1.0, 1.0, 1.0)
+    assert values["model_unanimous"] == 0.0
+
+
+def test_without_human_labels_only_the_model_side_is_scored() -> None:
+    values = values_of(item([], [2, 2, 1]))
+    assert set(values) == {"model_entropy", "model_std", "model_unanimous"}
+    assert not TaskLabelsAnalyzer().applies_to(item([0, 1], [None, -1]))
+
+
+def test_groups_are_dataset_and_model() -> None:
+    analyzer = TaskLabelsAnalyzer()
+    assert analyzer.group_of(item([0], [0], model="vicuna")) == "ds / vicuna"
+    assert analyzer.group_of(item([0], [0])) == "ds"
+
+
+def test_within_item_spread_equals_the_published_variation(store) -> None:
+    path = LABELS / "mismatch_gpt3.csv"
+    import_file(store, "task_labels", path, dataset="mismatch", progress=False)
+    (summary,) = analyze(store, [TaskLabelsAnalyzer()])
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    stored = dict(store.db.execute("SELECT episode_id, value FROM annotations WHERE name = 'human_std'").fetchall())
+    episodes = list(store.episodes(dataset="mismatch"))
+    assert len(episodes) == len(rows) == summary.n_episodes
+    checked = 0
+    for episode, row in zip(episodes, rows):
+        assert episode.content_of("item") == row["text"]
+        if len(clean_labels(json.loads(row["human_annots"]))) > 1:
+            assert stored[episode.id] == pytest.approx(float(row["human_variation"]), abs=1e-6), episode.id
+            checked += 1
+    assert checked > 7000
+
+
+def test_real_intermodel_file_per_model(store) -> None:
+    path = LABELS / "SChem5Labels_intermodel.jsonl"
+    import_file(store, "task_labels", path, progress=False)
+    (summary,) = analyze(store, [TaskLabelsAnalyzer()])
+    by_group: dict[str, dict[str, object]] = {}
+    for metric in summary.metrics:
+        by_group.setdefault(metric.group, {})[metric.name] = metric
+    assert summary.n_episodes == 3955 and len(by_group) == 5  # five models, each labeling all 791 items
+    # The share of items a model labels unanimously, counted straight from the file.
+    unanimous: dict[str, list[bool]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        unanimous.setdefault(record["model_name"], []).append(len(set(clean_labels(record["model_annots"]))) == 1)
+    for model, flags in unanimous.items():
+        metrics = by_group[f"SChem5Labels_intermodel / {model}"]
+        assert metrics["model_unanimous"].n == len(flags) == 791
+        assert metrics["model_unanimous"].mean == pytest.approx(sum(flags) / len(flags))
+        for name in ("majority_match", "minority_match", "voices_human_minority"):
+            assert 0 <= metrics[name].ci_low <= metrics[name].mean <= metrics[name].ci_high <= 1
+
+
+def test_distances_agree_with_scipy() -> None:
+    import numpy as np
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import entropy, wasserstein_distance
+
+    from analyzers.task_labels import distribution, entropy_bits, js_distance, wasserstein
+
+    rng = np.random.default_rng(6)
+    for _ in range(200):
+        human = rng.integers(0, 5, rng.integers(1, 6)).astype(float).tolist()
+        model = rng.integers(0, 5, rng.integers(1, 6)).astype(float).tolist()
+        support = sorted(set(human) | set(model))
+        p, q = distribution(human, support), distribution(model, support)
+        assert js_distance(p, q) == pytest.approx(np.nan_to_num(jensenshannon(p, q, base=2)), abs=1e-7)
+        assert wasserstein(p, q, support) == pytest.approx(wasserstein_distance(human, model))
+        assert entropy_bits(p) == pytest.approx(entropy(p, base=2))
