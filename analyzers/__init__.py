@@ -1,6 +1,16 @@
 """Artifact analyzers; importing this package registers the built-in ones."""
 
 from analyzers.base import Analyzer, analyzers
-from analyzers import free_text, instructions, preferences, role_flip, task_labels  # noqa: F401  (register themselves)
+from analyzers import (  # noqa: F401  (each registers itself)
+    conversation_stats,
+    digression,
+    free_text,
+    human_likeness,
+    instructions,
+    preferences,
+    role_drift,
+    role_flip,
+    task_labels,
+)
 
 __all__ = ["Analyzer", "analyzers"]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from sim.records import Annotation, Episode, Turn
 from sim.registry import Registry
 from sim.stats import Estimate
+
+if TYPE_CHECKING:
+    from sim.store import Store
 
 # An episode with the annotations this analyzer gave it.
 Scored = tuple[Episode, list[Annotation]]
@@ -32,6 +35,12 @@ class Analyzer(ABC):
     @abstractmethod
     def annotate(self, episode: Episode) -> list[Annotation]:
         """Episode-level and turn-level values for one episode."""
+
+    def open(self, store: "Store") -> None:
+        """Acquire what annotating needs beyond the episode (a judge backend); called before the first episode."""
+
+    def close(self) -> None:
+        """Release what `open` acquired; called after the last episode, also on failure."""
 
     def check_turn(self, turn: Turn) -> Optional[str]:
         """Why `turn` alone should be flagged, or None; only analyzers with `checks_turns` implement it."""

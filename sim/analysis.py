@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
@@ -178,9 +179,13 @@ def analyze(
 ) -> list[AnalyzerSummary]:
     """Annotate every episode (of `run_id` and `dataset`, if given) with each analyzer and summarize the results."""
     runs = [AnalyzerRun(analyzer, store) for analyzer in selected]
-    for episode in store.episodes(run_id=run_id, dataset=dataset):
-        for run in runs:
-            run.add(episode)
+    with ExitStack() as cleanup:
+        for analyzer in selected:
+            analyzer.open(store)
+            cleanup.callback(analyzer.close)
+        for episode in store.episodes(run_id=run_id, dataset=dataset):
+            for run in runs:
+                run.add(episode)
     return [run.summary() for run in runs]
 
 

@@ -73,29 +73,30 @@ def _open(db: str) -> "Store":
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.option("--run", "run_id", help="Only episodes of this run.")
 @click.option("--dataset", help="Only episodes of this imported dataset.")
-@click.option("--analyzer", "names", multiple=True, help="Analyzer to run; repeat for several (default: all).")
+@click.option("--analyzer", "names", multiple=True, help="Analyzer to run; repeat for several (default: runner.analyze).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def analyze(
     db: str, run_id: Optional[str], dataset: Optional[str], names: tuple[str, ...], as_json: bool, overrides: tuple[str, ...]
 ) -> None:
     """Score stored episodes and print each analyzer's metrics per group with 95% CIs; OVERRIDES set analyzer
-    settings as in `sim run` (conf/analyzer/).
+    settings as in `sim run` (conf/analyzer/), and `backend=...` picks the judge of the judge analyzers.
 
     \b
     Examples:
         sim analyze --db runs/sim.db --analyzer role_flip --json
         sim analyze --dataset p2c --analyzer preferences analyzer.preferences.lexicons=PATH/hummingbird_tokens_avg
+        sim analyze --analyzer human_likeness backend=openai backend.model=gpt-4o-mini
     """
-    from analyzers import analyzers
     from sim.analysis import analyze as run_analyzers
     from sim.analysis import build_analyzers
     from sim.app import compose_config
     from sim.report import summaries_table
 
-    if bad := [o for o in overrides if not o.startswith("analyzer.")]:
-        raise SimError(f"sim analyze takes only analyzer settings (analyzer.NAME.KEY=VALUE), got {bad[0]!r}")
-    selected = build_analyzers(compose_config(list(overrides)).analyzer, list(names) or analyzers.names())
+    if bad := [o for o in overrides if not o.startswith(("analyzer.", "backend=", "backend."))]:
+        raise SimError(f"sim analyze takes analyzer and judge settings (analyzer.NAME.KEY=VALUE, backend=...), got {bad[0]!r}")
+    cfg = compose_config(list(overrides))
+    selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze))
     store = _open(db)
     try:
         if run_id is not None:

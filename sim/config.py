@@ -31,7 +31,9 @@ class RunnerConfig:
 
     progress: bool = True
     # Analyzers run on the run's episodes afterwards; each is built from its config under `analyzer.NAME`.
-    analyze: list[str] = field(default_factory=lambda: ["role_flip", "task_labels", "preferences", "instructions", "free_text"])
+    analyze: list[str] = field(
+        default_factory=lambda: ["role_flip", "conversation_stats", "task_labels", "preferences", "instructions", "free_text"]
+    )
     concurrency: int = 8
     use_cache: bool = True
     max_attempts: int = 5

@@ -85,7 +85,9 @@ def test_debug_shows_the_traceback(sim) -> None:
     ("args", "fragments"),
     [
         (("--analyzer", "nope"), ("unknown analyzer 'nope'", "free_text")),
-        (("scenario.n_episodes=3",), ("sim analyze takes only analyzer settings", "scenario.n_episodes=3")),
+        (("scenario.n_episodes=3",), ("sim analyze takes analyzer and judge settings", "scenario.n_episodes=3")),
+        (("--analyzer", "digression", "analyzer.digression.mode=guess"), ("analyzer.digression.mode must be one of embedding, judge",)),
+        (("--analyzer", "role_drift", "analyzer.role_drift.reference=nobody"), ("analyzer.role_drift.reference must be one of roles, history",)),
         (("analyzer.free_text.embeddings=maybe",), ("analyzer.free_text.embeddings must be auto, true or false",)),
         (("analyzer.nope.x=1",), ("analyzer.nope.x",)),
         (("analyzer.instructions.rouge_pairs=many",), ("rouge_pairs", "many")),

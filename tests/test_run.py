@@ -51,7 +51,7 @@ def test_run_stores_analyzes_and_shows(sim, tmp_path: Path) -> None:
     analyzed = sim("analyze", "--json", "--run", "first")
     assert analyzed.returncode == 0, analyzed.stderr
     summaries = {s["analyzer"]: s for s in json.loads(analyzed.stdout)["analyzers"]}
-    assert sorted(summaries) == ["free_text", "instructions", "preferences", "role_flip", "task_labels"]
+    assert sorted(summaries) == ["conversation_stats", "free_text", "instructions", "preferences", "role_flip", "task_labels"]
     assert summaries["task_labels"]["n_episodes"] == 0 and summaries["task_labels"]["metrics"] == []
     summary = summaries["role_flip"]
     assert summary["n_episodes"] == 2 and {m["group"] for m in summary["metrics"]} == {"first"}

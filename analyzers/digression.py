@@ -1,0 +1,143 @@
+"""Digression: does a conversation wander from its task? Either an LLM judge answers yes or no and sorts each
+digression into the paper's seven categories, or sentence embeddings measure each turn's distance from the task
+statement and how it grows over the conversation. Where the task has a ground truth, accuracy is reported with
+and without digression."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from analyzers import embeddings as sentence_embeddings
+from analyzers.base import Analyzer, Scored, analyzers
+from analyzers.judging import Judge, parse_number, parse_yes_no, transcript
+from sim.errors import SimError
+from sim.records import Annotation, Episode
+from sim.stats import Estimate, estimate
+
+if TYPE_CHECKING:
+    from sim.store import Store
+
+MODES = ("embedding", "judge")
+CATEGORIES = (
+    "procedural/introductory",
+    "repetitive/confirmatory",
+    "transitional",
+    "irrelevant/off-topic",
+    "misleading/incorrect reasoning",
+    "closing/summarizing",
+    "constructive",
+)
+DIGRESSES = (
+    "Here is a task and a conversation about it.\n\nTask: {task}\n\nConversation:\n{transcript}\n\n"
+    "Does this conversation digress from its task? Answer yes or no."
+)
+CATEGORY = (
+    "Here is a task and a conversation that digresses from it.\n\nTask: {task}\n\nConversation:\n{transcript}\n\n"
+    "What kind of digression is it? Answer with one number:\n"
+    + "\n".join(f"{number}. {name}" for number, name in enumerate(CATEGORIES, start=1))
+)
+# Turns whose index goes past this share one point of the topic-drift curve.
+CURVE_TURNS = 10
+
+
+@dataclass
+class DigressionConfig:
+    """Schema of `analyzer.digression`: `mode` is `embedding` (distance of each turn from the task statement) or
+    `judge` (the `judge` backend answers, by default the composed `backend`); transcripts shown to the judge are
+    cut to `max_turns` and `max_chars`; `embeddings` must be installed for the embedding mode."""
+
+    _target_: str = "analyzers.digression.DigressionAnalyzer"
+    _recursive_: bool = False  # the judge's backend is built when the analysis starts, not with the analyzer
+    mode: str = "embedding"
+    judge: Any = None
+    max_turns: int = 40
+    max_chars: int = 6000
+
+
+@analyzers.register("digression", config=DigressionConfig)
+class DigressionAnalyzer(Analyzer):
+    """Embedding mode: per turn `task_distance` (1 - cosine similarity to the task), per episode its mean, its
+    maximum and `drift_slope` (distance gained per turn); per group the mean distance at each turn index.
+    Judge mode: per episode `digresses` and, for a digression, `category[NAME]`; per group accuracy with and
+    without digression where episodes carry `meta.correct`."""
+
+    version = "1"
+    uses_corpus = True
+
+    def __init__(self, mode: str = "embedding", judge: Any = None, max_turns: int = 40, max_chars: int = 6000) -> None:
+        if mode not in MODES:
+            raise SimError(f"analyzer.digression.mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if mode == "embedding":
+            sentence_embeddings.wanted("true", "analyzer.digression.mode=embedding")
+        self.mode, self.max_turns, self.max_chars = mode, max_turns, max_chars
+        self.judge = Judge(judge or {}, max_tokens=16) if mode == "judge" else None
+
+    def open(self, store: "Store") -> None:
+        """Build the judge backend (judge mode)."""
+        if self.judge is not None:
+            self.judge.open(store)
+
+    def close(self) -> None:
+        """Release the judge backend."""
+        if self.judge is not None:
+            self.judge.close()
+
+    def applies_to(self, episode: Episode) -> bool:
+        """Conversations with a task statement and at least one turn."""
+        return episode.kind == "conversation" and bool(episode.task) and bool(episode.turns)
+
+    def annotate(self, episode: Episode) -> list[Annotation]:
+        """Distances from the task (embedding mode), or the judge's verdict and category (judge mode)."""
+        return self._judged(episode) if self.judge is not None else self._embedded(episode)
+
+    def _embedded(self, episode: Episode) -> list[Annotation]:
+        vectors = sentence_embeddings.embed([episode.task or ""] + [turn.content for turn in episode.turns])
+        distances = 1.0 - vectors[1:] @ vectors[0]
+        annotations = [Annotation(episode.id, "task_distance", float(d), turn_idx=t.idx) for t, d in zip(episode.turns, distances)]
+        values = {"mean_task_distance": float(distances.mean()), "max_task_distance": float(distances.max())}
+        if len(distances) >= 2:
+            values["drift_slope"] = float(np.polyfit(np.arange(len(distances)), distances, 1)[0])
+        return annotations + [Annotation(episode.id, name, value) for name, value in values.items()]
+
+    def _judged(self, episode: Episode) -> list[Annotation]:
+        shown = {"task": episode.task, "transcript": transcript(episode, self.max_turns, self.max_chars)}
+        (answer,) = self.judge.ask([DIGRESSES.format(**shown)])
+        verdict = parse_yes_no(answer)
+        if verdict is None:
+            return [Annotation(episode.id, "judge_answered", 0.0, detail={"answer": answer})]
+        annotations = [Annotation(episode.id, "judge_answered", 1.0), Annotation(episode.id, "digresses", float(verdict))]
+        if verdict:
+            (reply,) = self.judge.ask([CATEGORY.format(**shown)])
+            number = parse_number(reply, len(CATEGORIES))
+            if number is None:
+                annotations.append(Annotation(episode.id, "category_answered", 0.0, detail={"answer": reply}))
+            else:
+                annotations.append(Annotation(episode.id, "category_answered", 1.0))
+                annotations.append(Annotation(episode.id, f"category[{CATEGORIES[number - 1]}]", 1.0))
+        return annotations
+
+    def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
+        """The topic-drift curve (mean distance at each turn index) and accuracy with and without digression."""
+        result: dict[str, Estimate] = {}
+        by_turn: dict[int, list[float]] = {}
+        for _, episode_annotations in scored:
+            position = 0
+            for annotation in episode_annotations:
+                if annotation.name == "task_distance":
+                    by_turn.setdefault(min(position, CURVE_TURNS), []).append(annotation.value)
+                    position += 1
+        for position in sorted(by_turn):
+            label = f"{position}+" if position == CURVE_TURNS else str(position)
+            result[f"task_distance_at_turn[{label}]"] = estimate(by_turn[position])
+        correct_by_digression: dict[bool, list[float]] = {True: [], False: []}
+        for episode, episode_annotations in scored:
+            digresses = next((a.value for a in episode_annotations if a.name == "digresses"), None)
+            if digresses is not None and isinstance(episode.meta.get("correct"), bool):
+                correct_by_digression[bool(digresses)].append(float(episode.meta["correct"]))
+        for digresses, values in correct_by_digression.items():
+            if values:
+                result[f"accuracy[{'with' if digresses else 'without'} digression]"] = estimate(values)
+        return result

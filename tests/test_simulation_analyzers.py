@@ -1,0 +1,164 @@
+"""Simulation analyzers: conversation statistics, digression, role drift and human-likeness, on hand-built
+conversations with known answers, on real corpora, and with the embedded model as the judge."""
+
+import json
+import math
+
+import pytest
+
+from analyzers.conversation_stats import ConversationStatsAnalyzer, ending_of
+from analyzers.digression import CATEGORIES, DigressionAnalyzer
+from analyzers.human_likeness import HumanLikenessAnalyzer
+from analyzers.judging import parse_number, parse_yes_no
+from analyzers.role_drift import RoleDriftAnalyzer
+from conftest import DATA
+from sim.analysis import analyze
+from sim.app import compose_config
+from sim.importing import import_file
+from sim.records import Annotation, Episode, Turn
+
+CONVERSATIONS = DATA / "conversations"
+SPP = CONVERSATIONS / "artifacts-llmgendata-spp"
+
+
+def conversation(turns: list[tuple[str, str, str]], task: str | None = None, roles: dict | None = None, **fields) -> Episode:
+    """An episode from (speaker, role, text) triples."""
+    stored = [Turn(i, speaker, role, text) for i, (speaker, role, text) in enumerate(turns)]
+    roles = roles if roles is not None else {role: speaker for speaker, role, _ in turns}
+    values = {"status": "done", "termination_reason": "max_turns", "meta": {}} | fields
+    return Episode("c1", None, "import", "conversation", task, roles, values["status"], values["termination_reason"], "hand", values["meta"], stored)
+
+
+def episode_values(annotations: list[Annotation]) -> dict[str, float]:
+    return {a.name: a.value for a in annotations if a.turn_idx is None}
+
+
+def turn_values(annotations: list[Annotation], name: str) -> list[float]:
+    return [a.value for a in annotations if a.name == name and a.turn_idx is not None]
+
+
+@pytest.mark.parametrize(
+    ("text", "verdict"),
+    [("Yes.", True), ("no, it does not", False), ("I think so: YES", True), ("Maybe", None), ("x" * 90 + " yes", None)],
+)
+def test_yes_no_answers(text: str, verdict) -> None:
+    assert parse_yes_no(text) == verdict
+
+
+def test_numbered_answers() -> None:
+    assert parse_number("4. irrelevant/off-topic", 7) == 4
+    assert parse_number("Category 9", 7) is None and parse_number("none", 7) is None
+
+
+def test_repetition_loops_and_endings() -> None:
+    episode = conversation(
+        [("A", "user", "a b c d"), ("B", "assistant", "a b c e"), ("A", "user", "x y z"), ("B", "assistant", "a b c d")],
+        termination_reason="guard_stop: role_flip (role_flipped) at turn 3",
+        meta={"correct": True},
+    )
+    annotations = ConversationStatsAnalyzer().annotate(episode)
+    assert turn_values(annotations, "repeated_trigram_share") == [0.0, 0.5, 0.0, 1.0]
+    values = episode_values(annotations)
+    assert values["loop_turns"] == 1.0 and values["mean_turn_words"] == 3.75 and values["correct"] == 1.0
+    assert values["ended[guard_stop]"] == 1.0 and values["mean_repeated_trigram_share"] == pytest.approx(1.5 / 4)
+    assert "graph_density" not in values  # two speakers: no group graph
+    assert ending_of(conversation([("A", "u", "x")], termination_reason="max_turns (guards: 1 guard_flag)")) == "max_turns"
+
+
+def test_transition_graph_of_a_group() -> None:
+    episode = conversation([("A", "a", "one two"), ("B", "b", "three four"), ("C", "c", "five six"), ("A", "a", "seven eight")])
+    values = episode_values(ConversationStatsAnalyzer().annotate(episode))
+    assert values["graph_density"] == pytest.approx(3 / 6) and values["graph_reciprocity"] == 0.0
+    assert values["self_transition_share"] == 0.0 and values["transition_entropy"] == pytest.approx(math.log2(3))
+
+
+def test_spp_transcripts_and_a_human_corpus(store) -> None:
+    log = SPP / "logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl"
+    import_file(store, "spp", log, dataset="spp", options={"puzzles": str(SPP / "logic_grid_puzzle_200.jsonl")}, progress=False)
+    import_file(store, "dailydialog", CONVERSATIONS / "dailydialog" / "dailydialog_sample_2624.jsonl", dataset="dd", progress=False)
+    (summary,) = analyze(store, [ConversationStatsAnalyzer()])
+    metrics = {(m.group, m.name): m for m in summary.metrics}
+    logged = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
+    correct = [r["test_output_infos"][0]["correct"] for r in logged if r.get("test_output_infos")]
+    assert metrics[("spp", "correct")].n == len(correct) and metrics[("spp", "correct")].mean == pytest.approx(sum(correct) / len(correct))
+    assert metrics[("dd", "n_turns")].n == 2624
+    # The simulated personas repeat themselves far more than people in everyday dialogue.
+    assert metrics[("spp", "mean_repeated_trigram_share")].ci_low > metrics[("dd", "mean_repeated_trigram_share")].ci_high
+
+
+def test_embedding_distance_from_the_task_grows_with_a_digression() -> None:
+    episode = conversation(
+        [
+            ("A", "user", "Let us bake a chocolate cake: first melt the chocolate and butter."),
+            ("B", "assistant", "Then whisk eggs and sugar and fold in the melted chocolate for the cake batter."),
+            ("A", "user", "By the way, the stock market fell sharply today after the bank report."),
+        ],
+        task="Bake a chocolate cake.",
+    )
+    annotations = DigressionAnalyzer(mode="embedding").annotate(episode)
+    distances = turn_values(annotations, "task_distance")
+    assert distances[2] > max(distances[:2]) + 0.3
+    assert episode_values(annotations)["drift_slope"] > 0
+
+
+def test_accuracy_with_and_without_digression() -> None:
+    analyzer = DigressionAnalyzer(mode="embedding")
+    scored = []
+    for number, (digresses, correct) in enumerate([(1, False), (1, True), (0, True), (0, True), (0, False)]):
+        episode = conversation([("A", "u", "x")], task="t", meta={"correct": correct})
+        scored.append((episode, [Annotation(f"e{number}", "digresses", float(digresses))]))
+    metrics = analyzer.corpus_metrics(scored)
+    assert metrics["accuracy[with digression]"].mean == 0.5 and metrics["accuracy[without digression]"].mean == pytest.approx(2 / 3)
+
+
+def test_role_drift_against_role_descriptions_and_history() -> None:
+    roles = {"user": "a chef who cooks Italian pasta and sauces", "assistant": "a software engineer who writes Python code"}
+    turns = [
+        ("Chef", "user", "Today I will cook fresh pasta with a rich tomato sauce and basil."),
+        ("Engineer", "assistant", "I will write a Python function with unit tests and fix the bug in the parser code."),
+        ("Chef", "user", "Simmer the tomato sauce, then add the pasta and some olive oil."),
+        ("Engineer", "assistant", "Let me also cook the pasta in salted water and stir the tomato sauce with basil."),
+    ]
+    annotations = RoleDriftAnalyzer(mode="embedding").annotate(conversation(turns, roles=roles))
+    assert turn_values(annotations, "drifted") == [0.0, 0.0, 0.0, 1.0]
+    values = episode_values(annotations)
+    assert (values["drift_rate"], values["drift_happens"], values["first_drift_turn"]) == (0.25, 1.0, 3.0)
+    # Against each speaker's earlier turns, the engineer's cooking turn is closer to the chef's.
+    history = RoleDriftAnalyzer(mode="embedding", reference="history").annotate(conversation(turns, roles=roles))
+    assert turn_values(history, "history_margin")[-1] < 0 and turn_values(history, "drifted")[-1] == 1.0
+
+
+def judge_settings(name: str, *overrides: str):
+    return compose_config(["backend.n_ctx=2048", *overrides]).analyzer[name]
+
+
+def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:
+    from sim.analysis import build_analyzers
+
+    import_file(store, "dailydialog", CONVERSATIONS / "dailydialog" / "dailydialog_sample_2624.jsonl", dataset="dd", progress=False)
+    keep = [row["id"] for row in store.episode_rows()][:2]
+    store.db.execute(f"DELETE FROM turns WHERE episode_id NOT IN ({', '.join('?' * len(keep))})", keep)
+    store.db.execute(f"DELETE FROM episodes WHERE id NOT IN ({', '.join('?' * len(keep))})", keep)
+    store.db.conn.commit()
+    settings = compose_config(["backend.n_ctx=2048", "analyzer.digression.mode=judge", "analyzer.role_drift.mode=judge"]).analyzer
+    selected = build_analyzers(settings, ["human_likeness", "digression", "role_drift"])
+    first = analyze(store, selected)
+    requests = store.db["request_cache"].count
+    assert requests >= 2 + 2 + sum(len(store.episode(i).turns) for i in keep)  # one per conversation, one per turn
+    for summary in first:
+        assert summary.n_episodes == 2
+    rows = store.db.execute("SELECT analyzer, episode_id, turn_idx, name, value, detail_json FROM annotations ORDER BY id").fetchall()
+    for analyzer, episode_id, turn_idx, name, value, detail in rows:
+        if name == "judge_answered" and value == 0:
+            assert json.loads(detail)["answer"] is not None
+        if name == "human_like":
+            assert json.loads(detail)["rationale"]
+    in_role = {(e, t): v for a, e, t, n, v, _ in rows if n == "in_role"}
+    drifted = {(e, t): v for a, e, t, n, v, _ in rows if n == "drifted" and a == "role_drift"}
+    assert in_role and all(drifted[key] == 1 - value for key, value in in_role.items())
+    categories = {n for _, _, _, n, _, _ in rows if n.startswith("category[")}
+    assert categories <= {f"category[{name}]" for name in CATEGORIES}
+    # Analyzing again asks nothing new: every answer comes from the store's request cache.
+    second = analyze(store, build_analyzers(settings, ["human_likeness", "digression", "role_drift"]))
+    assert store.db["request_cache"].count == requests
+    assert [m.mean for s in second for m in s.metrics] == [m.mean for s in first for m in s.metrics]
