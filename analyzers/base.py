@@ -27,6 +27,9 @@ class Analyzer(ABC):
     version: str = "1"
     checks_turns: bool = False  # True when `check_turn` can judge a turn on its own, so it can serve as a live guard
     uses_corpus: bool = False  # True when `corpus_metrics` or `compare_corpora` need the episodes of a group
+    # True when turn-level annotations are flags written only where they fire: summaries then leave them out
+    # (their mean would always be 1) and the analyzer reports rates from episode-level counts instead.
+    sparse_turn_flags: bool = False
 
     @abstractmethod
     def applies_to(self, episode: Episode) -> bool:

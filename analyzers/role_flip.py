@@ -27,10 +27,13 @@ class RoleFlipConfig:
 
 @analyzers.register("role_flip", config=RoleFlipConfig)
 class RoleFlipAnalyzer(Analyzer):
-    """A user turn with `Solution:` or an assistant turn with `Instruction:` is flipped; one with neither own marker nor the done token is an interruption."""
+    """A user turn with `Solution:` or an assistant turn with `Instruction:` is flipped; one with neither own marker nor
+    the done token is an interruption. Turn flags are stored only where they fire (a million clean turns would
+    otherwise write two million zeros); the episode keeps the counts and the shares of its checked turns."""
 
-    version = "1"
+    version = "2"
     checks_turns = True
+    sparse_turn_flags = True
 
     def check_turn(self, turn: Turn) -> Optional[str]:
         """`role_flipped` when a user or assistant turn carries its partner's marker."""
@@ -44,19 +47,24 @@ class RoleFlipAnalyzer(Analyzer):
         return episode.kind == "conversation" and any(t.role in ("user", "assistant") for t in episode.turns)
 
     def annotate(self, episode: Episode) -> list[Annotation]:
-        """Per-turn flags and the episode's `role_flipping_happens`."""
+        """A turn annotation where a turn flips or interrupts, and the episode's counts and shares."""
         turns: list[Turn] = [t for t in episode.turns if t.role in ("user", "assistant")]
         annotations: list[Annotation] = []
         n_flipped = n_interruptions = 0
         for turn in turns:
             flipped, interruption = classify_turn(turn.role, turn.content)
-            n_flipped += flipped
-            n_interruptions += interruption
-            annotations.append(Annotation(episode.id, "role_flipped", float(flipped), turn_idx=turn.idx))
-            annotations.append(Annotation(episode.id, "interruption", float(interruption), turn_idx=turn.idx))
+            if flipped:
+                n_flipped += 1
+                annotations.append(Annotation(episode.id, "role_flipped", 1.0, turn_idx=turn.idx))
+            if interruption:
+                n_interruptions += 1
+                annotations.append(Annotation(episode.id, "interruption", 1.0, turn_idx=turn.idx))
         annotations += [
             Annotation(episode.id, "role_flipping_happens", float(n_flipped > 0)),
+            Annotation(episode.id, "n_checked_turns", float(len(turns))),
             Annotation(episode.id, "n_role_flipped_turns", float(n_flipped)),
             Annotation(episode.id, "n_interruptions", float(n_interruptions)),
+            Annotation(episode.id, "role_flipped_turn_share", n_flipped / len(turns)),
+            Annotation(episode.id, "interruption_turn_share", n_interruptions / len(turns)),
         ]
         return annotations

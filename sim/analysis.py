@@ -17,7 +17,7 @@ from sim.stats import Difference, Estimate, compare, estimate
 from sim.store import Store
 
 # Annotations are written in batches of this many episodes: one transaction each.
-WRITE_BATCH = 500
+WRITE_BATCH = 2000
 # The side every other side is compared against, when a group has it.
 REFERENCE_SIDE = "human"
 
@@ -145,7 +145,9 @@ class AnalyzerRun:
         for group, sides in self.groups.items():
             for side_name, side in sorted(sides.items(), key=lambda item: side_order(item[0])):
                 label = group if side_name is None else f"{group} / {side_name}"
-                result.metrics += summarize((a for episode in side.annotations for a in episode), label)
+                dense = not self.analyzer.sparse_turn_flags
+                values = (a for episode in side.annotations for a in episode if dense or a.turn_idx is None)
+                result.metrics += summarize(values, label)
                 if self.analyzer.uses_corpus:
                     for name, value in self.analyzer.corpus_metrics(side.scored()).items():
                         result.metrics.append(corpus_metric(name, value, label))
@@ -183,7 +185,7 @@ def analyze(
         for analyzer in selected:
             analyzer.open(store)
             cleanup.callback(analyzer.close)
-        for episode in store.episodes(run_id=run_id, dataset=dataset):
+        for episode in store.episodes(run_id=run_id, dataset=dataset, text_only=True):
             for run in runs:
                 run.add(episode)
     return [run.summary() for run in runs]

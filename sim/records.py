@@ -13,9 +13,9 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-@dataclass
+@dataclass(slots=True)
 class Turn:
-    """One utterance of an episode."""
+    """One utterance of an episode (slots: a corpus holds millions)."""
 
     idx: int
     speaker: str
@@ -69,7 +69,7 @@ class Episode:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Annotation:
     """One analyzer value for an episode (`turn_idx` None) or for one of its turns."""
 

@@ -15,6 +15,8 @@ CORPUS_RESAMPLES = 300
 SEED = 0
 # Resamples drawn at once: bounds memory to BATCH x n values for corpora of 100k annotations.
 BATCH = 50
+# Up to this many distinct values (flags, counts, labels), the bootstrap draws counts instead of values.
+MULTINOMIAL_MAX_DISTINCT = 256
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,16 @@ def estimate(values: Sequence[float], confidence: float = CONFIDENCE, seed: int 
         return Estimate(int(data.size), mean, None, None)
     if np.all(data == data[0]):
         return Estimate(int(data.size), mean, mean, mean)  # every resample has the same mean
+    distinct, counts = np.unique(data, return_counts=True)
+    if distinct.size <= MULTINOMIAL_MAX_DISTINCT:
+        # Resampling n values with replacement draws each distinct value's count from a multinomial, so the
+        # bootstrap means come from (resamples x distinct values) numbers instead of (resamples x n): flags and
+        # counts over a million turns cost milliseconds, with the same distribution as scipy's resampling.
+        draws = np.random.default_rng(seed).multinomial(data.size, counts / data.size, size=RESAMPLES)
+        means = draws @ distinct / data.size
+        alpha = (1 - confidence) / 2
+        low, high = np.quantile(means, [alpha, 1 - alpha])
+        return Estimate(int(data.size), mean, float(low), float(high))
     result = stats.bootstrap(
         (data,),
         np.mean,

@@ -6,7 +6,8 @@ import json
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
-from itertools import islice
+from itertools import groupby, islice
+from operator import itemgetter
 from typing import Any, Iterator, Optional
 
 from sqlite_utils import Database
@@ -17,8 +18,10 @@ from sim.records import Annotation, Episode, Turn, utc_now
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
-EPISODE_CHUNK = 500
-TURN_COLUMNS = ", ".join(Turn.__dataclass_fields__)
+EPISODE_CHUNK = 2000
+TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
+# What a turn says, without its request statistics: all that analyzers read.
+TEXT_COLUMNS = ("idx", "speaker", "role", "content")
 
 
 def _check_is_sqlite(path: Path) -> None:
@@ -185,9 +188,10 @@ class Store:
         return Episode.from_row(row, self.turns(episode_id))
 
     def episodes(
-        self, run_id: Optional[str] = None, kind: Optional[str] = None, dataset: Optional[str] = None
+        self, run_id: Optional[str] = None, kind: Optional[str] = None, dataset: Optional[str] = None, text_only: bool = False
     ) -> Iterator[Episode]:
-        """Episodes with their turns, optionally of one run, kind and dataset, in creation order."""
+        """Episodes with their turns, optionally of one run, kind and dataset, in creation order; `text_only`
+        leaves the turns' request statistics (tokens, latency, cache, retries) unread."""
         clauses, params = [], []
         for column, value in (("run_id", run_id), ("kind", kind), ("dataset", dataset)):
             if value is not None:
@@ -197,7 +201,7 @@ class Store:
         rows = self.db["episodes"].rows_where(where, params, order_by="rowid")
         # Turns are read for a chunk of episodes at once: one query per episode dominates on large corpora.
         while chunk := list(islice(rows, EPISODE_CHUNK)):
-            turns = self._turns_of([row["id"] for row in chunk])
+            turns = self._turns_of([row["id"] for row in chunk], TEXT_COLUMNS if text_only else TURN_COLUMNS)
             for row in chunk:
                 yield Episode.from_row(row, turns.get(row["id"], []))
 
@@ -211,17 +215,14 @@ class Store:
         """The turns of one episode in order."""
         return self._turns_of([episode_id]).get(episode_id, [])
 
-    def _turns_of(self, episode_ids: list[str]) -> dict[str, list[Turn]]:
-        """The turns of several episodes, each episode's in order."""
+    def _turns_of(self, episode_ids: list[str], columns: tuple[str, ...] = TURN_COLUMNS) -> dict[str, list[Turn]]:
+        """The turns of several episodes, each episode's in order, with `columns` (the first fields of Turn) read."""
         placeholders = ", ".join("?" * len(episode_ids))
         cursor = self.db.execute(
-            f"SELECT episode_id, {TURN_COLUMNS} FROM turns WHERE episode_id IN ({placeholders}) ORDER BY episode_id, idx",
+            f"SELECT episode_id, {', '.join(columns)} FROM turns WHERE episode_id IN ({placeholders}) ORDER BY episode_id, idx",
             episode_ids,
         )
-        turns: dict[str, list[Turn]] = {}
-        for episode_id, *values in cursor:
-            turns.setdefault(episode_id, []).append(Turn(*values))
-        return turns
+        return {episode_id: [Turn(*row[1:]) for row in rows] for episode_id, rows in groupby(cursor, key=itemgetter(0))}
 
     # Imports
 

@@ -51,12 +51,14 @@ def test_episode_with_a_flip() -> None:
         ("assistant", "Solution: spend 50. Next request."),
     )
     annotations = RoleFlipAnalyzer().annotate(ep)
-    assert values(annotations, "role_flipped") == [0.0, 1.0, 0.0, 0.0]
-    assert values(annotations, "interruption") == [0.0, 0.0, 1.0, 0.0]
+    # Turn flags only where they fire; the episode carries the counts and shares.
+    assert [(a.turn_idx, a.value) for a in annotations if a.name == "role_flipped"] == [(1, 1.0)]
+    assert [(a.turn_idx, a.value) for a in annotations if a.name == "interruption"] == [(2, 1.0)]
     assert values(annotations, "role_flipping_happens") == [1.0]
     assert values(annotations, "n_role_flipped_turns") == [1.0]
     assert values(annotations, "n_interruptions") == [1.0]
-    assert {a.turn_idx for a in annotations if a.name == "role_flipped"} == {0, 1, 2, 3}
+    assert values(annotations, "n_checked_turns") == [4.0]
+    assert values(annotations, "role_flipped_turn_share") == [0.25]
 
 
 def test_clean_episode_has_no_flip() -> None:
