@@ -39,6 +39,10 @@ class Analyzer(ABC):
     def annotate(self, episode: Episode) -> list[Annotation]:
         """Episode-level and turn-level values for one episode."""
 
+    def annotate_many(self, episodes: list[Episode]) -> list[list[Annotation]]:
+        """`annotate` for several episodes at once; analyzers that batch work (embeddings) override it."""
+        return [self.annotate(episode) for episode in episodes]
+
     def open(self, store: "Store") -> None:
         """Acquire what annotating needs beyond the episode (a judge backend); called before the first episode."""
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from analyzers.base import Analyzer, analyzers
+from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import words
 from sim.graphs import transition_graph
 from sim.records import Annotation, Episode
+from sim.stats import Estimate, estimate
 
 NGRAM = 3
 # Two turns whose word sets overlap this much (Jaccard) are the same turn said again: a loop.
@@ -44,11 +45,17 @@ class ConversationStatsConfig:
 @analyzers.register("conversation_stats", config=ConversationStatsConfig)
 class ConversationStatsAnalyzer(Analyzer):
     """Per turn: words and the share of its word trigrams said earlier in the episode; per episode: turns, mean
-    turn length, repetition, loops (a turn that repeats an earlier one almost word for word), the ending, the
-    task's correctness where it has a ground truth, and for 3+ speakers the transition graph's density,
-    reciprocity, self-loops and entropy of who speaks next."""
+    turn length, repetition, loops (a turn that repeats an earlier one almost word for word), the task's
+    correctness where it has a ground truth, and for 3+ speakers the transition graph's density, reciprocity,
+    self-loops and entropy of who speaks next; per group: the share of each way the conversations ended."""
 
     version = "1"
+    uses_corpus = True  # the share of each ending is a property of the group
+
+    def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
+        """The share of conversations that ended each way (`ended[max_turns]`, `ended[task_done]`, ...)."""
+        endings = [ending_of(episode) for episode, _ in scored]
+        return {f"ended[{reason}]": estimate([float(e == reason) for e in endings]) for reason in sorted(set(endings))}
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with at least one turn."""
@@ -81,7 +88,6 @@ class ConversationStatsAnalyzer(Analyzer):
             "mean_turn_words": sum(lengths) / len(lengths),
             "loop_turns": float(loops),
             "has_loop": float(loops > 0),
-            f"ended[{ending_of(episode)}]": 1.0,
         }
         if repeated_shares:
             values["mean_repeated_trigram_share"] = sum(repeated_shares) / len(repeated_shares)

@@ -91,10 +91,16 @@ class DigressionAnalyzer(Analyzer):
 
     def annotate(self, episode: Episode) -> list[Annotation]:
         """Distances from the task (embedding mode), or the judge's verdict and category (judge mode)."""
-        return self._judged(episode) if self.judge is not None else self._embedded(episode)
+        return self.annotate_many([episode])[0]
 
-    def _embedded(self, episode: Episode) -> list[Annotation]:
-        vectors = sentence_embeddings.embed([episode.task or ""] + [turn.content for turn in episode.turns])
+    def annotate_many(self, episodes: list[Episode]) -> list[list[Annotation]]:
+        """Judge mode one episode at a time; embedding mode embeds the tasks and turns of all of them at once."""
+        if self.judge is not None:
+            return [self._judged(episode) for episode in episodes]
+        texts = [[episode.task or ""] + [turn.content for turn in episode.turns] for episode in episodes]
+        return [self._embedded(episode, vectors) for episode, vectors in zip(episodes, sentence_embeddings.embed_groups(texts))]
+
+    def _embedded(self, episode: Episode, vectors: np.ndarray) -> list[Annotation]:
         distances = 1.0 - vectors[1:] @ vectors[0]
         annotations = [Annotation(episode.id, "task_distance", float(d), turn_idx=t.idx) for t, d in zip(episode.turns, distances)]
         values = {"mean_task_distance": float(distances.mean()), "max_task_distance": float(distances.max())}

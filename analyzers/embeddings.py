@@ -45,3 +45,10 @@ def model() -> Any:
 def embed(texts: list[str]) -> np.ndarray:
     """Unit-length embeddings, one row per text, computed in batches."""
     return np.asarray(model().encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True, show_progress_bar=False))
+
+
+def embed_groups(groups: list[list[str]]) -> list[np.ndarray]:
+    """Embeddings of several lists of texts, computed in one batched pass and split back per list."""
+    vectors = embed([text for group in groups for text in group])
+    bounds = np.cumsum([0] + [len(group) for group in groups])
+    return [vectors[start:end] for start, end in zip(bounds[:-1], bounds[1:])]

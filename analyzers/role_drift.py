@@ -89,8 +89,24 @@ class RoleDriftAnalyzer(Analyzer):
 
     def annotate(self, episode: Episode) -> list[Annotation]:
         """Per-turn margins or verdicts, then the episode's drift rate and first drifting turn."""
-        turns = self._scored_turns(episode)
-        per_turn = self._judged(episode, turns) if self.judge is not None else self._embedded(episode, turns)
+        return self.annotate_many([episode])[0]
+
+    def annotate_many(self, episodes: list[Episode]) -> list[list[Annotation]]:
+        """Judge mode one episode at a time; embedding mode embeds the roles and turns of all of them at once."""
+        turns = [self._scored_turns(episode) for episode in episodes]
+        if self.judge is not None:
+            per_turn = [self._judged(episode, scored) for episode, scored in zip(episodes, turns)]
+        else:
+            texts = [
+                [role_description(episode, role) for role in self._roles(episode)] + [turn.content for turn in scored]
+                for episode, scored in zip(episodes, turns)
+            ]
+            vectors = sentence_embeddings.embed_groups(texts)
+            per_turn = [self._embedded(e, scored, v) for e, scored, v in zip(episodes, turns, vectors)]
+        return [self._with_episode_values(e, scored, values) for e, scored, values in zip(episodes, turns, per_turn)]
+
+    @staticmethod
+    def _with_episode_values(episode: Episode, turns: list[Turn], per_turn: list[list[Annotation]]) -> list[Annotation]:
         annotations = [a for values in per_turn for a in values]
         drifted = [(turn.idx, a.value) for turn, values in zip(turns, per_turn) for a in values if a.name == "drifted"]
         if drifted:
@@ -102,9 +118,8 @@ class RoleDriftAnalyzer(Analyzer):
                 annotations.append(Annotation(episode.id, "first_drift_turn", float(first)))
         return annotations
 
-    def _embedded(self, episode: Episode, turns: list[Turn]) -> list[list[Annotation]]:
+    def _embedded(self, episode: Episode, turns: list[Turn], vectors: np.ndarray) -> list[list[Annotation]]:
         roles = self._roles(episode)
-        vectors = sentence_embeddings.embed([role_description(episode, role) for role in roles] + [t.content for t in turns])
         role_vectors, turn_vectors = dict(zip(roles, vectors[: len(roles)])), vectors[len(roles) :]
         history: dict[str, list[np.ndarray]] = {}
         result = []

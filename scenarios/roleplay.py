@@ -67,7 +67,7 @@ class RoleplayScenario(ReferenceScenario[RoleplayTask]):
                     index=index,
                     task=triple.task,
                     roles={"user": triple.user_role, "assistant": triple.assistant_role},
-                    meta={"original_task": triple.task},
+                    meta={"original_task": triple.task, "role_descriptions": role_descriptions(triple)},
                 )
             )
         return plans
@@ -96,3 +96,11 @@ class RoleplayScenario(ReferenceScenario[RoleplayTask]):
             return plan.task or ""
         ctx.update_episode(task=specified, meta={"specified_task": specified})
         return specified
+
+
+def role_descriptions(triple: RoleplayTask) -> dict[str, str]:
+    """What each CAMEL role does, for analyzers that compare a turn with its role (role_drift)."""
+    return {
+        "user": f"{triple.user_role}, who instructs the other person step by step what to do next for the task",
+        "assistant": f"{triple.assistant_role}, who follows the instructions and answers with a solution for each",
+    }

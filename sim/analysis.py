@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import ExitStack
+from itertools import islice
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Optional
 
@@ -16,6 +17,8 @@ from sim.records import Annotation, Episode
 from sim.stats import Difference, Estimate, compare, estimate
 from sim.store import Store
 
+# Analyzers get this many episodes per call (embedding analyzers embed them in one pass).
+ANNOTATE_BATCH = 64
 # Annotations are written in batches of this many episodes: one transaction each.
 WRITE_BATCH = 2000
 # The side every other side is compared against, when a group has it.
@@ -117,25 +120,26 @@ class AnalyzerRun:
         self.pending: dict[str, list[Annotation]] = {}
         self.groups: dict[str, dict[Optional[str], Side]] = defaultdict(lambda: defaultdict(Side))
         self.n_episodes = 0
+        # On a store this analyzer version never annotated there is nothing to replace: writes are inserts only.
+        self.first_time = not store.has_annotations(analyzer.name, analyzer.version)
 
-    def add(self, episode: Episode) -> None:
-        """Annotate one episode if the analyzer applies to it."""
-        if not self.analyzer.applies_to(episode):
-            return
-        annotations = self.analyzer.annotate(episode)
-        self.pending[episode.id] = annotations
-        side = self.groups[self.analyzer.group_of(episode)][self.analyzer.side_of(episode)]
-        side.annotations.append(annotations)
-        if self.analyzer.uses_corpus:
-            side.episodes.append(episode)
-        self.n_episodes += 1
+    def add(self, episodes: list[Episode]) -> None:
+        """Annotate the episodes the analyzer applies to, in one call so that it can batch its work."""
+        applicable = [episode for episode in episodes if self.analyzer.applies_to(episode)]
+        for episode, values in zip(applicable, self.analyzer.annotate_many(applicable) if applicable else []):
+            self.pending[episode.id] = values
+            side = self.groups[self.analyzer.group_of(episode)][self.analyzer.side_of(episode)]
+            side.annotations.append(values)
+            if self.analyzer.uses_corpus:
+                side.episodes.append(episode)
+            self.n_episodes += 1
         if len(self.pending) >= WRITE_BATCH:
             self.flush()
 
     def flush(self) -> None:
         """Write the pending annotations."""
         if self.pending:
-            self.store.replace_annotations_of(self.analyzer.name, self.analyzer.version, self.pending)
+            self.store.replace_annotations_of(self.analyzer.name, self.analyzer.version, self.pending, self.first_time)
             self.pending = {}
 
     def summary(self) -> AnalyzerSummary:
@@ -185,9 +189,10 @@ def analyze(
         for analyzer in selected:
             analyzer.open(store)
             cleanup.callback(analyzer.close)
-        for episode in store.episodes(run_id=run_id, dataset=dataset, text_only=True):
+        episodes = store.episodes(run_id=run_id, dataset=dataset, text_only=True)
+        while batch := list(islice(episodes, ANNOTATE_BATCH)):
             for run in runs:
-                run.add(episode)
+                run.add(batch)
     return [run.summary() for run in runs]
 
 
@@ -195,7 +200,7 @@ def build_analyzers(settings: Optional[DictConfig], names: Iterable[str]) -> lis
     """The named analyzers, each built from its settings under `analyzer.NAME` (conf/analyzer/NAME.yaml), or with
     its defaults where it has none; an unknown name fails with the list of known ones."""
     built = []
-    for name in names:
+    for name in dict.fromkeys(names):  # each once: two runs of one analyzer would write its annotations twice
         cls = analyzers.get(name)
         node = settings.get(name) if settings is not None else None
         built.append(cls() if node is None else build(node, f"analyzer {name}"))

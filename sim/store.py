@@ -277,14 +277,23 @@ class Store:
         """Atomically replace one analyzer version's annotations of one episode."""
         self.replace_annotations_of(analyzer, version, {episode_id: annotations})
 
-    def replace_annotations_of(self, analyzer: str, version: str, by_episode: dict[str, list[Annotation]]) -> None:
-        """Atomically replace one analyzer version's annotations of several episodes, in one transaction."""
+    def replace_annotations_of(
+        self, analyzer: str, version: str, by_episode: dict[str, list[Annotation]], first_time: bool = False
+    ) -> None:
+        """Atomically replace one analyzer version's annotations of several episodes, in one transaction;
+        `first_time` (the store held none of this analyzer version's annotations) skips looking for old ones."""
         with self.db.atomic():
-            self.db.conn.executemany(
-                "DELETE FROM annotations WHERE analyzer = ? AND analyzer_version = ? AND episode_id = ?",
-                [(analyzer, version, episode_id) for episode_id in by_episode],
-            )
+            if not first_time:
+                self.db.conn.executemany(
+                    "DELETE FROM annotations WHERE analyzer = ? AND analyzer_version = ? AND episode_id = ?",
+                    [(analyzer, version, episode_id) for episode_id in by_episode],
+                )
             self._insert_annotations(analyzer, version, [a for annotations in by_episode.values() for a in annotations])
+
+    def has_annotations(self, analyzer: str, version: str) -> bool:
+        """Whether any annotation of this analyzer version is stored."""
+        query = "SELECT 1 FROM annotations WHERE analyzer = ? AND analyzer_version = ? LIMIT 1"
+        return self.db.conn.execute(query, [analyzer, version]).fetchone() is not None
 
     def _insert_annotations(self, analyzer: str, version: str, annotations: list[Annotation]) -> None:
         # Plain executemany: analyzers write a row per value, a million rows for a large corpus.

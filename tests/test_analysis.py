@@ -55,3 +55,19 @@ def test_metrics_per_group_and_side_with_llm_compared_against_human(store) -> No
 def test_unknown_analyzer_names_the_known_ones() -> None:
     with pytest.raises(SimError, match="unknown analyzer 'nope'.*free_text.*role_flip"):
         build_analyzers(None, ["nope"])
+
+
+def test_analyzing_again_replaces_and_naming_twice_runs_once(store) -> None:
+    from analyzers.role_flip import RoleFlipAnalyzer
+
+    for number in range(3):
+        store.add_imported_episode(
+            Episode(f"r{number}", None, "import", "conversation", "t", {"user": "U", "assistant": "A"}, "done", None, "d", {},
+                    [Turn(0, "U", "user", "Solution: x"), Turn(1, "A", "assistant", "Solution: y")])
+        )
+    assert len(build_analyzers(None, ["role_flip", "role_flip"])) == 1
+    counts = []
+    for _ in range(2):
+        analyze(store, [RoleFlipAnalyzer()])
+        counts.append(store.db.execute("SELECT count(*) FROM annotations WHERE analyzer = 'role_flip'").fetchone()[0])
+    assert counts[0] == counts[1] == 3 * (1 + 6)  # one flipped user turn and six episode values each

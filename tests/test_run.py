@@ -107,3 +107,4 @@ def test_task_specifier_rewrites_the_task(sim, tmp_path: Path) -> None:
     meta = json.loads(meta)
     assert meta["original_task"] == "Develop a trading bot for the stock market"
     assert task == meta["specified_task"] and task.strip()
+    assert meta["role_descriptions"]["user"].startswith("Stock Trader, who instructs")  # read by role_drift

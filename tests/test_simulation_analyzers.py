@@ -60,7 +60,10 @@ def test_repetition_loops_and_endings() -> None:
     assert turn_values(annotations, "repeated_trigram_share") == [0.0, 0.5, 0.0, 1.0]
     values = episode_values(annotations)
     assert values["loop_turns"] == 1.0 and values["mean_turn_words"] == 3.75 and values["correct"] == 1.0
-    assert values["ended[guard_stop]"] == 1.0 and values["mean_repeated_trigram_share"] == pytest.approx(1.5 / 4)
+    assert values["mean_repeated_trigram_share"] == pytest.approx(1.5 / 4)
+    analyzer = ConversationStatsAnalyzer()
+    endings = analyzer.corpus_metrics([(episode, []), (conversation([("A", "u", "x")]), []), (conversation([("A", "u", "x")]), [])])
+    assert endings["ended[guard_stop]"].mean == pytest.approx(1 / 3) and endings["ended[max_turns]"].mean == pytest.approx(2 / 3)
     assert "graph_density" not in values  # two speakers: no group graph
     assert ending_of(conversation([("A", "u", "x")], termination_reason="max_turns (guards: 1 guard_flag)")) == "max_turns"
 
@@ -128,18 +131,43 @@ def test_role_drift_against_role_descriptions_and_history() -> None:
     assert turn_values(history, "history_margin")[-1] < 0 and turn_values(history, "drifted")[-1] == 1.0
 
 
-def judge_settings(name: str, *overrides: str):
-    return compose_config(["backend.n_ctx=2048", *overrides]).analyzer[name]
+def keep_first(store, n: int) -> list[str]:
+    """Delete all but the first `n` stored episodes; their ids."""
+    keep = [row["id"] for row in store.episode_rows()][:n]
+    marks = ", ".join("?" * len(keep))
+    store.db.execute(f"DELETE FROM turns WHERE episode_id NOT IN ({marks})", keep)
+    store.db.execute(f"DELETE FROM episodes WHERE id NOT IN ({marks})", keep)
+    store.db.conn.commit()
+    return keep
+
+
+def test_embedding_analyzers_on_real_conversations(store) -> None:
+    import_file(store, "spp", SPP / "logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl", dataset="spp", progress=False)
+    keep_first(store, 12)
+    import_file(store, "casino", CONVERSATIONS / "casino" / "casino_dialogues.jsonl", dataset="casino", progress=False)
+    store.db.execute("DELETE FROM turns WHERE episode_id IN (SELECT id FROM episodes WHERE dataset = 'casino' AND rowid NOT IN (SELECT rowid FROM episodes WHERE dataset = 'casino' ORDER BY rowid LIMIT 12))")
+    store.db.execute("DELETE FROM episodes WHERE dataset = 'casino' AND rowid NOT IN (SELECT rowid FROM episodes WHERE dataset = 'casino' ORDER BY rowid LIMIT 12)")
+    store.db.conn.commit()
+    digression, drift = analyze(store, [DigressionAnalyzer(mode="embedding"), RoleDriftAnalyzer(mode="embedding", reference="history")])
+    distances = {m.name: m for m in digression.metrics if m.group == "spp"}
+    assert distances["mean_task_distance"].n == 12 and 0 < distances["mean_task_distance"].mean < 1
+    assert distances["task_distance_at_turn[0]"].level == "corpus"
+    shares = {(m.group, m.name): m for m in drift.metrics}
+    assert shares[("casino", "drift_rate")].n == 12 and 0 <= shares[("casino", "drift_rate")].mean <= 1
+    turns = store.db.execute(
+        "SELECT count(*) FROM annotations a JOIN episodes e ON e.id = a.episode_id"
+        " WHERE a.analyzer = 'role_drift' AND a.name = 'role_margin' AND e.dataset = 'casino'"
+    ).fetchone()[0]
+    assert turns == store.db.execute(
+        "SELECT count(*) FROM turns t JOIN episodes e ON e.id = t.episode_id WHERE e.dataset = 'casino'"
+    ).fetchone()[0]
 
 
 def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:
     from sim.analysis import build_analyzers
 
     import_file(store, "dailydialog", CONVERSATIONS / "dailydialog" / "dailydialog_sample_2624.jsonl", dataset="dd", progress=False)
-    keep = [row["id"] for row in store.episode_rows()][:2]
-    store.db.execute(f"DELETE FROM turns WHERE episode_id NOT IN ({', '.join('?' * len(keep))})", keep)
-    store.db.execute(f"DELETE FROM episodes WHERE id NOT IN ({', '.join('?' * len(keep))})", keep)
-    store.db.conn.commit()
+    keep = keep_first(store, 2)
     settings = compose_config(["backend.n_ctx=2048", "analyzer.digression.mode=judge", "analyzer.role_drift.mode=judge"]).analyzer
     selected = build_analyzers(settings, ["human_likeness", "digression", "role_drift"])
     first = analyze(store, selected)
