@@ -3,7 +3,6 @@ ground truth, and speaker-transition graph measures for conversations of three o
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -13,7 +12,7 @@ from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import words
 from sim.graphs import transition_graph
 from sim.records import Annotation, Episode
-from sim.stats import Estimate, estimate
+from sim.stats import Estimate, entropy_bits, estimate
 
 NGRAM = 3
 # Two turns whose word sets overlap this much (Jaccard) are the same turn said again: a loop.
@@ -104,11 +103,10 @@ def graph_measures(episode: Episode) -> dict[str, float]:
     graph = transition_graph(episode.turns)
     weights = [data["weight"] for _, _, data in graph.edges(data=True)]
     total = sum(weights)
-    entropy = -sum(w / total * math.log2(w / total) for w in weights) if total else 0.0
     return {
         "graph_density": nx.density(graph),
         "graph_reciprocity": nx.overall_reciprocity(graph) if graph.number_of_edges() else 0.0,
         "self_transition_share": sum(d["weight"] for a, b, d in graph.edges(data=True) if a == b) / total if total else 0.0,
-        "transition_entropy": entropy,
+        "transition_entropy": entropy_bits(weights),
     }
 

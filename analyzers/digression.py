@@ -6,19 +6,16 @@ and without digression."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored, analyzers
-from analyzers.judging import Judge, parse_number, parse_yes_no, transcript
+from analyzers.judging import Judge, UsesJudge, parse_number, parse_yes_no, transcript
 from sim.errors import SimError
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
-
-if TYPE_CHECKING:
-    from sim.store import Store
 
 MODES = ("embedding", "judge")
 CATEGORIES = (
@@ -58,7 +55,7 @@ class DigressionConfig:
 
 
 @analyzers.register("digression", config=DigressionConfig)
-class DigressionAnalyzer(Analyzer):
+class DigressionAnalyzer(UsesJudge, Analyzer):
     """Embedding mode: per turn `task_distance` (1 - cosine similarity to the task), per episode its mean, its
     maximum and `drift_slope` (distance gained per turn); per group the mean distance at each turn index.
     Judge mode: per episode `digresses` and, for a digression, `category[NAME]`; per group accuracy with and
@@ -74,16 +71,6 @@ class DigressionAnalyzer(Analyzer):
             sentence_embeddings.wanted("true", "analyzer.digression.mode=embedding")
         self.mode, self.max_turns, self.max_chars = mode, max_turns, max_chars
         self.judge = Judge(judge or {}, max_tokens=16) if mode == "judge" else None
-
-    def open(self, store: "Store") -> None:
-        """Build the judge backend (judge mode)."""
-        if self.judge is not None:
-            self.judge.open(store)
-
-    def close(self) -> None:
-        """Release the judge backend."""
-        if self.judge is not None:
-            self.judge.close()
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with a task statement and at least one turn."""

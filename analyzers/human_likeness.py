@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from analyzers.base import Analyzer, analyzers
-from analyzers.judging import Judge, parse_yes_no, transcript
+from analyzers.judging import Judge, UsesJudge, parse_yes_no, transcript
 from sim.records import Annotation, Episode
-
-if TYPE_CHECKING:
-    from sim.store import Store
 
 QUESTION = (
     "Here is a conversation.\n\n{transcript}\n\n"
@@ -31,7 +28,7 @@ class HumanLikenessConfig:
 
 
 @analyzers.register("human_likeness", config=HumanLikenessConfig)
-class HumanLikenessAnalyzer(Analyzer):
+class HumanLikenessAnalyzer(UsesJudge, Analyzer):
     """Per conversation: `human_like` (1 yes, 0 no) with the judge's answer as its rationale, and
     `judge_answered` (0 when the answer held neither yes nor no)."""
 
@@ -40,14 +37,6 @@ class HumanLikenessAnalyzer(Analyzer):
     def __init__(self, judge: Any = None, max_turns: int = 40, max_chars: int = 6000) -> None:
         self.judge = Judge(judge or {}, max_tokens=64)
         self.max_turns, self.max_chars = max_turns, max_chars
-
-    def open(self, store: "Store") -> None:
-        """Build the judge backend."""
-        self.judge.open(store)
-
-    def close(self) -> None:
-        """Release the judge backend."""
-        self.judge.close()
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations of two turns or more."""

@@ -16,7 +16,7 @@ from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import words
 from sim.errors import SimError
 from sim.records import Annotation, Episode
-from sim.stats import Estimate, estimate, subsample_statistic
+from sim.stats import Estimate, entropy_bits, estimate, subsample_statistic
 
 # Lead-in clauses that come before the imperative verb ("Given a list of numbers, sort them").
 LEAD_IN = re.compile(r"^(?:given|in this task|for|if|using|based on|according to|as|with|from|after|when)\b[^,:]*[,:]\s*", re.I)
@@ -66,13 +66,6 @@ def compression_ratio(texts: list[str]) -> float:
     """Compressed size over raw size of the texts joined by newlines (lower: more repetitive)."""
     raw = "\n".join(texts).encode("utf-8")
     return len(zlib.compress(raw, 9)) / len(raw) if raw else float("nan")
-
-
-def entropy_bits(counts: Counter) -> float:
-    """Shannon entropy in bits of a frequency table."""
-    total = sum(counts.values())
-    probabilities = np.array(list(counts.values()), dtype=float) / total
-    return float(-(probabilities * np.log2(probabilities)).sum())
 
 
 @dataclass
@@ -151,7 +144,7 @@ class InstructionsAnalyzer(Analyzer):
         if roots:
             verbs = [root["verb"] for root in roots]
             pairs = [f"{root['verb']} {root['object']}" for root in roots]
-            result[f"root_verb_entropy@{k}"] = at_size(lambda idx: entropy_bits(Counter(verbs[i] for i in idx)), len(verbs))
+            result[f"root_verb_entropy@{k}"] = at_size(lambda idx: entropy_bits(list(Counter(verbs[i] for i in idx).values())), len(verbs))
             result[f"distinct_verb_objects@{k}"] = at_size(lambda idx: len({pairs[i] for i in idx}) / len(idx), len(pairs))
             result[f"top_verb_share@{k}"] = at_size(lambda idx: Counter(verbs[i] for i in idx).most_common(1)[0][1] / len(idx), len(verbs))
         rng = np.random.default_rng(self.seed)

@@ -79,6 +79,22 @@ class Judge:
         self.loop = self.backend = self.executor = None
 
 
+class UsesJudge:
+    """`open` and `close` for analyzers with an optional `judge` (None when they run without one)."""
+
+    judge: Optional[Judge] = None
+
+    def open(self, store: "Store") -> None:
+        """Build the judge backend, if there is a judge."""
+        if self.judge is not None:
+            self.judge.open(store)
+
+    def close(self) -> None:
+        """Release the judge backend."""
+        if self.judge is not None:
+            self.judge.close()
+
+
 def transcript(episode: "Episode", max_turns: int, max_chars: int) -> str:
     """The episode's turns as `speaker (role): text` lines, its first `max_turns` turns cut to `max_chars` in all."""
     lines = [f"{turn.speaker} ({turn.role}): {turn.content.strip()}" for turn in episode.turns[:max_turns]]

@@ -5,18 +5,15 @@ each speaker's earlier turns; judge mode asks an LLM whether the turn is spoken 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, analyzers
-from analyzers.judging import Judge, parse_yes_no
+from analyzers.judging import Judge, UsesJudge, parse_yes_no
 from sim.errors import SimError
 from sim.records import Annotation, Episode, Turn
-
-if TYPE_CHECKING:
-    from sim.store import Store
 
 MODES = ("embedding", "judge")
 REFERENCES = ("roles", "history")
@@ -47,7 +44,7 @@ class RoleDriftConfig:
 
 
 @analyzers.register("role_drift", config=RoleDriftConfig)
-class RoleDriftAnalyzer(Analyzer):
+class RoleDriftAnalyzer(UsesJudge, Analyzer):
     """Per turn: `role_margin` (similarity to its own role's description minus the closest other role's),
     `history_margin` (to its speaker's earlier turns minus the other speakers'), and `drifted`; in judge mode
     `in_role` and `drifted`. Per episode: `drift_rate`, `drift_happens` and `first_drift_turn`."""
@@ -63,16 +60,6 @@ class RoleDriftAnalyzer(Analyzer):
             sentence_embeddings.wanted("true", "analyzer.role_drift.mode=embedding")
         self.mode, self.reference, self.threshold = mode, reference, threshold
         self.judge = Judge(judge or {}, max_tokens=8) if mode == "judge" else None
-
-    def open(self, store: "Store") -> None:
-        """Build the judge backend (judge mode)."""
-        if self.judge is not None:
-            self.judge.open(store)
-
-    def close(self) -> None:
-        """Release the judge backend."""
-        if self.judge is not None:
-            self.judge.close()
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with two or more roles, each of whose turns belongs to one of them."""

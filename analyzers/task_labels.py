@@ -15,6 +15,7 @@ from typing import Any, Iterable, Optional
 import numpy as np
 from analyzers.base import Analyzer, analyzers
 from sim.records import Annotation, Episode
+from sim.stats import entropy_bits
 
 MISSING_LABEL = -1.0
 
@@ -58,12 +59,6 @@ def distribution(labels: list[float], support: list[float]) -> np.ndarray:
     return np.array([counts[label] for label in support], dtype=float) / len(labels)
 
 
-def entropy_bits(probabilities: np.ndarray) -> float:
-    """Shannon entropy in bits of a distribution."""
-    nonzero = probabilities[probabilities > 0]
-    return float(-(nonzero * np.log2(nonzero)).sum())
-
-
 def js_distance(p: np.ndarray, q: np.ndarray) -> float:
     """Jensen-Shannon distance in bits (the square root of the divergence), between 0 and 1."""
     middle = (p + q) / 2
@@ -83,7 +78,7 @@ def spread(labels: list[float]) -> tuple[float, float]:
     n = len(labels)
     mean = sum(labels) / n
     deviation = math.sqrt(sum((label - mean) ** 2 for label in labels) / (n - 1)) if n > 1 else 0.0
-    return entropy_bits(counts / counts.sum()), deviation
+    return entropy_bits(counts), deviation
 
 
 @dataclass

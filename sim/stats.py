@@ -47,6 +47,17 @@ class Difference:
     p_value: Optional[float]
 
 
+def entropy_bits(weights: Sequence[float] | np.ndarray) -> float:
+    """Shannon entropy in bits of a distribution given by non-negative weights (counts or probabilities);
+    NumPy, because analyzers call it per item where SciPy's input checks would cost more than the sum."""
+    array = np.asarray(weights, dtype=float)
+    total = array.sum()
+    if total <= 0:
+        return 0.0
+    probabilities = array[array > 0] / total
+    return float(-(probabilities * np.log2(probabilities)).sum())
+
+
 def estimate(values: Sequence[float], confidence: float = CONFIDENCE, seed: int = SEED) -> Estimate:
     """The mean of `values` with a percentile-bootstrap confidence interval, repeatable for a given seed."""
     data = np.asarray(values, dtype=float)

@@ -122,7 +122,8 @@ def test_distances_agree_with_scipy() -> None:
     from scipy.spatial.distance import jensenshannon
     from scipy.stats import entropy, wasserstein_distance
 
-    from analyzers.task_labels import distribution, entropy_bits, js_distance, wasserstein
+    from analyzers.task_labels import distribution, js_distance, wasserstein
+    from sim.stats import entropy_bits
 
     rng = np.random.default_rng(6)
     for _ in range(200):
