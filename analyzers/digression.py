@@ -12,12 +12,10 @@ import numpy as np
 
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored, analyzers
-from analyzers.judging import Judge, UsesJudge, parse_number, parse_yes_no, transcript
-from sim.errors import SimError
+from analyzers.judging import UsesJudge, judge_for_mode, parse_number, parse_yes_no, transcript
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
 
-MODES = ("embedding", "judge")
 CATEGORIES = (
     "procedural/introductory",
     "repetitive/confirmatory",
@@ -65,12 +63,8 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
     uses_corpus = True
 
     def __init__(self, mode: str = "embedding", judge: Any = None, max_turns: int = 40, max_chars: int = 6000) -> None:
-        if mode not in MODES:
-            raise SimError(f"analyzer.digression.mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if mode == "embedding":
-            sentence_embeddings.wanted("true", "analyzer.digression.mode=embedding")
-        self.mode, self.max_turns, self.max_chars = mode, max_turns, max_chars
-        self.judge = Judge(judge or {}, max_tokens=16) if mode == "judge" else None
+        self.judge = judge_for_mode(mode, judge, "digression", max_tokens=16)
+        self.max_turns, self.max_chars = max_turns, max_chars
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with a task statement and at least one turn."""

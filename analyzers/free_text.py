@@ -13,11 +13,6 @@ from typing import Any, Optional
 
 import numpy as np
 import pyphen
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from analyzers import embeddings as sentence_embeddings
@@ -177,6 +172,13 @@ class FreeTextAnalyzer(Analyzer):
 
     def _auc(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Estimate:
         """Out-of-fold AUC of a logistic regression (folds keep each group together), with a bootstrap CI over texts."""
+        # scikit-learn loads only where texts are compared: importing it costs every `sim` command half a second.
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         folds = StratifiedGroupKFold(FOLDS, shuffle=True, random_state=self.seed)
         scores = cross_val_predict(model, features, labels, groups=groups, cv=folds, method="predict_proba")[:, 1]

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from omegaconf import OmegaConf
 
+from analyzers import embeddings as sentence_embeddings
 from sim.backends import Backend, ChatMessage, SamplingParams
 from sim.config import build
+from sim.errors import SimError
 
 if TYPE_CHECKING:
     from sim.records import Episode
@@ -77,6 +79,20 @@ class Judge:
             self.loop.run_until_complete(self.backend.aclose())
         self.loop.close()
         self.loop = self.backend = self.executor = None
+
+
+MODES = ("embedding", "judge")
+
+
+def judge_for_mode(mode: str, judge: Any, analyzer: str, max_tokens: int) -> Optional[Judge]:
+    """Check an analyzer's `mode`: the Judge for `judge` mode, None for `embedding` mode, which needs the
+    embeddings extra installed."""
+    if mode not in MODES:
+        raise SimError(f"analyzer.{analyzer}.mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if mode == "embedding":
+        sentence_embeddings.wanted("true", f"analyzer.{analyzer}.mode=embedding")
+        return None
+    return Judge(judge or {}, max_tokens=max_tokens)
 
 
 class UsesJudge:

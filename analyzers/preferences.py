@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
 
 from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import overlap, words
@@ -134,6 +133,8 @@ class PreferencesAnalyzer(Analyzer):
 
 def kappa(pairs: np.ndarray) -> float:
     """Cohen's kappa of two judges' coded choices; nan when it is undefined (one category only)."""
+    from sklearn.metrics import cohen_kappa_score  # loaded only where judges are compared (half a second)
+
     if len(np.unique(pairs)) < 2:
         return float("nan")
     return float(cohen_kappa_score(pairs[:, 0], pairs[:, 1]))

@@ -11,11 +11,10 @@ import numpy as np
 
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, analyzers
-from analyzers.judging import Judge, UsesJudge, parse_yes_no
+from analyzers.judging import UsesJudge, judge_for_mode, parse_yes_no
 from sim.errors import SimError
 from sim.records import Annotation, Episode, Turn
 
-MODES = ("embedding", "judge")
 REFERENCES = ("roles", "history")
 QUESTION = (
     "In a role-play, {own} talks with {partners}.{task}\n\nHere is one turn:\n{content}\n\n"
@@ -52,14 +51,10 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
     version = "1"
 
     def __init__(self, mode: str = "embedding", reference: str = "roles", threshold: float = 0.0, judge: Any = None) -> None:
-        if mode not in MODES:
-            raise SimError(f"analyzer.role_drift.mode must be one of {', '.join(MODES)}, got {mode!r}")
+        self.judge = judge_for_mode(mode, judge, "role_drift", max_tokens=8)
         if reference not in REFERENCES:
             raise SimError(f"analyzer.role_drift.reference must be one of {', '.join(REFERENCES)}, got {reference!r}")
-        if mode == "embedding":
-            sentence_embeddings.wanted("true", "analyzer.role_drift.mode=embedding")
-        self.mode, self.reference, self.threshold = mode, reference, threshold
-        self.judge = Judge(judge or {}, max_tokens=8) if mode == "judge" else None
+        self.reference, self.threshold = reference, threshold
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with two or more roles, each of whose turns belongs to one of them."""

@@ -58,6 +58,13 @@ def entropy_bits(weights: Sequence[float] | np.ndarray) -> float:
     return float(-(probabilities * np.log2(probabilities)).sum())
 
 
+def percentile_interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The central `confidence` range of resampled values (the percentile bootstrap interval)."""
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(draws, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
 def estimate(values: Sequence[float], confidence: float = CONFIDENCE, seed: int = SEED) -> Estimate:
     """The mean of `values` with a percentile-bootstrap confidence interval, repeatable for a given seed."""
     data = np.asarray(values, dtype=float)
@@ -74,10 +81,7 @@ def estimate(values: Sequence[float], confidence: float = CONFIDENCE, seed: int 
         # bootstrap means come from (resamples x distinct values) numbers instead of (resamples x n): flags and
         # counts over a million turns cost milliseconds, with the same distribution as scipy's resampling.
         draws = np.random.default_rng(seed).multinomial(data.size, counts / data.size, size=RESAMPLES)
-        means = draws @ distinct / data.size
-        alpha = (1 - confidence) / 2
-        low, high = np.quantile(means, [alpha, 1 - alpha])
-        return Estimate(int(data.size), mean, float(low), float(high))
+        return Estimate(int(data.size), mean, *percentile_interval(draws @ distinct / data.size, confidence))
     result = stats.bootstrap(
         (data,),
         np.mean,
@@ -106,9 +110,7 @@ def estimate_statistic(
     draws = draws[~np.isnan(draws)]
     if draws.size == 0:
         return Estimate(n, value, None, None)
-    alpha = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(draws, [alpha, 1 - alpha])
-    return Estimate(n, value, float(low), float(high))
+    return Estimate(n, value, *percentile_interval(draws))
 
 
 def subsample_statistic(
@@ -127,9 +129,7 @@ def subsample_statistic(
     values = values[~np.isnan(values)]
     if values.size == 0:
         return Estimate(n, float("nan"), None, None)
-    alpha = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(values, [alpha, 1 - alpha])
-    return Estimate(n, float(values.mean()), float(low), float(high))
+    return Estimate(n, float(values.mean()), *percentile_interval(values))
 
 
 def correlation(x: Sequence[float], y: Sequence[float], seed: int = SEED) -> Estimate:

@@ -273,10 +273,6 @@ class Store:
         with self.db.atomic():
             self._insert_annotations(analyzer, version, annotations)
 
-    def replace_annotations(self, analyzer: str, version: str, episode_id: str, annotations: list[Annotation]) -> None:
-        """Atomically replace one analyzer version's annotations of one episode."""
-        self.replace_annotations_of(analyzer, version, {episode_id: annotations})
-
     def replace_annotations_of(
         self, analyzer: str, version: str, by_episode: dict[str, list[Annotation]], first_time: bool = False
     ) -> None:

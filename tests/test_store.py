@@ -96,8 +96,8 @@ def test_replacing_annotations_does_not_duplicate(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "sim.db")
     new_episode(store)
     rows = [Annotation("r1-e0000", "flag", 1.0, turn_idx=0), Annotation("r1-e0000", "any", 1.0)]
-    store.replace_annotations("a", "1", "r1-e0000", rows)
-    store.replace_annotations("a", "1", "r1-e0000", rows)
+    store.replace_annotations_of("a", "1", {"r1-e0000": rows})
+    store.replace_annotations_of("a", "1", {"r1-e0000": rows})
     assert len(store.annotations("r1-e0000")) == 2
 
 
