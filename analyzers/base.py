@@ -30,6 +30,8 @@ class Analyzer(ABC):
     # True when turn-level annotations are flags written only where they fire: summaries then leave them out
     # (their mean would always be 1) and the analyzer reports rates from episode-level counts instead.
     sparse_turn_flags: bool = False
+    # Turn-level annotations that mark a problem where their value is non-zero (what `sim show --flagged` shows).
+    turn_flags: tuple[str, ...] = ()
 
     @abstractmethod
     def applies_to(self, episode: Episode) -> bool:

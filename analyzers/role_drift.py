@@ -49,6 +49,7 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
     `in_role` and `drifted`. Per episode: `drift_rate`, `drift_happens` and `first_drift_turn`."""
 
     version = "1"
+    turn_flags = ("drifted",)
 
     def __init__(self, mode: str = "embedding", reference: str = "roles", threshold: float = 0.0, judge: Any = None) -> None:
         self.judge = judge_for_mode(mode, judge, "role_drift", max_tokens=8)

@@ -34,6 +34,7 @@ class RoleFlipAnalyzer(Analyzer):
     version = "2"
     checks_turns = True
     sparse_turn_flags = True
+    turn_flags = ("role_flipped", "interruption")
 
     def check_turn(self, turn: Turn) -> Optional[str]:
         """`role_flipped` when a user or assistant turn carries its partner's marker."""

@@ -98,6 +98,8 @@ class Scenario(ABC):
 
     name: str  # set by the registry
     kind: str = "conversation"
+    # Whether an episode can be replayed from turn K on (`sim replay --fork-at`): its turns come one request each.
+    forkable: bool = False
 
     def __init__(
         self,

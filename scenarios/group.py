@@ -38,6 +38,7 @@ class GroupScenario(ReferenceScenario[str]):
     The speaker-transition graph's summary goes to the episode's meta."""
 
     kind = "conversation"
+    forkable = True
     reference_format = "dailydialog"
     caps_items = False
 

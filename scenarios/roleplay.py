@@ -34,6 +34,7 @@ class RoleplayScenario(ReferenceScenario[RoleplayTask]):
     """Two agents, user then assistant, taking turns until the user says `<CAMEL_TASK_DONE>` or `max_turns`."""
 
     kind = "conversation"
+    forkable = True
     reference_format = "camel"
     caps_items = False
 

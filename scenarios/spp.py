@@ -59,6 +59,11 @@ class SPPScenario(ReferenceScenario[Puzzle]):
                 puzzles.append(Puzzle(episode.task, [str(t) for t in (target if isinstance(target, list) else [target])]))
         return puzzles
 
+    @property
+    def forkable(self) -> bool:  # type: ignore[override]
+        """Only the agents mode makes one request per turn; a single response cannot be cut at a turn."""
+        return self.mode == "agents"
+
     def plan(self) -> list[EpisodePlan]:
         """One episode per puzzle."""
         roles = {LEADER: "leader", **{p: "persona" for p in self.personas}} if self.mode == "agents" else {}

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from contextlib import ExitStack
-from itertools import islice
+from itertools import chain, islice
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from omegaconf import DictConfig
+from tqdm import tqdm
 
 from analyzers import Analyzer, analyzers
 from analyzers.base import Scored
 from sim.config import build
+from sim.errors import SimError
 from sim.records import Annotation, Episode
 from sim.stats import Difference, Estimate, compare, estimate
 from sim.store import Store
@@ -21,8 +23,14 @@ from sim.store import Store
 ANNOTATE_BATCH = 64
 # Annotations are written in batches of this many episodes: one transaction each.
 WRITE_BATCH = 2000
+# Overrides the analysis commands take: analyzer settings and the judge backend.
+ANALYSIS_OVERRIDES = ("analyzer.", "backend=", "backend.")
 # The side every other side is compared against, when a group has it.
 REFERENCE_SIDE = "human"
+
+# Which stored episodes to read: those of a run and of a dataset (None: any).
+Scope = tuple[Optional[str], Optional[str]]
+GroupOf = Callable[[Episode], str]
 
 
 @dataclass
@@ -60,16 +68,21 @@ class AnalyzerSummary:
     n_episodes: int
     metrics: list[Metric] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
+    # Each group against a reference group (`sim compare`): `reference` and `other` name the groups.
+    against_reference: list[Comparison] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
+        """JSON-ready form; `against_reference` only where a reference group was given."""
+        document = {
             "analyzer": self.analyzer,
             "version": self.version,
             "n_episodes": self.n_episodes,
             "metrics": [asdict(m) for m in self.metrics],
             "comparisons": [asdict(c) for c in self.comparisons],
         }
+        if self.against_reference:
+            document["against_reference"] = [asdict(c) for c in self.against_reference]
+        return document
 
 
 def summarize(annotations: Iterable[Annotation], group: str = "") -> list[Metric]:
@@ -111,24 +124,46 @@ class Side:
         return values
 
 
-class AnalyzerRun:
-    """One analyzer over a stream of episodes: annotates, writes in batches, and keeps what its summary needs."""
+def side_label(group: str, side: Optional[str]) -> str:
+    """How a group's side is named in metric rows: `group / side`, or the group alone."""
+    return group if side is None else f"{group} / {side}"
 
-    def __init__(self, analyzer: Analyzer, store: Store) -> None:
+
+def compare_values(reference: Side, other: Side, group: str, reference_label: str, other_label: str) -> list[Comparison]:
+    """Every episode-level annotation both sides have, compared (other minus reference)."""
+    reference_values, other_values = reference.episode_values(), other.episode_values()
+    return [
+        Comparison(**asdict(compare(reference_values[metric], other_values[metric])), name=metric, group=group,
+                   reference=reference_label, other=other_label)
+        for metric in sorted(set(reference_values) & set(other_values))
+    ]
+
+
+class AnalyzerRun:
+    """One analyzer over a stream of episodes: annotates, writes in batches, and keeps what its summary needs.
+
+    Episodes are grouped by `group_of` (default: the analyzer's own `group_of`); with a `reference` group, every
+    other group's episode-level values are also compared against it, side by side."""
+
+    def __init__(
+        self, analyzer: Analyzer, store: Store, group_of: Optional[GroupOf] = None, reference: Optional[str] = None
+    ) -> None:
         self.analyzer = analyzer
         self.store = store
+        self.group_of = group_of or analyzer.group_of
+        self.reference = reference
         self.pending: dict[str, list[Annotation]] = {}
         self.groups: dict[str, dict[Optional[str], Side]] = defaultdict(lambda: defaultdict(Side))
         self.n_episodes = 0
-        # On a store this analyzer version never annotated there is nothing to replace: writes are inserts only.
-        self.first_time = not store.has_annotations(analyzer.name, analyzer.version)
+        # On a store this analyzer never annotated there is nothing to replace: writes are inserts only.
+        self.first_time = not store.has_annotations(analyzer.name)
 
     def add(self, episodes: list[Episode]) -> None:
         """Annotate the episodes the analyzer applies to, in one call so that it can batch its work."""
         applicable = [episode for episode in episodes if self.analyzer.applies_to(episode)]
         for episode, values in zip(applicable, self.analyzer.annotate_many(applicable) if applicable else []):
             self.pending[episode.id] = values
-            side = self.groups[self.analyzer.group_of(episode)][self.analyzer.side_of(episode)]
+            side = self.groups[self.group_of(episode)][self.analyzer.side_of(episode)]
             side.annotations.append(values)
             if self.analyzer.uses_corpus:
                 side.episodes.append(episode)
@@ -148,7 +183,7 @@ class AnalyzerRun:
         result = AnalyzerSummary(self.analyzer.name, self.analyzer.version, self.n_episodes)
         for group, sides in self.groups.items():
             for side_name, side in sorted(sides.items(), key=lambda item: side_order(item[0])):
-                label = group if side_name is None else f"{group} / {side_name}"
+                label = side_label(group, side_name)
                 dense = not self.analyzer.sparse_turn_flags
                 values = (a for episode in side.annotations for a in episode if dense or a.turn_idx is None)
                 result.metrics += summarize(values, label)
@@ -156,19 +191,32 @@ class AnalyzerRun:
                     for name, value in self.analyzer.corpus_metrics(side.scored()).items():
                         result.metrics.append(corpus_metric(name, value, label))
             self._compare_sides(group, sides, result)
+        self._compare_with_reference(result)
         return result
+
+    def _compare_with_reference(self, result: AnalyzerSummary) -> None:
+        """Each side of each other group against the reference group's side of the same name (else its human
+        side, else its only, side-less values)."""
+        reference = self.groups.get(self.reference) if self.reference is not None else None
+        if not reference:
+            return
+        for group, sides in self.groups.items():
+            if group == self.reference:
+                continue
+            for side_name, side in sorted(sides.items(), key=lambda item: side_order(item[0])):
+                matches = [name for name in (side_name, REFERENCE_SIDE, None) if name in reference]
+                if matches:
+                    result.against_reference += compare_values(
+                        reference[matches[0]], side, group, side_label(self.reference, matches[0]), side_label(group, side_name)
+                    )
 
     def _compare_sides(self, group: str, sides: dict[Optional[str], Side], result: AnalyzerSummary) -> None:
         names = sorted((name for name in sides if name is not None), key=side_order)
         if len(names) < 2:
             return
         reference, others = names[0], names[1:]
-        reference_values = sides[reference].episode_values()
         for other in others:
-            other_values = sides[other].episode_values()
-            for name in sorted(set(reference_values) & set(other_values)):
-                diff = compare(reference_values[name], other_values[name])
-                result.comparisons.append(Comparison(**asdict(diff), name=name, group=group, reference=reference, other=other))
+            result.comparisons += compare_values(sides[reference], sides[other], group, reference, other)
             if self.analyzer.uses_corpus:
                 label = f"{group}: {other} vs {reference}"
                 for name, value in self.analyzer.compare_corpora(sides[reference].scored(), sides[other].scored()).items():
@@ -180,20 +228,54 @@ def side_order(side: Optional[str]) -> tuple[int, str]:
     return (0 if side == REFERENCE_SIDE else 1, side or "")
 
 
+def count_episodes(store: Store, scopes: list[Scope]) -> int:
+    """How many stored episodes the scopes hold, for the progress bar."""
+    total = 0
+    for run_id, dataset in scopes:
+        clauses = [(column, value) for column, value in (("run_id", run_id), ("dataset", dataset)) if value is not None]
+        where = " and ".join(f"{column} = ?" for column, _ in clauses) or None
+        total += store.db["episodes"].count_where(where, [value for _, value in clauses])
+    return total
+
+
 def analyze(
-    store: Store, selected: list[Analyzer], run_id: Optional[str] = None, dataset: Optional[str] = None
+    store: Store,
+    selected: list[Analyzer],
+    run_id: Optional[str] = None,
+    dataset: Optional[str] = None,
+    *,
+    scopes: Optional[list[Scope]] = None,
+    group_of: Optional[GroupOf] = None,
+    reference: Optional[str] = None,
+    progress: bool = True,
 ) -> list[AnalyzerSummary]:
-    """Annotate every episode (of `run_id` and `dataset`, if given) with each analyzer and summarize the results."""
-    runs = [AnalyzerRun(analyzer, store) for analyzer in selected]
+    """Annotate every episode (of `run_id` and `dataset`, if given; or of each of `scopes` in turn) with each
+    analyzer and summarize the results per group: the analyzer's own groups, or `group_of`'s, with every group
+    compared against the `reference` group where one is named. A progress bar (on a terminal) counts episodes."""
+    scopes = scopes if scopes is not None else [(run_id, dataset)]
+    runs = [AnalyzerRun(analyzer, store, group_of, reference) for analyzer in selected]
     with ExitStack() as cleanup:
         for analyzer in selected:
             analyzer.open(store)
             cleanup.callback(analyzer.close)
-        episodes = store.episodes(run_id=run_id, dataset=dataset, text_only=True)
+        bar = cleanup.enter_context(
+            tqdm(total=count_episodes(store, scopes), desc="analyzing", unit="ep", disable=None if progress else True, leave=False)
+        )
+        episodes = chain.from_iterable(store.episodes(run_id=r, dataset=d, text_only=True) for r, d in scopes)
         while batch := list(islice(episodes, ANNOTATE_BATCH)):
             for run in runs:
                 run.add(batch)
+            bar.update(len(batch))
     return [run.summary() for run in runs]
+
+
+def analysis_settings(overrides: list[str], command: str) -> DictConfig:
+    """The composed config for `command`'s analyzer and judge overrides; a SimError for any other override."""
+    from sim.app import compose_config  # Hydra's composition, loaded only where a command composes a config
+
+    if bad := [o for o in overrides if not o.startswith(ANALYSIS_OVERRIDES)]:
+        raise SimError(f"{command} takes analyzer and judge settings (analyzer.NAME.KEY=VALUE, backend=...), got {bad[0]!r}")
+    return compose_config(overrides)
 
 
 def build_analyzers(settings: Optional[DictConfig], names: Iterable[str]) -> list[Analyzer]:

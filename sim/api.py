@@ -38,9 +38,10 @@ class Results:
                 frame[column] = frame[column].map(_decode)
         return frame
 
-    def runs(self) -> pd.DataFrame:
-        """One row per run, with its config, model, status and totals."""
-        return pd.read_sql_query("SELECT * FROM runs ORDER BY created_at", self.store.db.conn)
+    def runs(self, sweep_id: Optional[str] = None) -> pd.DataFrame:
+        """One row per run (of one sweep, if given), with its config, model, status and totals."""
+        query = "SELECT * FROM runs WHERE ? IS NULL OR sweep_id = ? ORDER BY created_at"
+        return pd.read_sql_query(query, self.store.db.conn, params=[sweep_id, sweep_id])
 
     def episodes(self, run_id: Optional[str] = None, dataset: Optional[str] = None) -> pd.DataFrame:
         """One row per episode (generated or imported), optionally of one run or dataset."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import hydra
+import yaml
 from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -21,11 +23,12 @@ import sim.backends  # noqa: F401  (registers backends and their config schemas)
 import sim.config  # noqa: F401  (registers the top-level schema)
 from sim.errors import DEBUG_ENV, SimError, one_line
 from sim.report import print_run
-from sim.runner import execute
+from sim.runner import execute, sweep_job_run_id
 
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
 MULTIRUN_FLAGS = ("-m", "--multirun")
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -60,20 +63,58 @@ def _value_variants(overrides: list[str]) -> list[list[str]]:
     return variants
 
 
+def _missing_keys(cfg: DictConfig) -> list[str]:
+    """Dotted keys left `???`, found without resolving interpolations: `${hydra:job.num}` in a shard's
+    store.path only resolves inside a job."""
+    found = []
+
+    def walk(node: object, prefix: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        elif node == "???":
+            found.append(prefix[:-1])
+
+    walk(OmegaConf.to_container(cfg, resolve=False), "")
+    return sorted(found)
+
+
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config `sim run` would get from these overrides (no sweeps); a SimError naming a bad one."""
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             return compose(config_name=CONFIG_NAME, overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
+    except yaml.YAMLError as exc:
+        raise SimError(f"malformed YAML: {_one_line(exc)}") from None
+    except (HydraException, OmegaConfBaseException, ValueError) as exc:
+        # Hydra raises a bare ValueError for some malformed overrides (`=3`).
         raise SimError(_one_line(exc)) from None
+
+
+def _config_dir_overrides(args: list[str]) -> tuple[list[str], list[str]]:
+    """`args` without Hydra's --config-dir flag, and the search-path override that flag stands for."""
+    rest, search_path = [], []
+    remaining = iter(args)
+    for arg in remaining:
+        flag, equals, value = arg.partition("=")
+        if flag in CONFIG_DIR_FLAGS:
+            directory = Path(value if equals else next(remaining, "")).resolve()
+            if not directory.is_dir():
+                raise SimError(f"{flag}: no such folder {directory}")
+            search_path.append(f"hydra.searchpath=[file://{directory}]")
+        else:
+            rest.append(arg)
+    return rest, search_path
 
 
 def check_overrides(args: list[str]) -> None:
     """Compose the config for every override value before Hydra runs anything; raise SimError on a bad one."""
+    args, search_path = _config_dir_overrides(args)
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
         return  # Hydra's own flags (--help, --cfg, ...) are Hydra's to handle
     overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
+    if keyless := [o for o in overrides if o.lstrip("+~").startswith("=")]:
+        raise SimError(f"override {keyless[0]!r} has no key; expected KEY=VALUE")
     if len(overrides) < len(args) and any(o.startswith("run.id=") and "," not in o for o in overrides):
         raise SimError("with -m every job needs its own run id: leave run.id unset (or sweep it, run.id=a,b)")
     try:
@@ -81,7 +122,7 @@ def check_overrides(args: list[str]) -> None:
     except (HydraException, OmegaConfBaseException) as exc:
         raise SimError(_one_line(exc)) from None
     for variant in variants:
-        missing = sorted(OmegaConf.missing_keys(compose_config(variant)))
+        missing = _missing_keys(compose_config(search_path + variant))
         if missing:
             raise SimError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
 
@@ -91,6 +132,8 @@ def hydra_main(cfg: DictConfig) -> None:
     """One Hydra job: generate, store, analyze, print the summary."""
     hydra_cfg = HydraConfig.get()
     sweep_id = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
+    if sweep_id is not None and not cfg.run.id:
+        cfg.run.id = sweep_job_run_id(sweep_id, hydra_cfg.job.num)
     try:
         report = execute(cfg, sweep_id=sweep_id, overrides=list(hydra_cfg.overrides.task))
     except SimError as exc:
@@ -103,7 +146,13 @@ def hydra_main(cfg: DictConfig) -> None:
 
 def run_hydra(args: list[str]) -> None:
     """Hand the command-line overrides to the Hydra app, as if it were the program."""
-    if os.environ.get(DEBUG_ENV):
-        os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra otherwise trims the traceback
+    # Hydra would print its own (trimmed) traceback and exit; with a full error it raises instead, so that a
+    # launcher that cannot start (no SLURM here, clashing flags) ends as one line unless --debug asks for more.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = ["sim", *args]
-    hydra_main()
+    try:
+        hydra_main()
+    except Exception as exc:
+        if os.environ.get(DEBUG_ENV):
+            raise
+        raise SimError(f"{_one_line(exc)} (`sim --debug run ...` shows where)") from None

@@ -15,6 +15,7 @@ from sim.config import StoreConfig
 from sim.errors import DEBUG_ENV, SimError
 
 if TYPE_CHECKING:
+    from sim.records import Annotation
     from sim.store import Store
 
 DEFAULT_DB = StoreConfig.path
@@ -62,11 +63,25 @@ def run(overrides: tuple[str, ...]) -> None:
     run_hydra(list(overrides))
 
 
-def _open(db: str) -> "Store":
-    """An existing database; commands that only read never create one."""
+def _flag_names() -> tuple[str, ...]:
+    """Turn-level annotations that flag a problem (not per-turn measurements): analyzers' and live guards'."""
+    from analyzers import analyzers
+    from sim.guards import GUARD_FLAGS
+
+    return (*GUARD_FLAGS, *(name for a in analyzers.names() for name in analyzers.get(a).turn_flags))
+
+
+def _flags_only(annotations: list["Annotation"]) -> list["Annotation"]:
+    """Episode-level values and turn flags, for rendering a conversation."""
+    flags = set(_flag_names())
+    return [a for a in annotations if a.turn_idx is None or a.name in flags]
+
+
+def _open(db: str, writes: bool = False) -> "Store":
+    """An existing database (commands never create one to read it), checked to be writable when `writes`."""
     from sim.store import Store
 
-    return Store.open(db, create=False)
+    return Store.open(db, create=False, writable=writes)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -90,14 +105,12 @@ def analyze(
     """
     from sim.analysis import analyze as run_analyzers
     from sim.analysis import build_analyzers
-    from sim.app import compose_config
+    from sim.analysis import analysis_settings
     from sim.report import summaries_table
 
-    if bad := [o for o in overrides if not o.startswith(("analyzer.", "backend=", "backend."))]:
-        raise SimError(f"sim analyze takes analyzer and judge settings (analyzer.NAME.KEY=VALUE, backend=...), got {bad[0]!r}")
-    cfg = compose_config(list(overrides))
+    cfg = analysis_settings(list(overrides), "sim analyze")
     selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze))
-    store = _open(db)
+    store = _open(db, writes=True)
     try:
         if run_id is not None:
             store.run(run_id)
@@ -112,24 +125,49 @@ def analyze(
 
 
 @cli.command()
-@click.argument("episode_id")
+@click.argument("episode_id", required=False)
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
-def show(episode_id: str, db: str) -> None:
-    """Render one stored conversation with its analyzer flags.
+@click.option("--flagged", is_flag=True, help="Only turns an analyzer (role_flip, role_drift) or a live guard flagged.")
+@click.option("--search", "query", help="Only turns matching this full-text query (SQLite FTS5 syntax: words, \"a phrase\", OR, prefix*).")
+@click.option("--run", "run_id", help="Without EPISODE_ID: only episodes of this run.")
+@click.option("--limit", default=10, show_default=True, help="Without EPISODE_ID: at most this many episodes.")
+def show(episode_id: Optional[str], db: str, flagged: bool, query: Optional[str], run_id: Optional[str], limit: int) -> None:
+    """Render a stored conversation with its analyzer flags; --flagged and --search keep only the turns that
+    match, and without EPISODE_ID they find those turns in every episode (of --run).
 
     \b
-    Example:
+    Examples:
         sim show 20261125-080000-1a2b3c-e0000
+        sim show 20261125-080000-1a2b3c-e0000 --flagged
+        sim show --search '"Instruction:" AND solution' --run 20261125-080000-1a2b3c
     """
     from sim.report import render_episode
 
+    if episode_id is None and not (flagged or query):
+        raise SimError("sim show needs an EPISODE_ID, or --flagged or --search to find turns (see `sim episodes`)")
+    console = Console()
     store = _open(db)
     try:
-        episode = store.episode(episode_id)
-        annotations = store.annotations(episode_id)
+        if episode_id is not None:
+            store.episode(episode_id)  # a missing id is named even when no turn would match
+        if run_id is not None:
+            store.run(run_id)
+        matches = None
+        if flagged or query:
+            matches = store.matching_turns(episode_id, run_id, query, _flag_names() if flagged else None)
+            if not matches:
+                console.print("no turn matches")
+                return
+        for shown in [episode_id] if matches is None else list(matches)[:limit]:
+            episode = store.episode(shown)
+            annotations = _flags_only(store.annotations(shown))
+            if matches is not None:
+                episode.turns = [turn for turn in episode.turns if turn.idx in matches[shown]]
+            render_episode(console, episode, annotations)
+        if matches is not None and len(matches) > limit:
+            console.print(f"... and {len(matches) - limit} more episodes (--limit)")
     finally:
         store.close()
-    render_episode(Console(), episode, annotations)
 
 
 @cli.command()
@@ -157,9 +195,115 @@ def episodes(db: str, run_id: Optional[str], all_runs: bool) -> None:
     Console().print(episodes_table(rows))
 
 
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.argument("episode_id")
+@click.option("--fork-at", "fork_at", type=int, required=True, help="Keep the turns before this index; regenerate from it on.")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def replay(episode_id: str, fork_at: int, db: str, overrides: tuple[str, ...]) -> None:
+    """Regenerate a stored conversation from turn --fork-at on, with another backend, prompt or seed (OVERRIDES
+    as in `sim run`), as a new episode (parent_id, fork_turn) of a new run; then analyze it.
+
+    \b
+    Examples:
+        sim replay 20261125-080000-1a2b3c-e0000 --fork-at 3 seed=7
+        sim replay 20261125-080000-1a2b3c-e0000 --fork-at 2 backend=openai backend.model=gpt-4o-mini
+        sim replay 20261125-080000-1a2b3c-e0000 --fork-at 0 scenario.temperature=0.2
+    """
+    from sim.replay import replay as replay_episode
+    from sim.report import print_run, render_episode
+    from sim.runner import episode_index_of, episode_id_of
+
+    report = replay_episode(Path(db), episode_id, fork_at, list(overrides))
+    console = Console()
+    child_id = episode_id_of(report.run_id, episode_index_of(episode_id))
+    store = _open(db)
+    try:
+        render_episode(console, store.episode(child_id), _flags_only(store.annotations(child_id)))
+    finally:
+        store.close()
+    console.print(f"forked {episode_id} at turn {fork_at} into {child_id}")
+    print_run(console, report)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--analyzer", "names", multiple=True, help="Analyzer to check; repeat for several (default: every analyzer with stored annotations).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def reanalyze(db: str, names: tuple[str, ...], as_json: bool, overrides: tuple[str, ...]) -> None:
+    """Run analyzers again on the runs and datasets whose stored annotations an older (or newer) version of the
+    analyzer wrote; current annotations are left alone. OVERRIDES as in `sim analyze`.
+
+    \b
+    Examples:
+        sim reanalyze
+        sim reanalyze --analyzer role_flip --db runs/sweep.db
+    """
+    from sim.reanalysis import reanalyze as reanalyze_store
+    from sim.report import summaries_table
+
+    store = _open(db, writes=True)
+    try:
+        done = reanalyze_store(store, list(names), list(overrides))
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps([item.as_dict() for item in done], indent=2))
+        return
+    console = Console()
+    if not done:
+        console.print("every analyzer's annotations are current; nothing to do")
+    for item in done:
+        console.print(f"{item.analyzer}: v{item.old_versions} -> v{item.version} on {item.scope} ({item.n_episodes} episodes)")
+        console.print(summaries_table([item.summary]))
+
+
+@cli.command()
+@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--into", "into", required=True, help="Target database (created if missing).")
+def merge(shards: tuple[Path, ...], into: str) -> None:
+    """Merge SQLite shards (one per job of a sweep over several machines) into one store: a row already there
+    is kept (a finished run or episode replaces an unfinished copy), so merging again adds nothing.
+
+    \b
+    Example:
+        sim merge runs/multirun/2026-11-25/10-00-00/shards/*.db --into runs/sim.db
+    """
+    from sim.merge import merge_shard
+    from sim.store import Store
+
+    store = Store.open(into)
+    try:
+        for shard in shards:
+            counts = merge_shard(store, shard)
+            added = ", ".join(f"{n} {table}" for table, n in counts.rows.items() if n) or "nothing new"
+            click.echo(f"{shard}: {added}")
+    finally:
+        store.close()
+
+
+@cli.command()
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8001, show_default=True, type=click.IntRange(1, 65535), help="Port to listen on.")
+@click.option("--open/--no-open", "open_browser", default=True, show_default=True, help="Open a web browser on the database.")
+def browse(db: str, host: str, port: int, open_browser: bool) -> None:
+    """Browse the database read-only in Datasette: runs and episodes with facets, full-text search over turns.
+
+    \b
+    Examples:
+        sim browse
+        sim browse --db runs/sweep.db --port 8002 --no-open
+    """
+    from sim.browse import browse as serve
+
+    serve(Path(db).expanduser(), host, port, open_browser)
+
+
 @cli.command("import")
 @click.argument("format_name", metavar="FORMAT", required=False)
-@click.argument("path", required=False, type=click.Path(path_type=Path))
+@click.argument("path", required=False, type=click.Path(path_type=Path, readable=False))  # the importer says why, in one line
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database (created if missing).")
 @click.option("--dataset", help="Dataset name for the imported episodes (default: the file name without extension).")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="Importer option; repeat for several.")
@@ -203,3 +347,39 @@ def import_command(
     click.echo(f"imported {report.n_episodes} episodes ({report.n_turns} turns) from {path} as dataset {report.dataset!r} into {db}")
     for skipped in report.skipped:
         click.echo(f"  skipped {path}:{skipped.line}: {skipped.reason}")
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--sweep", help="Compare the runs of this sweep (runs.sweep_id; `latest`: the newest run's sweep).")
+@click.option("--run", "run_ids", multiple=True, help="Compare this run; repeat for several (default: every run).")
+@click.option("--dataset", "datasets", multiple=True, help="Also compare this imported dataset, a group of its own; repeat for several.")
+@click.option("--by", default="run", show_default=True,
+              help="Group runs by a runs column (run, backend, model, seed, scenario) or a config key (scenario.temperature).")
+@click.option("--reference", help="Imported dataset or run id that every group is compared against.")
+@click.option("--analyzer", "names", multiple=True, help="Analyzer to run; repeat for several (default: runner.analyze).")
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder (default: runs/compare/<UTC time>).")
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def compare(
+    db: str, sweep: Optional[str], run_ids: tuple[str, ...], datasets: tuple[str, ...], by: str, reference: Optional[str],
+    names: tuple[str, ...], out: Optional[Path], overrides: tuple[str, ...],
+) -> None:
+    """Compare groups of runs: analyzer metrics per group with 95% CIs, differences against a reference, and
+    figures; prints the tables and writes report.md, a self-contained report.html and the PNGs into --out.
+
+    \b
+    Examples:
+        sim compare --sweep latest --by scenario.temperature --out runs/compare/temperature
+        sim compare --run RUN_A --run RUN_B --by backend --reference dailydialog_sample_2624
+        sim compare --dataset m4_wikihow --reference hc3_plus --analyzer free_text analyzer.free_text.embeddings=false
+    """
+    from sim.compare import run_comparison
+    from sim.report import rich_table
+
+    report, folder = run_comparison(db, sweep, run_ids, datasets, by, reference, names, out, overrides)
+    console = Console()
+    for section in report.sections:
+        console.print(f"[bold]{section.title}[/]")
+        for table in section.tables:
+            console.print(rich_table(table))
+    console.print(f"wrote {folder / 'report.md'}, {folder / 'report.html'} and {len(report.charts)} figure(s)")

@@ -13,6 +13,8 @@ from sim.errors import SimError
 from sim.records import Annotation, Turn
 
 ACTIONS = ("flag", "stop", "regenerate")
+# What a guard writes on a turn it acted on: `guard_flag`, `guard_stop`, `guard_regenerate`.
+GUARD_FLAGS = tuple(f"guard_{action}" for action in ACTIONS)
 # Guard annotations are stored under this analyzer name, apart from the analyzer's own post-run annotations.
 GUARD_ANALYZER = "guard"
 

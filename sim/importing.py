@@ -25,10 +25,12 @@ class ImportReport:
     skipped: list[Skipped] = field(default_factory=list)
 
 
-def check_readable(path: Path) -> None:
-    """A clear error for a path that cannot be imported at all."""
+def check_readable(path: Path, folders: bool = False) -> None:
+    """A clear error for a path that cannot be imported at all (a folder, unless the format reads `folders`)."""
     if not path.exists():
         raise ImportProblem(path, None, "no such file or folder")
+    if path.is_dir() and not folders:
+        raise ImportProblem(path, None, "is a folder; this format reads one file")
     if path.is_file():
         try:
             with path.open("rb") as handle:
@@ -47,7 +49,7 @@ def import_file(
     The progress bar shows only on a terminal (tqdm's `disable=None`)."""
     importer = importers.get(format_name)()
     if importer.needs_file:
-        check_readable(path)
+        check_readable(path, importer.reads_folders)
     dataset = dataset or path.stem or format_name
     report = ImportReport(format_name, dataset, path)
     source = Source(path=path, dataset=dataset, options=options or {})

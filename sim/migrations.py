@@ -170,3 +170,10 @@ def m004_logprobs_and_kind_views(db: Database) -> None:
     db["turns"].add_column("logprob", float)
     for name, select in KIND_VIEWS.items():
         db.create_view(name, select)
+
+
+@migrations()
+def m005_turns_full_text_search(db: Database) -> None:
+    """A full-text index of turn content, `turns_fts`, filled from the stored turns and kept current by triggers."""
+    # sqlite-utils makes an external-content FTS5 table (content="turns"): the index holds no second copy of the text.
+    db["turns"].enable_fts(["content"], create_triggers=True)

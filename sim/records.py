@@ -46,6 +46,9 @@ class Episode:
     dataset: Optional[str] = None
     meta: dict[str, Any] = field(default_factory=dict)
     turns: list[Turn] = field(default_factory=list)
+    # A fork (`sim replay --fork-at`) keeps its parent's turns before `fork_turn` and regenerates the rest.
+    parent_id: Optional[str] = None
+    fork_turn: Optional[int] = None
 
     def content_of(self, role: str) -> Optional[str]:
         """The content of the first turn with `role`, or None."""
@@ -66,6 +69,8 @@ class Episode:
             dataset=row["dataset"],
             meta=json.loads(row["meta_json"] or "{}"),
             turns=turns,
+            parent_id=row.get("parent_id"),
+            fork_turn=row.get("fork_turn"),
         )
 
 

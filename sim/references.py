@@ -16,9 +16,10 @@ def load_reference(spec: str, format_name: str, options: dict[str, str], store_p
     importer's options, as `sim import -o KEY=VALUE` takes them."""
     path = Path(spec).expanduser()
     if path.exists():
-        check_readable(path)
+        importer = importers.get(format_name)()
+        check_readable(path, importer.reads_folders)
         source = Source(path=path, dataset=path.stem, options=options)
-        return [item for item in importers.get(format_name)().episodes(source) if isinstance(item, Episode)]
+        return [item for item in importer.episodes(source) if isinstance(item, Episode)]
     store_path = Path(store_path).expanduser()
     episodes: list[Episode] = []
     if store_path.exists():

@@ -1,8 +1,11 @@
-"""Terminal rendering of runs, analyzer summaries and stored episodes."""
+"""Rendering of runs, analyzer summaries and stored episodes: rich tables for the terminal, and plain tables
+that `sim compare` prints and writes as Markdown and HTML."""
 
 from __future__ import annotations
 
+import html
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from rich import box
@@ -138,3 +141,39 @@ def render_episode(console: Console, episode: Episode, annotations: list[Annotat
         if flags:
             title += f"  [red]{escape(', '.join(flags))}[/]"
         console.print(Panel(escape(turn.content), title=title, title_align="left"))
+
+
+@dataclass
+class Tabular:
+    """A table as plain text cells, so that one table can be printed, and written as Markdown and as HTML."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+
+
+def rich_table(tabular: Tabular) -> Table:
+    """A Tabular for the terminal; the first column (names) folds, numbers never wrap."""
+    table = Table(title=escape(tabular.title), box=box.SIMPLE_HEAD)
+    for i, column in enumerate(tabular.columns):
+        table.add_column(escape(column), overflow="fold", justify="left" if i == 0 else "right")
+    for row in tabular.rows:
+        table.add_row(*(escape(cell) for cell in row))
+    return table
+
+
+def markdown_table(tabular: Tabular) -> str:
+    """A Tabular as a GitHub-flavored Markdown table under a bold title."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+
+    lines = [f"**{tabular.title}**", "", line(tabular.columns), "|" + "---|" * len(tabular.columns)]
+    return "\n".join(lines + [line(row) for row in tabular.rows]) + "\n"
+
+
+def html_table(tabular: Tabular) -> str:
+    """A Tabular as an HTML table with its title as caption."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in tabular.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in tabular.rows)
+    return f"<table><caption>{html.escape(tabular.title)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"

@@ -60,6 +60,12 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
+def sweep_job_run_id(sweep_id: str, job_num: int) -> str:
+    """The run id of job `job_num` of a sweep: the same each time the job starts, so that a job that is started
+    again (a cluster requeues it after a timeout or a preemption) resumes its run instead of starting another."""
+    return f"sweep-{hashlib.sha256(sweep_id.encode()).hexdigest()[:10]}-j{job_num}"
+
+
 def package_versions() -> dict[str, str]:
     """Versions of Python and the packages that shape generated data."""
     versions = {"python": platform.python_version()}
@@ -88,6 +94,57 @@ def source_git_sha() -> Optional[str]:
 def episode_id_of(run_id: str, index: int) -> str:
     """The id of a run's episode `index`."""
     return f"{run_id}-e{index:04d}"
+
+
+def episode_index_of(episode_id: str) -> int:
+    """The index of a generated episode within its run, read from its id."""
+    head, _, index = episode_id.rpartition("-e")
+    if not head or not index.isdigit():
+        raise SimError(f"{episode_id!r} is not the id of a generated episode (RUN_ID-eNNNN)")
+    return int(index)
+
+
+def _turn_of_key(key: str) -> Optional[int]:
+    """The turn a generated text belongs to, for keys of the form `NAME:IDX` (e.g. a moderator's pick)."""
+    tail = key.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Fork:
+    """A replay of a stored episode from turn `at` on: the parent's earlier turns are kept, the rest regenerated."""
+
+    parent: Episode
+    at: int
+
+    def plan(self, scenario: Scenario) -> EpisodePlan:
+        """The parent's plan under the replaying scenario; refuses a scenario whose turns cannot be cut."""
+        if not scenario.forkable:
+            raise SimError(f"episodes of scenario {scenario.name!r} cannot be forked at a turn (they are not made one request per turn)")
+        index = episode_index_of(self.parent.id)
+        plan = next((plan for plan in scenario.plan() if plan.index == index), None)
+        if plan is None:
+            raise SimError(f"the replaying scenario plans no episode {index}; keep its items as in the parent's run")
+        return plan
+
+    def start(self, store: Store, run_id: str, plan: EpisodePlan) -> None:
+        """Store the child episode with the parent's first `at` turns, in one transaction, so that playing it
+        continues from there as after a resume; texts the parent generated for later turns are dropped."""
+        generated = {
+            key: text for key, text in self.parent.meta.get("generated", {}).items()
+            if (turn := _turn_of_key(key)) is None or turn < self.at
+        }
+        child = Episode(
+            id=episode_id_of(run_id, plan.index), run_id=run_id, source="generated", kind=self.parent.kind,
+            task=self.parent.task, roles=self.parent.roles, status="running", termination_reason=None,
+            meta={**plan.meta, "generated": generated}, parent_id=self.parent.id, fork_turn=self.at,
+        )
+        with store.db.atomic():
+            store.start_episode(child)
+            for turn in self.parent.turns[: self.at]:
+                # Kept, not requested: the new run's token, latency, cache and retry totals leave them out.
+                store.add_turn(child.id, Turn(turn.idx, turn.speaker, turn.role, turn.content, finish_reason=turn.finish_reason,
+                                              request_hash=turn.request_hash, logprob=turn.logprob))
 
 
 class StoredEpisodeContext:
@@ -214,11 +271,13 @@ class EpisodeRunner:
     concurrency: int
     progress: bool
     guards: list[Guard] = field(default_factory=list)
+    # The episodes to play; by default the scenario's whole plan.
+    plans: Optional[list[EpisodePlan]] = None
 
     async def play_all(self) -> list[Outcome]:
         """Play every planned episode with at most `concurrency` in flight, each after those it depends on;
         a setup error stops them all."""
-        plans = self.scenario.plan()
+        plans = self.scenario.plan() if self.plans is None else self.plans
         slots = asyncio.Semaphore(self.concurrency)
         ended: dict[int, asyncio.Future[None]] = {plan.index: asyncio.get_running_loop().create_future() for plan in plans}
         with tqdm(total=len(plans), desc="episodes", unit="ep", disable=None if self.progress else True, position=0) as episodes_bar, tqdm(
@@ -313,14 +372,20 @@ def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: lis
     return stored
 
 
-def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional[list[str]] = None) -> RunReport:
+def execute(
+    cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional[list[str]] = None, fork: Optional[Fork] = None
+) -> RunReport:
     """Run (or resume) one job of the given config end to end, then run the configured analyzers on it.
 
-    `overrides` are the command line's; when the run already exists they are applied to its stored config."""
+    `overrides` are the command line's; when the run already exists they are applied to its stored config.
+    With `fork`, the new run plays only the forked episode, from the fork's turn on."""
     post_run_analyzers = build_analyzers(cfg.get("analyzer"), cfg.runner.analyze)  # fails on a typo before any generation
     for key in ("concurrency", "max_attempts"):
         if cfg.runner[key] <= 0:
             raise SimError(f"runner.{key} must be positive, got {cfg.runner[key]}")
+    for key in ("backoff_initial_s", "backoff_max_s", "retry_after_max_s"):
+        if cfg.runner[key] < 0:
+            raise SimError(f"runner.{key} must not be negative, got {cfg.runner[key]}")
     store: Optional[Store] = None
     run_id = cfg.run.id or new_run_id()
     resumed = False
@@ -337,6 +402,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
         scenario: Scenario = build(cfg.scenario, "scenario")
         guards = build_guards(scenario.guards, cfg.get("analyzer"))
         scenario.prepare(Path(cfg.store.path))
+        fork_plan = fork.plan(scenario) if fork is not None else None
         backend: Backend = build(cfg.backend, "backend")
         store = store or Store.open(cfg.store.path)
         if resumed:
@@ -355,6 +421,8 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
                     "versions_json": json.dumps(package_versions()),
                 }
             )
+        if fork is not None and fork_plan is not None:
+            fork.start(store, run_id, fork_plan)
         policy = RetryPolicy(
             cfg.runner.max_attempts, cfg.runner.backoff_initial_s, cfg.runner.backoff_max_s, cfg.runner.retry_after_max_s
         )
@@ -367,6 +435,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
             concurrency=cfg.runner.concurrency,
             progress=cfg.runner.progress,
             guards=guards,
+            plans=None if fork_plan is None else [fork_plan],
         )
         started, cpu_started = time.perf_counter(), time.process_time()
         try:
@@ -378,9 +447,11 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
             store.finish_run(run_id, "interrupted", time.perf_counter() - started)
             raise
         cpu_s = time.process_time() - cpu_started
-        totals = store.finish_run(run_id, "done", time.perf_counter() - started)
+        # `analyzing` until the analyzers are through: a run killed meanwhile is resumed, and analyzed, not done.
+        totals = store.finish_run(run_id, "analyzing", time.perf_counter() - started)
         totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
-        summaries = analyze(store, post_run_analyzers, run_id=run_id)
+        summaries = analyze(store, post_run_analyzers, run_id=run_id, progress=cfg.runner.progress)
+        store.set_run_status(run_id, "done")
         return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed)
     finally:
         if store is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +20,8 @@ from sim.records import Annotation, Episode, Turn, utc_now
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
 EPISODE_CHUNK = 2000
+# Turns per INSERT of an import: 6 values each, under SQLite's limit of 32,766 variables per statement.
+IMPORT_CHUNK = 5000
 TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
 # What a turn says, without its request statistics: all that analyzers read.
 TEXT_COLUMNS = ("idx", "speaker", "role", "content")
@@ -39,6 +42,14 @@ def _check_is_sqlite(path: Path) -> None:
         raise SimError(f"store.path: {path} is not a SQLite database")
 
 
+def _check_writable(path: Path) -> None:
+    """Refuse, before any write, a database that could only be read: SQLite would fail at the first write."""
+    if not os.access(path, os.W_OK):
+        raise SimError(f"store.path: {path} is read-only; make it writable or pass another database")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise SimError(f"store.path: the folder of {path} is read-only, and SQLite writes its -wal and -shm files there")
+
+
 class Store:
     """Typed access to one artifact-sim database; every write commits at once."""
 
@@ -47,8 +58,9 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path, create: bool = True) -> "Store":
-        """Open (and, if `create`, create and migrate) the database at `path`."""
+    def open(cls, path: str | Path, create: bool = True, writable: Optional[bool] = None) -> "Store":
+        """Open (and, if `create`, create and migrate) the database at `path`; one that will be written to
+        (`writable`, by default when `create`) must not be read-only."""
         path = Path(path).expanduser()
         _check_is_sqlite(path)
         if not path.exists():
@@ -58,6 +70,8 @@ class Store:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise SimError(f"store.path: cannot create folder {path.parent}: {exc.strerror}") from None
+        elif create if writable is None else writable:
+            _check_writable(path)
         try:
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
             db = Database(conn)
@@ -67,6 +81,11 @@ class Store:
             db.execute("PRAGMA synchronous=NORMAL")
             migrations.apply(db)
         except sqlite3.DatabaseError as exc:
+            if not os.access(path.parent, os.W_OK | os.X_OK):
+                raise SimError(
+                    f"store.path: cannot open {path}: its folder is read-only, and SQLite needs to create the database's "
+                    "-shm and -wal files there; copy the database to a writable folder"
+                ) from None
             raise SimError(f"store.path: cannot use {path} as a database: {exc}") from None
         return cls(db, path)
 
@@ -96,6 +115,10 @@ class Store:
     def restart_run(self, run_id: str) -> None:
         """Mark an unfinished run as running again before it is resumed."""
         self.db["runs"].update(run_id, {"status": "running", "finished_at": None})
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        """Change a run's status, keeping its totals."""
+        self.db["runs"].update(run_id, {"status": status})
 
     def finish_run(self, run_id: str, status: str, wall_s: Optional[float] = None) -> dict[str, Any]:
         """Mark a run finished with `status` and store its turn, token, latency, cache and retry totals."""
@@ -146,6 +169,8 @@ class Store:
                 "termination_reason": episode.termination_reason,
                 "n_turns": len(episode.turns),
                 "meta_json": json.dumps(episode.meta),
+                "parent_id": episode.parent_id,
+                "fork_turn": episode.fork_turn,
                 "created_at": utc_now(),
             }
         )
@@ -243,10 +268,15 @@ class Store:
         """Insert an imported episode with all its turns (call inside `db.atomic()`)."""
         self.start_episode(episode)
         now = utc_now()
-        self.db.conn.executemany(
-            "INSERT INTO turns (episode_id, idx, speaker, role, content, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-            [(episode.id, t.idx, t.speaker, t.role, t.content, now) for t in episode.turns],
-        )
+        rows = [(episode.id, t.idx, t.speaker, t.role, t.content, now) for t in episode.turns]
+        # One multi-row INSERT per chunk: the full-text index writes a segment per statement, not per row.
+        for start in range(0, len(rows), IMPORT_CHUNK):
+            chunk = rows[start : start + IMPORT_CHUNK]
+            values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+            self.db.conn.execute(
+                f"INSERT INTO turns (episode_id, idx, speaker, role, content, created_at) VALUES {values}",
+                [value for row in chunk for value in row],
+            )
 
     # Request cache
 
@@ -276,20 +306,36 @@ class Store:
     def replace_annotations_of(
         self, analyzer: str, version: str, by_episode: dict[str, list[Annotation]], first_time: bool = False
     ) -> None:
-        """Atomically replace one analyzer version's annotations of several episodes, in one transaction;
-        `first_time` (the store held none of this analyzer version's annotations) skips looking for old ones."""
+        """Atomically replace an analyzer's annotations of several episodes, of whatever version, with this
+        version's, in one transaction; `first_time` (the store held none of this analyzer's annotations) skips
+        looking for old ones."""
         with self.db.atomic():
             if not first_time:
                 self.db.conn.executemany(
-                    "DELETE FROM annotations WHERE analyzer = ? AND analyzer_version = ? AND episode_id = ?",
-                    [(analyzer, version, episode_id) for episode_id in by_episode],
+                    "DELETE FROM annotations WHERE analyzer = ? AND episode_id = ?",
+                    [(analyzer, episode_id) for episode_id in by_episode],
                 )
             self._insert_annotations(analyzer, version, [a for annotations in by_episode.values() for a in annotations])
 
-    def has_annotations(self, analyzer: str, version: str) -> bool:
-        """Whether any annotation of this analyzer version is stored."""
-        query = "SELECT 1 FROM annotations WHERE analyzer = ? AND analyzer_version = ? LIMIT 1"
-        return self.db.conn.execute(query, [analyzer, version]).fetchone() is not None
+    def has_annotations(self, analyzer: str) -> bool:
+        """Whether any annotation of this analyzer, of any version, is stored."""
+        query = "SELECT 1 FROM annotations WHERE analyzer = ? LIMIT 1"
+        return self.db.conn.execute(query, [analyzer]).fetchone() is not None
+
+    def stale_scopes(self, analyzer: str, version: str) -> list[tuple[Optional[str], Optional[str], str, int]]:
+        """(run_id, dataset, the other versions, n_episodes) of every run or dataset holding episodes annotated by
+        another version of `analyzer`: what `sim reanalyze` analyzes again."""
+        return self.db.execute(
+            "SELECT e.run_id, e.dataset, group_concat(DISTINCT a.analyzer_version), count(DISTINCT e.id)"
+            " FROM annotations a JOIN episodes e ON e.id = a.episode_id"
+            " WHERE a.analyzer = ? AND a.analyzer_version != ? GROUP BY e.run_id, e.dataset ORDER BY min(e.rowid)",
+            [analyzer, version],
+        ).fetchall()
+
+    def analyzed_names(self) -> list[str]:
+        """The analyzers (and `guard`) whose annotations are stored, in the order they first wrote."""
+        rows = self.db.execute("SELECT analyzer FROM annotations GROUP BY analyzer ORDER BY min(id)").fetchall()
+        return [name for (name,) in rows]
 
     def _insert_annotations(self, analyzer: str, version: str, annotations: list[Annotation]) -> None:
         # Plain executemany: analyzers write a row per value, a million rows for a large corpus.
@@ -307,6 +353,39 @@ class Store:
             [analyzer, episode_id],
         ).fetchall()
         return {name: n for name, n in rows}
+
+    def matching_turns(
+        self,
+        episode_id: Optional[str] = None,
+        run_id: Optional[str] = None,
+        query: Optional[str] = None,
+        flags: Optional[tuple[str, ...]] = None,
+    ) -> dict[str, set[int]]:
+        """Indices of the turns, by episode in storage order, that match the full-text `query` (SQLite FTS5 syntax,
+        over the `turns_fts` index) and, given `flags`, carry a non-zero annotation of one of those names."""
+        clauses, params = ["(? IS NULL OR t.episode_id = ?)", "(? IS NULL OR e.run_id = ?)"], [episode_id, episode_id, run_id, run_id]
+        if query is not None:
+            clauses.append("t.rowid IN (SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)")
+            params.append(query)
+        if flags is not None:
+            marks = ", ".join("?" * len(flags))
+            clauses.append(
+                f"EXISTS (SELECT 1 FROM annotations a WHERE a.episode_id = t.episode_id AND a.turn_idx = t.idx"
+                f" AND a.value != 0 AND a.name IN ({marks}))"
+            )
+            params.extend(flags)
+        sql = (
+            "SELECT t.episode_id, t.idx FROM turns t JOIN episodes e ON e.id = t.episode_id"
+            f" WHERE {' AND '.join(clauses)} ORDER BY e.rowid, t.idx"
+        )
+        try:
+            rows = self.db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise SimError(f"--search {query!r}: {exc}") from None
+        found: dict[str, set[int]] = {}
+        for episode, idx in rows:
+            found.setdefault(episode, set()).add(idx)
+        return found
 
     def annotations(self, episode_id: str) -> list[Annotation]:
         """The stored annotations of one episode."""

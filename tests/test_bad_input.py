@@ -1,11 +1,18 @@
 """Bad input: one clear line on stderr, a non-zero exit, and no damage to existing data."""
 
+import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY
+from conftest import DATA, TINY, db_rows
+
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -100,3 +107,203 @@ def test_bad_analyzer_settings_are_one_line_and_touch_nothing(sim, tmp_path: Pat
     before = db.read_bytes()
     assert_one_line_error(sim("analyze", "--db", str(db), *args), *fragments)
     assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("override", "fragments"),
+    [
+        ("scenario.reference_options={judge: [unclosed", ("no viable alternative at input", "{judge: [unclosed")),
+        ("scenario.n_episodes", ("scenario.n_episodes", "missing EQUAL")),
+        ("=3", ("override '=3' has no key",)),
+        ("nogroup=x", ("Could not override 'nogroup'",)),
+        ("scenario.temperature=hot", ("scenario.temperature", "'hot'", "Float")),
+        ("runner.progress=maybe", ("runner.progress", "'maybe' is not a valid bool")),
+        ("seed=abc", ("seed", "'abc'", "Integer")),
+        ("runner.concurrency=0", ("runner.concurrency must be positive, got 0",)),
+        ("runner.max_attempts=0", ("runner.max_attempts must be positive, got 0",)),
+        ("scenario.max_turns=0", ("scenario.max_turns must be a positive integer, got 0",)),
+        ("scenario.max_tokens=-5", ("scenario.max_tokens must be a positive integer, got -5",)),
+    ],
+)
+def test_malformed_overrides_wrong_types_and_sizes(sim, tmp_path: Path, override: str, fragments) -> None:
+    assert_one_line_error(sim("run", *TINY, override), *fragments)
+    assert not (tmp_path / "runs" / "sim.db").exists()
+
+
+def test_malformed_yaml_in_a_config_dir(sim, tmp_path: Path) -> None:
+    broken = tmp_path / "myconf" / "scenario" / "broken.yaml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("defaults:\n  - roleplay\n  - _self_\nn_episodes: [1, 2\n")
+    result = sim("run", f"--config-dir={tmp_path / 'myconf'}", "scenario=broken", *TINY)
+    assert_one_line_error(result, "malformed YAML", str(broken), "line 4")
+    assert not (tmp_path / "runs").exists()
+    assert_one_line_error(sim("run", "--config-dir=nowhere", "scenario=broken"), f"--config-dir: no such folder {tmp_path / 'nowhere'}")
+
+
+GOOD_LABEL = b'{"text_ind": 1, "text": "a fine line", "human_annots": [0, 1], "model_annots": [1]}\n'
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "problem"),
+    [
+        ("empty.jsonl", b"", "empty.jsonl: the file is empty"),
+        ("corrupt.jsonl", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8, "corrupt.jsonl:1: not valid UTF-8"),
+        ("folder.jsonl", None, "folder.jsonl: is a folder; this format reads one file"),
+        ("fields.jsonl", b'{"id": 1, "body": "x"}\n', "fields.jsonl:1: missing field 'text_ind'"),
+        ("broken.jsonl", GOOD_LABEL + b'{"text_ind": 2, "text": \n', "broken.jsonl:2: malformed JSON"),
+        ("latin1.jsonl", GOOD_LABEL + b'{"text_ind": 2, "text": "caf\xe9"}\n', "latin1.jsonl:2: not valid UTF-8"),
+        ("list.jsonl", GOOD_LABEL + b"[1, 2]\n", "list.jsonl:2: expected a JSON object, got list"),
+    ],
+)
+def test_bad_reference_file_is_one_line_naming_file_and_line(sim, tmp_path: Path, name: str, content, problem: str) -> None:
+    reference = tmp_path / name
+    if content is None:
+        reference.mkdir()
+    else:
+        reference.write_bytes(content)
+    result = sim("run", *TINY, "runner.analyze=[]", "scenario=task_labels", f"scenario.reference={reference}")
+    assert_one_line_error(result, problem)
+    assert not (tmp_path / "runs" / "sim.db").exists()
+
+
+def test_a_fifty_megabyte_line_is_imported_or_refused_in_one_line(sim, tmp_path: Path) -> None:
+    text = "word " * 10_000_000
+    huge = tmp_path / "huge.jsonl"
+    huge.write_text(json.dumps({"dialogue_idx": 0, "topic": "t", "turns": [{"speaker": "A", "text": text}]}) + "\n")
+    imported = sim("import", "dailydialog", str(huge))
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    db = tmp_path / "runs" / "sim.db"
+    assert db_rows(db, "SELECT length(content) FROM turns") == [(len(text),)]
+
+    cut = tmp_path / "cut.jsonl"
+    cut.write_bytes(huge.read_bytes()[:-3] + b"\n")
+    refused = sim("import", "dailydialog", str(cut))
+    assert_one_line_error(refused, "cut.jsonl:1: malformed JSON")
+    assert len(refused.stderr) < 500, "the error does not echo the line"
+    wide = tmp_path / "wide.csv"
+    wide.write_text("text\n" + "x" * 1_000_000 + "\n")
+    assert_one_line_error(sim("import", "table", str(wide), "-o", "text=text"), "wide.csv", "field larger than field limit")
+    assert db_rows(db, "SELECT count(*) FROM episodes") == [(1,)]
+
+
+@pytest.fixture
+def dialogue_db(tmp_path: Path) -> Path:
+    """A store holding one imported corpus."""
+    from sim.importing import import_file
+    from sim.store import Store
+
+    store = Store.open(tmp_path / "dialogues.db")
+    import_file(store, "dailydialog", DATA / "conversations" / "dailydialog" / "dailydialog_sample_2624.jsonl", progress=False)
+    store.close()
+    return tmp_path / "dialogues.db"
+
+
+def add_future_migration(db: Path, name: str) -> None:
+    """Record a migration this version does not know, as a newer artifact-sim would; checkpointed into the file."""
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('artifact_sim', ?, '2030-01-01')", [name])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("episodes", "--all"),
+        ("show", "dailydialog_sample_2624-0"),
+        ("analyze", "--analyzer", "conversation_stats"),
+        ("import", "casino", str(DATA / "conversations" / "casino" / "casino_dialogues.jsonl")),
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_database_from_a_newer_schema_is_refused_untouched(sim, dialogue_db: Path, args) -> None:
+    add_future_migration(dialogue_db, "m999_future")
+    before = dialogue_db.read_bytes()
+    assert_one_line_error(sim(*args, "--db", str(dialogue_db)), str(dialogue_db), "newer schema (m999_future)", "upgrade artifact-sim")
+    assert dialogue_db.read_bytes() == before
+
+
+def test_run_into_a_newer_schema_is_refused(sim, dialogue_db: Path) -> None:
+    add_future_migration(dialogue_db, "m999_x")
+    before = dialogue_db.read_bytes()
+    assert_one_line_error(sim("run", *TINY, f"store.path={dialogue_db}"), "newer schema (m999_x)")
+    assert dialogue_db.read_bytes() == before
+
+
+@pytest.fixture
+def unprivileged(tmp_path: Path):
+    """(folder, sim) where file permissions apply to `sim`: when the tests run as root, it runs without root's
+    capabilities to override them."""
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: file permissions cannot be enforced")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+
+    def call(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [*prefix, sys.executable, "-m", "sim", *args]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    yield tmp_path, call
+    for path in tmp_path.rglob("*"):
+        path.chmod(0o755)  # so that pytest can remove its scratch folders
+
+
+def test_an_unreadable_reference_file(unprivileged) -> None:
+    folder, sim_as_user = unprivileged
+    secret = folder / "labels.jsonl"
+    secret.write_bytes(GOOD_LABEL)
+    secret.chmod(0)
+    run = sim_as_user("run", *TINY, "scenario=task_labels", f"scenario.reference={secret}")
+    assert_one_line_error(run, f"{secret}: permission denied")
+    assert not (folder / "runs" / "sim.db").exists()
+
+
+def test_an_unreadable_import_file(unprivileged) -> None:
+    folder, sim_as_user = unprivileged
+    secret = folder / "labels.jsonl"
+    secret.write_bytes(GOOD_LABEL)
+    secret.chmod(0)
+    assert_one_line_error(sim_as_user("import", "task_labels", str(secret)), f"{secret}: permission denied")
+    assert db_rows(folder / "runs" / "sim.db", "SELECT count(*) FROM episodes") == [(0,)]
+
+
+def test_a_read_only_database_is_read_but_never_written(unprivileged, dialogue_db: Path) -> None:
+    folder, sim_as_user = unprivileged
+    db = folder / "readonly.db"
+    shutil.copy(dialogue_db, db)
+    db.chmod(0o444)
+    before = db.read_bytes()
+    listed = sim_as_user("episodes", "--all", "--db", str(db))
+    assert listed.returncode == 0, listed.stderr
+    assert "dailydialog_sample_2624-0" in listed.stdout
+    shown = sim_as_user("show", "dailydialog_sample_2624-0", "--db", str(db))
+    assert shown.returncode == 0 and "garbage" in shown.stdout
+    casino = str(DATA / "conversations" / "casino" / "casino_dialogues.jsonl")
+    assert_one_line_error(sim_as_user("import", "casino", casino, "--db", str(db)), f"store.path: {db} is read-only")
+    assert_one_line_error(sim_as_user("run", *TINY, f"store.path={db}", "run.id=r"), f"store.path: {db} is read-only")
+    assert db.read_bytes() == before
+
+
+def test_analyze_refuses_a_read_only_database_in_one_line(unprivileged, dialogue_db: Path) -> None:
+    folder, sim_as_user = unprivileged
+    db = folder / "readonly.db"
+    shutil.copy(dialogue_db, db)
+    db.chmod(0o444)
+    before = db.read_bytes()
+    assert_one_line_error(sim_as_user("analyze", "--db", str(db), "--analyzer", "conversation_stats"), "is read-only")
+    assert db.read_bytes() == before
+
+
+def test_a_database_in_a_read_only_folder(unprivileged, dialogue_db: Path) -> None:
+    folder, sim_as_user = unprivileged
+    locked = folder / "locked"
+    locked.mkdir()
+    db = locked / "sim.db"
+    shutil.copy(dialogue_db, db)
+    db.chmod(0o666)
+    locked.chmod(0o555)
+    before = db.read_bytes()
+    assert_one_line_error(sim_as_user("episodes", "--all", "--db", str(db)), f"cannot open {db}: its folder is read-only")
+    casino = str(DATA / "conversations" / "casino" / "casino_dialogues.jsonl")
+    assert_one_line_error(sim_as_user("import", "casino", casino, "--db", str(db)), f"the folder of {db} is read-only")
+    assert db.read_bytes() == before
+    assert sorted(p.name for p in locked.iterdir()) == ["sim.db"]

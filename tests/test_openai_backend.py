@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import db_rows as rows, TINY, openai_args
-from fault_proxy import FaultProxy
+from fault_proxy import FAULTS, FaultProxy
 from sim.backends.openai_api import retry_after_seconds
 from test_bad_input import assert_one_line_error
 
@@ -33,12 +33,15 @@ def test_concurrent_run_over_http_then_served_from_cache(sim, tmp_path: Path, ll
     assert "cache hits" in second.stdout
 
 
-def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path, llama_server: str) -> None:
-    # The server answers one request at a time, so the timeout must cover its queue: one request in flight.
-    with FaultProxy(llama_server, rate=0.3, stall_s=9, seed=1) as proxy:
+@pytest.mark.parametrize("rate", [0.2, 0.5])
+def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path, llama_server: str, rate: float) -> None:
+    # Every fault kind (429 with and without Retry-After, 500/502/503, resets, stalls past the timeout, truncated,
+    # non-JSON and empty replies). The server answers one request at a time, so the timeout must cover its queue:
+    # one request in flight, and short replies, so that only a stall runs past it.
+    with FaultProxy(llama_server, rate=rate, stall_s=9, seed=1) as proxy:
         args = openai_args(
-            proxy.base_url, *TINY, "scenario.n_episodes=4", "scenario.max_turns=3", "runner.concurrency=4",
-            "backend.max_concurrency=1", "backend.timeout_s=8",
+            proxy.base_url, *TINY, "scenario.n_episodes=3", "scenario.max_turns=2", "scenario.max_tokens=16",
+            "runner.concurrency=3", "backend.max_concurrency=1", "backend.timeout_s=8",
             "runner.backoff_initial_s=0.05", "runner.backoff_max_s=0.5", "runner.max_attempts=6",
         )
         result = sim("run", *args, "run.id=faulty")
@@ -50,6 +53,7 @@ def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path
         assert (status, reason in ("task_done", "max_turns")) == ("done", True) or (
             status == "failed" and reason.startswith("backend_error: ")
         )
+    assert rows(db, "SELECT count(*) FROM episodes WHERE status = 'done'")[0][0] >= 1, "an episode gets through"
     retries = rows(db, "SELECT sum(retries) FROM turns")[0][0]
     assert retries and retries > 0
     assert rows(db, "SELECT retries, status FROM runs") == [(retries, "done")]
@@ -76,6 +80,30 @@ def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
     assert result.retries == 2 and result.completion.text
     assert elapsed >= 1.5, "the server asked for 1.5 s; backoff alone would wait about 0.06 s"
     assert proxy.counts["429_retry_after"] == 1 and proxy.counts["503"] == 1
+
+
+def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str) -> None:
+    from sim.backends import ChatMessage, SamplingParams
+    from sim.backends.openai_api import OpenAIBackend
+    from sim.requests import RequestExecutor, RetryPolicy
+    from sim.store import Store
+
+    store = Store.open(tmp_path / "sim.db")
+    # One request meets each fault once, in turn; only a stall needs the timeout, so it is short.
+    with FaultProxy(llama_server, script=FAULTS, stall_s=3) as proxy:
+        backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None, timeout_s=2)
+        policy = RetryPolicy(max_attempts=len(FAULTS) + 1, initial_s=0.01, max_s=0.05)
+        executor = RequestExecutor(store, backend, policy, use_cache=False)
+
+        async def complete():
+            try:
+                return await executor.complete([ChatMessage("user", "Hi")], SamplingParams(max_tokens=4), 0)
+            finally:
+                await backend.aclose()
+
+        result = asyncio.run(complete())
+    assert result.retries == len(FAULTS) and result.completion.text
+    assert proxy.counts == {**{fault: 1 for fault in FAULTS}, "forwarded": 1}
 
 
 def test_unreachable_server_fails_the_run_then_the_fixed_run_resumes(sim, tmp_path: Path, llama_server: str) -> None:

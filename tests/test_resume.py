@@ -1,4 +1,4 @@
-"""A run killed with SIGKILL resumes without losing or duplicating a turn, and ends as an uninterrupted run would."""
+"""Ctrl-C marks a run and its unfinished episodes `interrupted`, and the run resumes (SIGKILL: test_crash_safety.py)."""
 
 import signal
 import sqlite3
@@ -7,66 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import TINY
-
-ARGS = [
-    *TINY, "scenario.n_episodes=3", "scenario.max_turns=3", "scenario.max_tokens=24", "runner.concurrency=1", "seed=21",
-    "runner.use_cache=false",
-]
-
-
-def turns(db: Path, run_id: str) -> list[tuple]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute(
-            "SELECT substr(episode_id, length(?) + 2), idx, speaker, content FROM turns "
-            "WHERE episode_id LIKE ? ORDER BY episode_id, idx",
-            [run_id, f"{run_id}-%"],
-        ).fetchall()
-
-
-def count_turns(db: Path) -> int:
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM turns").fetchone()[0]
-    except sqlite3.OperationalError:
-        return 0
-
-
-def test_killed_run_resumes_exactly(sim, tmp_path: Path) -> None:
-    db = tmp_path / "runs" / "sim.db"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sim", "run", *ARGS, "run.id=killed"], cwd=tmp_path,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 300
-    while count_turns(db) < 4 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = turns(db, "killed")
-    assert 4 <= len(before) < 9, "the kill must land mid-run"
-
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert conn.execute("SELECT status FROM runs").fetchone() == ("running",)
-
-    resumed = sim("run", *ARGS, "run.id=killed")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resumed" in resumed.stdout
-    after = turns(db, "killed")
-    assert set(before) <= set(after), "every turn stored before the kill is kept"
-    keys = [(episode, idx) for episode, idx, *_ in after]
-    assert len(keys) == len(set(keys)), "no turn is duplicated"
-    for episode in {k[0] for k in keys}:
-        assert [idx for e, idx in keys if e == episode] == list(range(len([1 for e, _ in keys if e == episode])))
-
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT status FROM runs WHERE id='killed'").fetchone() == ("done",)
-        assert {s for (s,) in conn.execute("SELECT status FROM episodes")} == {"done"}
-
-    straight = sim("run", *ARGS, "run.id=straight")
-    assert straight.returncode == 0, straight.stderr
-    assert turns(db, "straight") == after
+from test_crash_safety import ARGS, count_turns
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(sim, tmp_path: Path) -> None:

@@ -89,17 +89,6 @@ def test_a_done_run_is_not_run_again(sim, tmp_path: Path) -> None:
     assert rows(tmp_path / "runs" / "sim.db", "SELECT count(*) FROM turns") == [(1,)]
 
 
-def test_multirun_shares_a_sweep_id(sim, tmp_path: Path) -> None:
-    result = sim("run", "-m", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "seed=1,2")
-    assert result.returncode == 0, result.stderr
-    db = tmp_path / "runs" / "sim.db"
-    runs = rows(db, "SELECT seed, sweep_id, status FROM runs ORDER BY seed")
-    assert [r[0] for r in runs] == [1, 2]
-    assert runs[0][1] and runs[0][1] == runs[1][1] and runs[0][1].startswith("runs/multirun/")
-    assert {r[2] for r in runs} == {"done"}
-    assert len(list((tmp_path / "runs" / "multirun").glob("*/*/[01]/.hydra"))) == 2
-
-
 def test_task_specifier_rewrites_the_task(sim, tmp_path: Path) -> None:
     result = sim("run", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.specify_task=true")
     assert result.returncode == 0, result.stderr

@@ -56,6 +56,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
         ("m002_cache_retries_and_run_totals",),
         ("m003_imports",),
         ("m004_logprobs_and_kind_views",),
+        ("m005_turns_full_text_search",),
     ]
 
 

@@ -46,6 +46,7 @@ class Importer(ABC):
     name: str  # set by the registry
     description: str = ""
     needs_file: bool = True
+    reads_folders: bool = False
 
     def fingerprint(self, source: Source) -> str:
         """What makes a second import of the same data a no-op: by default the bytes of the file or folder."""
@@ -89,17 +90,20 @@ def _decode(raw: bytes, path: Path, line: int) -> str:
         raise ImportProblem(path, line, f"not valid UTF-8 (byte {exc.start})") from None
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object) for every non-blank line."""
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, parsed object) for every non-blank line; each line must hold one JSON object (a record)."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             text = _decode(raw, path, number).strip()
             if not text:
                 continue
             try:
-                yield number, json.loads(text)
+                record = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ImportProblem(path, number, f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(record, dict):
+                raise ImportProblem(path, number, f"expected a JSON object, got {type(record).__name__}")
+            yield number, record
 
 
 def read_json(path: Path) -> Any:

@@ -19,6 +19,7 @@ class CamelImporter(Importer):
     """Turns take CAMEL's `role_type` (USER/ASSISTANT) as role, so `role_flip` scores them like generated role-play."""
 
     description = "CAMEL AI-Society chats: chat JSON files (role_1, role_2, message_N, ...), a folder of them, or a .zip"
+    reads_folders = True
 
     def episodes(self, source: Source) -> Iterator[Episode]:
         """One episode per chat file, in name order."""

@@ -70,8 +70,6 @@ class TableImporter(Importer):
             yield from read_csv(source.path, required, delimiter="\t" if suffix == ".tsv" else ",")
         elif suffix in (".jsonl", ".ndjson"):
             for line, record in read_jsonl(source.path):
-                if not isinstance(record, dict):
-                    raise ImportProblem(source.path, line, f"expected a JSON object, got {type(record).__name__}")
                 check_columns(source, line, record, required)
                 yield line, record
         elif suffix == ".parquet":

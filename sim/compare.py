@@ -1,0 +1,519 @@
+"""`sim compare`: analyzer metrics per group of runs (by a runs column or a config key) with 95% CIs, each group
+against a reference (an imported dataset or a run), figures, and a report as Markdown and self-contained HTML."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+from omegaconf import OmegaConf
+
+from analyzers.task_labels import clean_labels
+from sim.analysis import (
+    AnalyzerSummary, Comparison, Metric, Scope, analysis_settings, analyze, build_analyzers, side_label, side_order,
+)
+from sim.errors import SimError
+from sim.figures import Chart, distributions, label_distributions, metric_bars, stacked_shares, turn_histogram
+from sim.records import Episode
+from sim.report import Tabular, html_table, interval, markdown_table
+from sim.store import Store
+
+# `--by` names a column of `runs` (these names) or a key of the runs' resolved config.
+RUN_COLUMNS = {"run": "id", "backend": "backend", "model": "model", "seed": "seed", "scenario": "scenario"}
+DEFAULT_OUT = Path("runs") / "compare"
+LATEST = "latest"
+_MISSING = object()
+
+
+@dataclass
+class Group:
+    """One compared group: its runs, or the imported dataset it is, and how many episodes it holds."""
+
+    name: str
+    runs: list[str] = field(default_factory=list)
+    dataset: Optional[str] = None
+    n_episodes: int = 0
+    reference: bool = False
+
+    def scopes(self) -> list[Scope]:
+        """What to read from the store for this group."""
+        return [(run, None) for run in self.runs] if self.dataset is None else [(None, self.dataset)]
+
+
+@dataclass
+class Selection:
+    """The groups to compare, in report order (the reference first), and what they were chosen and grouped by."""
+
+    groups: list[Group]
+    by: str
+    described: str
+    group_of_run: dict[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.group_of_run = {run: group.name for group in self.groups for run in group.runs}
+
+    @property
+    def reference(self) -> Optional[str]:
+        """The reference group's name, if there is one."""
+        return next((group.name for group in self.groups if group.reference), None)
+
+    def ordered(self, keyed: dict[tuple[str, Optional[str]], Any]) -> dict[str, Any]:
+        """Values keyed by (group, side) in report order (groups as selected, human side first), keyed by label."""
+        position = {group.name: i for i, group in enumerate(self.groups)}
+        keys = sorted(keyed, key=lambda key: (position.get(key[0], len(position)), side_order(key[1])))
+        return {side_label(*key): keyed[key] for key in keys}
+
+    def scopes(self) -> list[Scope]:
+        """What to read from the store, group by group."""
+        return [scope for group in self.groups for scope in group.scopes()]
+
+    def label(self, run_id: Optional[str], dataset: Optional[str]) -> str:
+        """The group of an episode of this run (or, imported, of this dataset)."""
+        return self.group_of_run[run_id] if run_id in self.group_of_run else str(dataset)
+
+    def group_of(self, episode: Episode) -> str:
+        """The group `episode` is summarized in."""
+        return self.label(episode.run_id, episode.dataset)
+
+    def where(self) -> tuple[str, list[Any]]:
+        """An SQL condition on `episodes e` that holds for the selected episodes, and its parameters."""
+        runs = [run for group in self.groups for run in group.runs]
+        datasets = [group.dataset for group in self.groups if group.dataset is not None]
+        parts = []
+        if runs:
+            parts.append(f"e.run_id IN ({', '.join('?' * len(runs))})")
+        if datasets:
+            parts.append(f"(e.run_id IS NULL AND e.dataset IN ({', '.join('?' * len(datasets))}))")
+        return "(" + " OR ".join(parts) + ")", [*runs, *datasets]
+
+
+def has_dataset(store: Store, dataset: str) -> bool:
+    """Whether imported episodes of this dataset are stored."""
+    return bool(store.db["episodes"].count_where("run_id IS NULL AND dataset = ?", [dataset]))
+
+
+def selected_runs(store: Store, sweep: Optional[str], run_ids: Sequence[str], datasets: Sequence[str]) -> list[dict[str, Any]]:
+    """The runs of a sweep (`latest`: of the newest run's sweep), the listed runs, or, when neither and no dataset
+    is named, every run in the store."""
+    if sweep is not None and run_ids:
+        raise SimError("give --sweep or --run, not both")
+    if sweep == LATEST:
+        rows = list(store.db["runs"].rows_where("sweep_id IS NOT NULL", order_by="created_at desc", limit=1, select="sweep_id"))
+        if not rows:
+            raise SimError(f"--sweep latest: no run in {store.path} belongs to a sweep (start one with `sim run -m ...`)")
+        sweep = rows[0]["sweep_id"]
+    if sweep is not None:
+        runs = list(store.db["runs"].rows_where("sweep_id = ?", [sweep], order_by="created_at"))
+        if not runs:
+            known = [row[0] for row in store.db.execute("SELECT DISTINCT sweep_id FROM runs WHERE sweep_id IS NOT NULL")]
+            raise SimError(f"no sweep {sweep!r} in {store.path} (sweeps: {', '.join(known) or 'none'})")
+        return runs
+    if run_ids:
+        return [store.run(run_id) for run_id in dict.fromkeys(run_ids)]
+    return [] if datasets else list(store.db["runs"].rows_where(order_by="created_at"))
+
+
+def field_values(runs: list[dict[str, Any]], by: str) -> list[Any]:
+    """Each run's value of `by`: a runs column, or a config key read from its resolved config (None where unset)."""
+    if by in RUN_COLUMNS:
+        return [run[RUN_COLUMNS[by]] for run in runs]
+    values = [OmegaConf.select(OmegaConf.create(run["config_yaml"] or "{}"), by, default=_MISSING) for run in runs]
+    if all(value is _MISSING for value in values):
+        raise SimError(
+            f"--by {by!r} is neither a runs column ({', '.join(RUN_COLUMNS)}) nor a config key of the selected runs"
+            " (e.g. scenario.temperature)"
+        )
+    return [None if value is _MISSING else value for value in values]
+
+
+def group_runs(runs: list[dict[str, Any]], by: str) -> list[Group]:
+    """The runs grouped by their value of `by`: runs in the order they were made, other fields by value."""
+    groups: dict[Any, Group] = {}
+    for run, value in zip(runs, field_values(runs, by)):
+        key = json.dumps(OmegaConf.to_container(value) if OmegaConf.is_config(value) else value, sort_keys=True, default=str)
+        name = run["id"] if by == "run" else f"{by}={value if isinstance(value, str) else key}"
+        groups.setdefault(key, Group(name)).runs.append(run["id"])
+    if by == "run":
+        return list(groups.values())
+    return [groups[key] for key in sorted(groups, key=value_order)]
+
+
+def value_order(key: str) -> tuple[int, float, str]:
+    """Numbers by value first, then everything else by its text."""
+    value = json.loads(key)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, key)
+
+
+def select(
+    store: Store,
+    sweep: Optional[str] = None,
+    run_ids: Sequence[str] = (),
+    datasets: Sequence[str] = (),
+    by: str = "run",
+    reference: Optional[str] = None,
+) -> Selection:
+    """The groups to compare: the chosen runs grouped `by` a field, each chosen dataset as a group of its own, and
+    the reference (a dataset or a run) as one more group; a SimError for anything that does not exist."""
+    runs = selected_runs(store, sweep, run_ids, datasets)
+    datasets = list(dict.fromkeys(datasets))
+    for dataset in datasets:
+        if not has_dataset(store, dataset):
+            raise SimError(f"no imported dataset {dataset!r} in {store.path}")
+    if not runs and by != "run":
+        raise SimError(f"--by {by!r} groups runs, and none are selected (each imported dataset is a group of its own)")
+    reference_group = None
+    if reference is not None:
+        if has_dataset(store, reference):
+            reference_group = Group(reference, dataset=reference, reference=True)
+            datasets = [d for d in datasets if d != reference]
+        elif store.find_run(reference) is not None:
+            reference_group = Group(reference, runs=[reference], reference=True)
+            runs = [run for run in runs if run["id"] != reference]
+        else:
+            raise SimError(f"--reference {reference!r}: no imported dataset or run of that name in {store.path}")
+    groups = (group_runs(runs, by) if runs else []) + [Group(dataset, dataset=dataset) for dataset in datasets]
+    if not groups:
+        raise SimError(
+            f"nothing to compare: no runs or datasets selected in {store.path} besides the reference (every run is taken by"
+            " default; --dataset adds an imported dataset)"
+        )
+    if reference_group is not None:
+        if any(group.name == reference_group.name for group in groups):
+            raise SimError(f"--reference {reference!r} has the name of a compared group; choose --by or the reference apart")
+        groups.insert(0, reference_group)
+    for group in groups:
+        group.n_episodes = count_episodes(store, group)
+    if not any(group.n_episodes for group in groups):
+        raise SimError(f"the selected runs hold no episodes in {store.path}")
+    described = f"sweep {runs[0]['sweep_id']}" if sweep else f"runs {', '.join(run_ids)}" if run_ids else "every run" if runs else "datasets"
+    if datasets and (sweep or run_ids or runs):
+        described += f" and datasets {', '.join(datasets)}"
+    elif datasets:
+        described = f"datasets {', '.join(datasets)}"
+    return Selection(groups, by, described)
+
+
+def count_episodes(store: Store, group: Group) -> int:
+    """How many episodes a group holds."""
+    if group.dataset is not None:
+        return store.db["episodes"].count_where("run_id IS NULL AND dataset = ?", [group.dataset])
+    placeholders = ", ".join("?" * len(group.runs))
+    return store.db["episodes"].count_where(f"run_id IN ({placeholders})", group.runs)
+
+
+def check_out(out: Optional[Path]) -> Path:
+    """The report folder (default runs/compare/<UTC time>), checked before the analysis starts: it must be a
+    folder, or one that can be made inside the nearest existing folder above it."""
+    out = out or DEFAULT_OUT / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    existing = next(path for path in (out.absolute(), *out.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        raise SimError(f"--out: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise SimError(f"--out: cannot write into {existing}")
+    return out
+
+
+# Report contents
+
+
+@dataclass
+class Section:
+    """A heading with its tables and figures."""
+
+    title: str
+    tables: list[Tabular] = field(default_factory=list)
+    charts: list[Chart] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    """What `sim compare` prints and writes."""
+
+    facts: list[tuple[str, str]]
+    sections: list[Section]
+
+    @property
+    def charts(self) -> list[Chart]:
+        """Every figure, in report order."""
+        return [chart for section in self.sections for chart in section.charts]
+
+
+def groups_table(selection: Selection) -> Tabular:
+    """One row per group: whether it is the reference, its runs (or that it is an imported dataset), its episodes."""
+    rows = [
+        [group.name, "reference" if group.reference else "compared", ", ".join(group.runs) or "(imported dataset)", str(group.n_episodes)]
+        for group in selection.groups
+    ]
+    return Tabular(f"Groups (by {selection.by})", ["group", "role", "runs", "episodes"], rows)
+
+
+def metric_cell(metric: Metric) -> str:
+    """Mean, 95% CI and n (and p where the metric is a test) in one cell."""
+    p = "" if metric.p_value is None else f" p={metric.p_value:.2g}"
+    return f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)} n={metric.n}{p}"
+
+
+def metrics_table(summary: AnalyzerSummary) -> Tabular:
+    """A row per metric and a column per group (or group / side): mean [95% CI] and n."""
+    labels = list(dict.fromkeys(metric.group for metric in summary.metrics))
+    cells: dict[tuple[str, str], dict[str, str]] = {}
+    for metric in summary.metrics:
+        cells.setdefault((metric.name, metric.level), {})[metric.group] = metric_cell(metric)
+    rows = [
+        [name if level == "episode" else f"{name} ({level})", *(values.get(label, "") for label in labels)]
+        for (name, level), values in cells.items()
+    ]
+    return Tabular(f"{summary.analyzer}: metrics per group, mean [95% CI]", ["metric", *labels], rows)
+
+
+def comparisons_table(title: str, comparisons: Iterable[Comparison], within_groups: bool) -> Tabular:
+    """A row per compared metric: the two means, the difference (other minus reference) with its 95% CI,
+    Cohen's d and the permutation p-value. Sides compared `within_groups` are named with their group."""
+
+    def label(c: Comparison, side: str) -> str:
+        return side_label(c.group, side) if within_groups else side
+
+    rows = [
+        [
+            f"{label(c, c.other)} vs {label(c, c.reference)}", c.name, f"{c.mean_reference:.3g} → {c.mean_other:.3g}",
+            f"{c.difference:.3g}{'' if c.ci_low is None else f' [{c.ci_low:.3g}, {c.ci_high:.3g}]'}",
+            "" if c.effect_size is None else f"{c.effect_size:.2f}", "" if c.p_value is None else f"{c.p_value:.2g}",
+        ]
+        for c in comparisons
+    ]
+    return Tabular(title, ["compared", "metric", "reference → other", "difference [95% CI]", "d", "p"], rows)
+
+
+def episode_metric_names(summary: AnalyzerSummary) -> list[str]:
+    """The episode-level metric names of a summary, in order."""
+    return list(dict.fromkeys(metric.name for metric in summary.metrics if metric.level == "episode"))
+
+
+def stored_annotations(store: Store, selection: Selection, summary: AnalyzerSummary, condition: str) -> list[tuple]:
+    """(group, author, turn index, name, value) of the analyzer's stored annotations of the selected episodes."""
+    where, params = selection.where()
+    rows = store.db.execute(
+        "SELECT e.run_id, e.dataset, json_extract(e.meta_json, '$.author'), a.turn_idx, a.name, a.value"
+        " FROM annotations a JOIN episodes e ON e.id = a.episode_id"
+        f" WHERE a.analyzer = ? AND a.analyzer_version = ? AND {condition} AND {where}",
+        [summary.analyzer, summary.version, *params],
+    )
+    return [(selection.label(run_id, dataset), author, *rest) for run_id, dataset, author, *rest in rows]
+
+
+def role_flip_charts(store: Store, selection: Selection, summary: AnalyzerSummary) -> list[Optional[Chart]]:
+    """The role-flip rate per group, and the turns at which flips happen."""
+    rate = metric_bars(
+        "role_flip_rate", "Role-flip rate per group",
+        "Share of episodes with at least one flipped turn, and of checked turns that flip; bars are 95% bootstrap CIs.",
+        summary.metrics, ["role_flipping_happens", "role_flipped_turn_share"],
+    )
+    checked = {metric.group: metric.n for metric in summary.metrics if metric.name == "role_flipping_happens"}
+    turns = turn_histogram(
+        "role_flip_turns", "Turn index of role flips",
+        "For each turn index, the share of a group's episodes whose turn at that index flipped roles.",
+        flip_turns(store, selection, summary), checked,
+    )
+    return [rate, turns]
+
+
+def flip_turns(store: Store, selection: Selection, summary: AnalyzerSummary) -> dict[str, list[int]]:
+    """Per group, the turn index of every flipped turn."""
+    flips: dict[str, list[int]] = {group.name: [] for group in selection.groups}
+    for group, _, turn_idx, _, _ in stored_annotations(store, selection, summary, "a.name = 'role_flipped'"):
+        flips[group].append(turn_idx)
+    return flips
+
+
+def digression_charts(summary: AnalyzerSummary) -> list[Optional[Chart]]:
+    """Digression categories (judge mode) as stacked shares of each group's judged episodes."""
+    return [stacked_shares(
+        "digression_categories", "Digression categories per group",
+        "Share of each group's judged episodes that digress, stacked by the judge's category.", digression_shares(summary),
+    )]
+
+
+def digression_shares(summary: AnalyzerSummary) -> dict[str, dict[str, float]]:
+    """Per group, each category's share of the episodes the judge answered for."""
+    judged = {metric.group: metric.n for metric in summary.metrics if metric.name == "digresses"}
+    shares: dict[str, dict[str, float]] = {group: {} for group in judged}
+    for metric in summary.metrics:
+        if metric.name.startswith("category[") and judged.get(metric.group):
+            shares[metric.group][metric.name[len("category[") : -1]] = metric.n / judged[metric.group]
+    return shares
+
+
+def task_label_charts(store: Store, selection: Selection) -> list[Optional[Chart]]:
+    """Human against model label distributions per group."""
+    return [label_distributions(
+        "task_label_distributions", "Human and model label distributions",
+        "For each group, the share of its human and of its model labels that take each value (an item labeled by"
+        " several models counts its human labels once).", task_label_values(store, selection),
+    )]
+
+
+def task_label_values(store: Store, selection: Selection) -> dict[str, dict[str, list[float]]]:
+    """Per group, every human label (once per item) and every model label of the selected items."""
+    where, params = selection.where()
+    rows = store.db.execute(
+        "SELECT e.run_id, e.dataset, json_extract(e.meta_json, '$.item_id'), json_extract(e.meta_json, '$.human_labels'),"
+        f" json_extract(e.meta_json, '$.model_labels') FROM episodes e WHERE e.kind = 'task_label' AND {where}",
+        params,
+    )
+    labels: dict[tuple[str, Optional[str]], dict[str, list[float]]] = {}
+    items_seen: set[tuple[str, str]] = set()
+    for run_id, dataset, item_id, human, model in rows:
+        group = selection.label(run_id, dataset)
+        sides = labels.setdefault((group, None), {"human": [], "model": []})
+        if item_id is None or (group, item_id) not in items_seen:
+            sides["human"] += clean_labels(json.loads(human or "[]"))
+            items_seen.add((group, item_id))
+        sides["model"] += clean_labels(json.loads(model or "[]"))
+    return selection.ordered(labels)
+
+
+def free_text_charts(store: Store, selection: Selection, summary: AnalyzerSummary) -> list[Optional[Chart]]:
+    """Style-feature distributions per group and side (human, llm)."""
+    values: dict[str, dict[tuple[str, Optional[str]], list[float]]] = {name: {} for name in episode_metric_names(summary)}
+    for group, author, _, name, value in stored_annotations(store, selection, summary, "a.turn_idx IS NULL"):
+        if name in values:
+            values[name].setdefault((group, author), []).append(value)
+    return [distributions(
+        "free_text_styles", "Style-feature distributions",
+        "Per style feature, the spread of its per-text values in each group and side (boxes: quartiles; whiskers: 1.5 IQR).",
+        {name: selection.ordered(by_side) for name, by_side in values.items()},
+    )]
+
+
+def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummary) -> Section:
+    """An analyzer's tables (metrics per group, differences against the reference, sides within groups) and figures."""
+    section = Section(f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)", [metrics_table(summary)])
+    if summary.against_reference:
+        section.tables.append(comparisons_table(f"{summary.analyzer}: each group against the reference", summary.against_reference, False))
+    if summary.comparisons:
+        section.tables.append(comparisons_table(f"{summary.analyzer}: sides within each group", summary.comparisons, True))
+    charts: list[Optional[Chart]] = [metric_bars(
+        f"{summary.analyzer}_metrics", f"{summary.analyzer}: episode-level metrics per group",
+        "Mean of each episode-level value (a rate for 0/1 flags) per group, with 95% bootstrap CIs as error bars.",
+        summary.metrics, [name for name in episode_metric_names(summary) if not name.startswith("category[")],
+    )]
+    if summary.analyzer == "role_flip":
+        charts += role_flip_charts(store, selection, summary)
+    elif summary.analyzer == "digression":
+        charts += digression_charts(summary)
+    elif summary.analyzer == "task_labels":
+        charts += task_label_charts(store, selection)
+    elif summary.analyzer == "free_text":
+        charts += free_text_charts(store, selection, summary)
+    section.charts = [chart for chart in charts if chart is not None]
+    return section
+
+
+def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSummary]) -> Report:
+    """The groups table, then a section per analyzer that applied to the selected episodes."""
+    applied = [summary for summary in summaries if summary.n_episodes]
+    idle = [summary.analyzer for summary in summaries if not summary.n_episodes]
+    facts = [
+        ("database", str(store.path)),
+        ("selection", selection.described),
+        ("grouped by", selection.by),
+        ("reference", selection.reference or "none"),
+        ("analyzers", ", ".join(summary.analyzer for summary in applied) or "none applied"),
+        ("made", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+    ]
+    if idle:
+        facts.append(("not applicable", ", ".join(idle)))
+    sections = [Section("Groups", [groups_table(selection)])]
+    sections += [analyzer_section(store, selection, summary) for summary in applied]
+    return Report(facts, sections)
+
+
+# Writing
+
+
+def to_markdown(report: Report) -> str:
+    """The report as Markdown, figures linked beside it."""
+    parts = ["# Comparison report", "", *(f"- {name}: `{value}`" for name, value in report.facts), ""]
+    for section in report.sections:
+        parts += [f"## {section.title}", ""]
+        parts += [markdown_table(table) for table in section.tables]
+        for chart in section.charts:
+            parts += [f"![{chart.title}]({chart.name}.png)", "", f"*{chart.title}.* {chart.caption}", ""]
+    return "\n".join(parts)
+
+
+STYLE = (
+    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0;font-size:0.85em}"
+    "th,td{border:1px solid #ccc;padding:0.25em 0.5em;text-align:right}th:first-child,td:first-child{text-align:left}"
+    "caption{font-weight:bold;text-align:left;padding:0.3em 0}img{max-width:100%}figcaption{font-size:0.9em;color:#444}"
+)
+
+
+def to_html(report: Report) -> str:
+    """The report as one HTML file: tables as HTML, figures embedded as data URIs, no outside resources."""
+    facts = "".join(f"<li>{html.escape(name)}: <code>{html.escape(value)}</code></li>" for name, value in report.facts)
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Comparison report</title><style>{STYLE}</style></head><body>",
+        f"<h1>Comparison report</h1><ul>{facts}</ul>",
+    ]
+    for section in report.sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        parts += [html_table(table) for table in section.tables]
+        for chart in section.charts:
+            data = base64.b64encode(chart.png).decode("ascii")
+            parts.append(
+                f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(chart.title)}'>"
+                f"<figcaption><b>{html.escape(chart.title)}.</b> {html.escape(chart.caption)}</figcaption></figure>"
+            )
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_report(report: Report, out: Path) -> None:
+    """The PNGs, report.md and report.html into `out` (made if missing)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for chart in report.charts:
+            (out / f"{chart.name}.png").write_bytes(chart.png)
+        (out / "report.md").write_text(to_markdown(report), encoding="utf-8")
+        (out / "report.html").write_text(to_html(report), encoding="utf-8")
+    except OSError as exc:
+        raise SimError(f"--out: cannot write the report into {out}: {exc.strerror}") from None
+
+
+def run_comparison(
+    db: str,
+    sweep: Optional[str],
+    run_ids: Sequence[str],
+    datasets: Sequence[str],
+    by: str,
+    reference: Optional[str],
+    names: Sequence[str],
+    out: Optional[Path],
+    overrides: Sequence[str],
+) -> tuple[Report, Path]:
+    """Select and group, check the report folder, analyze (writing annotations, as `sim analyze` does), build the
+    report and write it; the report and its folder."""
+    cfg = analysis_settings(list(overrides), "sim compare")
+    selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze))
+    store = Store.open(db, create=False)
+    try:
+        selection = select(store, sweep, run_ids, datasets, by, reference)
+        folder = check_out(out)
+        summaries = analyze(
+            store, selected, scopes=selection.scopes(), group_of=selection.group_of, reference=selection.reference
+        )
+        report = build_report(store, selection, summaries)
+    finally:
+        store.close()
+    write_report(report, folder)
+    return report, folder

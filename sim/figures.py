@@ -1,0 +1,152 @@
+"""Figures for `sim compare`: matplotlib PNGs drawn off-screen from analyzer metrics and stored values."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+# Figure objects are built directly (never pyplot), so no window or GUI backend is ever involved.
+from matplotlib.figure import Figure
+
+from sim.analysis import Metric
+
+# Panels per figure at most, and their layout.
+MAX_PANELS = 30
+COLUMNS = 3
+PANEL_INCHES = (4.2, 3.0)
+DPI = 100
+COLORS = [f"C{i}" for i in range(10)]
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One PNG figure with its file name, title and what it shows."""
+
+    name: str
+    title: str
+    caption: str
+    png: bytes
+
+
+def _render(figure: Figure) -> bytes:
+    """The figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def _panels(n: int) -> tuple[Figure, list]:
+    """A figure with `n` panels on a grid, and the panels."""
+    columns = min(COLUMNS, n)
+    rows = math.ceil(n / columns)
+    figure = Figure(figsize=(PANEL_INCHES[0] * columns, PANEL_INCHES[1] * rows))
+    axes = [figure.add_subplot(rows, columns, i + 1) for i in range(n)]
+    return figure, axes
+
+
+def _short(label: str, limit: int = 28) -> str:
+    """A group label cut to fit under a bar."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def metric_bars(name: str, title: str, caption: str, metrics: Iterable[Metric], names: Sequence[str]) -> Optional[Chart]:
+    """One panel per metric name (at most MAX_PANELS), a bar per group: the mean with its 95% CI as an error bar."""
+    by_name: dict[str, list[Metric]] = {}
+    for metric in metrics:
+        if metric.name in names:
+            by_name.setdefault(metric.name, []).append(metric)
+    shown = [n for n in names if n in by_name][:MAX_PANELS]
+    if not shown:
+        return None
+    figure, axes = _panels(len(shown))
+    for axis, metric_name in zip(axes, shown):
+        rows = by_name[metric_name]
+        means = [m.mean for m in rows]
+        low = [0.0 if m.ci_low is None else max(m.mean - m.ci_low, 0.0) for m in rows]
+        high = [0.0 if m.ci_high is None else max(m.ci_high - m.mean, 0.0) for m in rows]
+        positions = range(len(rows))
+        axis.bar(positions, means, yerr=[low, high], capsize=4, color=[COLORS[i % len(COLORS)] for i in positions])
+        axis.set_xticks(list(positions), [_short(m.group) for m in rows], rotation=30, ha="right", fontsize=8)
+        axis.set_title(metric_name, fontsize=9)
+        if max(means) <= 0 <= min(means):
+            axis.set_ylim(0, 1)  # all zero: show the bars against a unit scale, not a band around 0
+    return Chart(name, title, caption, _render(figure))
+
+
+def turn_histogram(name: str, title: str, caption: str, turns: dict[str, list[int]], n_episodes: dict[str, int]) -> Optional[Chart]:
+    """Grouped bars over turn indices: the share of each group's episodes with an event (a flip) at that turn."""
+    if not any(turns.values()):
+        return None
+    indices = sorted({idx for values in turns.values() for idx in values})
+    groups = [group for group in turns if n_episodes.get(group)]
+    figure = Figure(figsize=(max(6.0, 0.5 * len(indices) * max(len(groups), 1)), 4.0))
+    axis = figure.add_subplot()
+    width = 0.8 / max(len(groups), 1)
+    for i, group in enumerate(groups):
+        counts = Counter(turns[group])
+        shares = [counts[idx] / n_episodes[group] for idx in indices]
+        axis.bar([x + i * width for x in range(len(indices))], shares, width, label=_short(group), color=COLORS[i % len(COLORS)])
+    axis.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(indices))], [str(idx) for idx in indices])
+    axis.set_xlabel("turn index")
+    axis.set_ylabel("share of episodes")
+    axis.legend(fontsize=8)
+    return Chart(name, title, caption, _render(figure))
+
+
+def stacked_shares(name: str, title: str, caption: str, shares: dict[str, dict[str, float]]) -> Optional[Chart]:
+    """A stacked bar per group: the share of its items in each category."""
+    categories = sorted({category for parts in shares.values() for category in parts})
+    if not categories:
+        return None
+    groups = list(shares)
+    figure = Figure(figsize=(max(6.0, 1.2 * len(groups) + 4), 4.5))
+    axis = figure.add_subplot()
+    bottoms = [0.0] * len(groups)
+    for i, category in enumerate(categories):
+        heights = [shares[group].get(category, 0.0) for group in groups]
+        axis.bar(range(len(groups)), heights, bottom=bottoms, label=category, color=COLORS[i % len(COLORS)])
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    axis.set_xticks(range(len(groups)), [_short(g) for g in groups], rotation=30, ha="right", fontsize=8)
+    axis.set_ylabel("share of judged episodes")
+    axis.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return Chart(name, title, caption, _render(figure))
+
+
+def label_distributions(name: str, title: str, caption: str, labels: dict[str, dict[str, list[float]]]) -> Optional[Chart]:
+    """A panel per group: how often each label value was given, by the human and by the model annotators."""
+    groups = [group for group, sides in labels.items() if any(sides.values())][:MAX_PANELS]
+    if not groups:
+        return None
+    figure, axes = _panels(len(groups))
+    for axis, group in zip(axes, groups):
+        sides = {side: values for side, values in labels[group].items() if values}
+        support = sorted({value for values in sides.values() for value in values})
+        width = 0.8 / len(sides)
+        for i, (side, values) in enumerate(sides.items()):
+            counts = Counter(values)
+            shares = [counts[value] / len(values) for value in support]
+            axis.bar([x + i * width for x in range(len(support))], shares, width, label=f"{side} (n={len(values)})", color=COLORS[i])
+        axis.set_xticks([x + width * (len(sides) - 1) / 2 for x in range(len(support))], [f"{v:g}" for v in support])
+        axis.set_title(_short(group, 40), fontsize=9)
+        axis.set_xlabel("label")
+        axis.set_ylabel("share of labels")
+        axis.legend(fontsize=7)
+    return Chart(name, title, caption, _render(figure))
+
+
+def distributions(name: str, title: str, caption: str, values: dict[str, dict[str, list[float]]]) -> Optional[Chart]:
+    """A panel per feature (at most MAX_PANELS), a box per group: the spread of its per-episode values."""
+    features = [feature for feature, groups in values.items() if any(groups.values())][:MAX_PANELS]
+    if not features:
+        return None
+    figure, axes = _panels(len(features))
+    for axis, feature in zip(axes, features):
+        groups = {group: vs for group, vs in values[feature].items() if vs}
+        axis.boxplot(list(groups.values()), showfliers=False)
+        axis.set_xticks(range(1, len(groups) + 1), [_short(g) for g in groups], rotation=30, ha="right", fontsize=8)
+        axis.set_title(feature, fontsize=9)
+    return Chart(name, title, caption, _render(figure))

@@ -1,0 +1,123 @@
+"""Replaying stored conversations: forks from turn K, `sim show` filters, and `sim reanalyze` after a version change."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, TINY, db_rows, run_sim
+from test_bad_input import assert_one_line_error
+
+BASE = [*TINY, "scenario.n_episodes=1", "scenario.max_turns=4", "scenario.max_tokens=24", "seed=3", "run.id=base"]
+PARENT = "base-e0000"
+
+
+@pytest.fixture(scope="module")
+def base_db(tmp_path_factory) -> Path:
+    """A stored four-turn role-play conversation, analyzed; tests work on copies of it."""
+    folder = tmp_path_factory.mktemp("base")
+    result = run_sim(["run", *BASE], folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "runs" / "sim.db"
+
+
+@pytest.fixture
+def db(base_db: Path, tmp_path: Path) -> Path:
+    """This test's copy of the base database, where `sim` (run in tmp_path) finds it."""
+    target = tmp_path / "runs" / "sim.db"
+    target.parent.mkdir()
+    shutil.copy(base_db, target)
+    return target
+
+
+def turns(db: Path, episode_id: str) -> list[tuple]:
+    return db_rows(db, f"SELECT idx, speaker, content, cache_hit FROM turns WHERE episode_id = '{episode_id}' ORDER BY idx")
+
+
+def child_of(db: Path, fork_turn: int) -> tuple[str, str]:
+    ((child, run_id),) = db_rows(db, f"SELECT id, run_id FROM episodes WHERE parent_id = '{PARENT}' AND fork_turn = {fork_turn}")
+    return child, run_id
+
+
+def test_fork_with_the_same_settings_replays_the_parent_from_the_cache(sim, db: Path) -> None:
+    result = sim("replay", PARENT, "--fork-at", "2")
+    assert result.returncode == 0, result.stderr
+    child, _ = child_of(db, 2)
+    assert f"forked {PARENT} at turn 2 into {child}" in result.stdout
+    parent_turns, child_turns = turns(db, PARENT), turns(db, child)
+    assert [t[:3] for t in child_turns] == [t[:3] for t in parent_turns]
+    assert [t[3] for t in child_turns[2:]] == [1, 1], "turns from the fork on were asked again, and the cache answered"
+
+
+def test_fork_with_another_seed_keeps_the_turns_before_k_and_is_analyzed(sim, db: Path) -> None:
+    result = sim("replay", PARENT, "--fork-at", "1", "seed=11", "scenario.temperature=1.2")
+    assert result.returncode == 0, result.stderr
+    child, run_id = child_of(db, 1)
+    parent_turns, child_turns = turns(db, PARENT), turns(db, child)
+    assert child_turns[0][:3] == parent_turns[0][:3]
+    assert [t[0] for t in child_turns] == [0, 1, 2, 3]
+    assert [t[2] for t in child_turns[1:]] != [t[2] for t in parent_turns[1:]]
+    assert all(t[3] == 0 for t in child_turns[1:])
+    ((seed, scenario, status, n_turns, config),) = db_rows(db, f"SELECT seed, scenario, status, n_turns, config_yaml FROM runs WHERE id = '{run_id}'")
+    assert (seed, scenario, status, n_turns) == (11, "roleplay", "done", 4)
+    assert "temperature: 1.2" in config
+    analyzed = {name for (name,) in db_rows(db, f"SELECT DISTINCT analyzer FROM annotations WHERE episode_id = '{child}'")}
+    assert {"role_flip", "conversation_stats"} <= analyzed
+
+
+def test_replay_refuses_bad_requests_and_writes_nothing(sim, db: Path, tmp_path: Path) -> None:
+    before = db_rows(db, "SELECT count(*) FROM runs")
+    assert_one_line_error(sim("replay", PARENT, "--fork-at", "9"), "--fork-at must be between 0 and 4")
+    assert_one_line_error(sim("replay", "nope-e0000", "--fork-at", "1"), "no episode 'nope-e0000'")
+    assert_one_line_error(sim("replay", PARENT, "--fork-at", "1", "store.path=x.db"), "sim replay takes", "store.path=x.db")
+    assert_one_line_error(sim("replay", PARENT, "--fork-at", "1", "scenario=spp"), "sim replay takes", "scenario=spp")
+    assert_one_line_error(sim("replay", PARENT, "--fork-at", "1", "scenario.nonsense=1"), "nonsense")
+    imported = sim("import", "dailydialog", str(DATA / "conversations/dailydialog/dailydialog_sample_2624.jsonl"), "--dataset", "dd")
+    assert imported.returncode == 0, imported.stderr
+    (first,) = db_rows(db, "SELECT id FROM episodes WHERE dataset = 'dd' LIMIT 1")
+    assert_one_line_error(sim("replay", first[0], "--fork-at", "1"), "was imported, not generated")
+    assert db_rows(db, "SELECT count(*) FROM runs") == before
+
+
+def test_a_scenario_without_turn_requests_cannot_be_forked(sim, tmp_path: Path) -> None:
+    labels = sim("run", *TINY, "scenario=task_labels", "scenario.n_episodes=1", "scenario.annotators=1", "run.id=labels")
+    assert labels.returncode == 0, labels.stderr
+    db = tmp_path / "runs" / "sim.db"
+    assert_one_line_error(sim("replay", "labels-e0000", "--fork-at", "0"), "scenario 'task_labels' cannot be forked")
+    assert db_rows(db, "SELECT id FROM runs") == [("labels",)]
+
+
+def test_show_filters_flagged_turns_and_full_text_matches(sim, db: Path) -> None:
+    flagged = {idx for (idx,) in db_rows(db, f"SELECT turn_idx FROM annotations WHERE analyzer = 'role_flip' AND turn_idx IS NOT NULL AND episode_id = '{PARENT}'")}
+    shown = sim("show", PARENT, "--flagged")
+    assert shown.returncode == 0, shown.stderr
+    assert {idx for idx in range(4) if f"[{idx}] " in shown.stdout} == flagged
+    titles = [line for line in shown.stdout.splitlines() if line.startswith("╭─")]
+    assert titles and not any("turn_words" in title for title in titles), "per-turn measurements are not flags"
+
+    idx, content = db_rows(db, f"SELECT idx, content FROM turns WHERE episode_id = '{PARENT}' ORDER BY length(content) DESC LIMIT 1")[0]
+    word = max(content.replace("'", " ").split(), key=len).strip('.,!?:;"()')
+    found = sim("show", "--search", f'"{word}"')
+    assert found.returncode == 0, found.stderr
+    matching = {i for (i,) in db_rows(db, f"SELECT idx FROM turns WHERE episode_id = '{PARENT}' AND content LIKE '%{word}%'")}
+    assert idx in matching and {i for i in range(4) if f"[{i}] " in found.stdout} == matching
+    assert "no turn matches" in sim("show", "--search", "zzzqqqxxy").stdout
+    assert_one_line_error(sim("show", "--search", '"unclosed'), "--search", "unterminated string")
+    assert_one_line_error(sim("show"), "needs an EPISODE_ID")
+
+
+def test_reanalyze_replaces_annotations_of_an_older_analyzer_version(sim, db: Path) -> None:
+    current = db_rows(db, "SELECT name, turn_idx, value FROM annotations WHERE analyzer = 'role_flip' ORDER BY id")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE annotations SET analyzer_version = '1', value = 99 WHERE analyzer = 'role_flip'")
+    result = sim("reanalyze")
+    assert result.returncode == 0, result.stderr
+    assert "role_flip: v1 -> v2 on run base (1 episodes)" in result.stdout
+    assert "conversation_stats" not in result.stdout, "current annotations are left alone"
+    assert db_rows(db, "SELECT name, turn_idx, value FROM annotations WHERE analyzer = 'role_flip' ORDER BY id") == current
+    assert db_rows(db, "SELECT DISTINCT analyzer_version FROM annotations WHERE analyzer = 'role_flip'") == [("2",)]
+    assert "nothing to do" in sim("reanalyze").stdout
+    assert_one_line_error(sim("reanalyze", "--analyzer", "nosuch"), "unknown analyzer 'nosuch'")
