@@ -14,7 +14,6 @@ from tqdm import tqdm
 from analyzers import Analyzer, analyzers
 from analyzers.base import Scored
 from sim.config import build
-from sim.errors import SimError
 from sim.records import Annotation, Episode
 from sim.stats import Difference, Estimate, compare, estimate
 from sim.store import Store
@@ -23,8 +22,6 @@ from sim.store import Store
 ANNOTATE_BATCH = 64
 # Annotations are written in batches of this many episodes: one transaction each.
 WRITE_BATCH = 2000
-# Overrides the analysis commands take: analyzer settings and the judge backend.
-ANALYSIS_OVERRIDES = ("analyzer.", "backend=", "backend.")
 # The side every other side is compared against, when a group has it.
 REFERENCE_SIDE = "human"
 
@@ -267,15 +264,6 @@ def analyze(
                 run.add(batch)
             bar.update(len(batch))
     return [run.summary() for run in runs]
-
-
-def analysis_settings(overrides: list[str], command: str) -> DictConfig:
-    """The composed config for `command`'s analyzer and judge overrides; a SimError for any other override."""
-    from sim.app import compose_config  # Hydra's composition, loaded only where a command composes a config
-
-    if bad := [o for o in overrides if not o.startswith(ANALYSIS_OVERRIDES)]:
-        raise SimError(f"{command} takes analyzer and judge settings (analyzer.NAME.KEY=VALUE, backend=...), got {bad[0]!r}")
-    return compose_config(overrides)
 
 
 def build_analyzers(settings: Optional[DictConfig], names: Iterable[str]) -> list[Analyzer]:

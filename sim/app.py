@@ -28,6 +28,8 @@ from sim.runner import execute, sweep_job_run_id
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
 MULTIRUN_FLAGS = ("-m", "--multirun")
+# Overrides the analysis commands (analyze, reanalyze, compare) take: analyzer settings and the judge backend.
+ANALYSIS_OVERRIDES = ("analyzer.", "backend=", "backend.")
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 
 
@@ -107,6 +109,13 @@ def _config_dir_overrides(args: list[str]) -> tuple[list[str], list[str]]:
     return rest, search_path
 
 
+def analysis_settings(overrides: list[str], command: str) -> DictConfig:
+    """The composed config for `command`'s analyzer and judge overrides; a SimError for any other override."""
+    if bad := [o for o in overrides if not o.startswith(ANALYSIS_OVERRIDES)]:
+        raise SimError(f"{command} takes analyzer and judge settings (analyzer.NAME.KEY=VALUE, backend=...), got {bad[0]!r}")
+    return compose_config(overrides)
+
+
 def check_overrides(args: list[str]) -> None:
     """Compose the config for every override value before Hydra runs anything; raise SimError on a bad one."""
     args, search_path = _config_dir_overrides(args)
@@ -133,7 +142,7 @@ def hydra_main(cfg: DictConfig) -> None:
     hydra_cfg = HydraConfig.get()
     sweep_id = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
     if sweep_id is not None and not cfg.run.id:
-        cfg.run.id = sweep_job_run_id(sweep_id, hydra_cfg.job.num)
+        cfg.run.id = sweep_job_run_id(sweep_id, hydra_cfg.job.num, list(hydra_cfg.overrides.task))
     try:
         report = execute(cfg, sweep_id=sweep_id, overrides=list(hydra_cfg.overrides.task))
     except SimError as exc:

@@ -28,7 +28,7 @@ def metadata(database: str, path: Path) -> dict[str, Any]:
             "facets": RUN_FACETS,
             "sort_desc": "created_at",
             "columns": {
-                "status": "running, done, failed or interrupted",
+                "status": "running, analyzing, done, failed or interrupted",
                 "config_yaml": "the composed Hydra config the run was started with",
                 "wall_s": "seconds from start to finish",
             },

@@ -105,7 +105,7 @@ def analyze(
     """
     from sim.analysis import analyze as run_analyzers
     from sim.analysis import build_analyzers
-    from sim.analysis import analysis_settings
+    from sim.app import analysis_settings
     from sim.report import summaries_table
 
     cfg = analysis_settings(list(overrides), "sim analyze")
@@ -130,7 +130,7 @@ def analyze(
 @click.option("--flagged", is_flag=True, help="Only turns an analyzer (role_flip, role_drift) or a live guard flagged.")
 @click.option("--search", "query", help="Only turns matching this full-text query (SQLite FTS5 syntax: words, \"a phrase\", OR, prefix*).")
 @click.option("--run", "run_id", help="Without EPISODE_ID: only episodes of this run.")
-@click.option("--limit", default=10, show_default=True, help="Without EPISODE_ID: at most this many episodes.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1), help="Without EPISODE_ID: at most this many episodes.")
 def show(episode_id: Optional[str], db: str, flagged: bool, query: Optional[str], run_id: Optional[str], limit: int) -> None:
     """Render a stored conversation with its analyzer flags; --flagged and --search keep only the turns that
     match, and without EPISODE_ID they find those turns in every episode (of --run).
@@ -263,8 +263,9 @@ def reanalyze(db: str, names: tuple[str, ...], as_json: bool, overrides: tuple[s
 @click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--into", "into", required=True, help="Target database (created if missing).")
 def merge(shards: tuple[Path, ...], into: str) -> None:
-    """Merge SQLite shards (one per job of a sweep over several machines) into one store: a row already there
-    is kept (a finished run or episode replaces an unfinished copy), so merging again adds nothing.
+    """Merge SQLite shards (one per job of a sweep over several machines) into one store: each episode comes
+    whole (turns, annotations) from one file; one already there is kept unless the shard finished it, so merging
+    again adds nothing.
 
     \b
     Example:
@@ -276,8 +277,7 @@ def merge(shards: tuple[Path, ...], into: str) -> None:
     store = Store.open(into)
     try:
         for shard in shards:
-            counts = merge_shard(store, shard)
-            added = ", ".join(f"{n} {table}" for table, n in counts.rows.items() if n) or "nothing new"
+            added = ", ".join(f"{n} {table}" for table, n in merge_shard(store, shard).items() if n) or "nothing new"
             click.echo(f"{shard}: {added}")
     finally:
         store.close()

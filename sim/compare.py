@@ -16,8 +16,9 @@ from omegaconf import OmegaConf
 
 from analyzers.task_labels import clean_labels
 from sim.analysis import (
-    AnalyzerSummary, Comparison, Metric, Scope, analysis_settings, analyze, build_analyzers, side_label, side_order,
+    AnalyzerSummary, Comparison, Metric, Scope, analyze, build_analyzers, count_episodes, side_label, side_order,
 )
+from sim.app import analysis_settings
 from sim.errors import SimError
 from sim.figures import Chart, distributions, label_distributions, metric_bars, stacked_shares, turn_histogram
 from sim.records import Episode
@@ -93,11 +94,6 @@ class Selection:
         return "(" + " OR ".join(parts) + ")", [*runs, *datasets]
 
 
-def has_dataset(store: Store, dataset: str) -> bool:
-    """Whether imported episodes of this dataset are stored."""
-    return bool(store.db["episodes"].count_where("run_id IS NULL AND dataset = ?", [dataset]))
-
-
 def selected_runs(store: Store, sweep: Optional[str], run_ids: Sequence[str], datasets: Sequence[str]) -> list[dict[str, Any]]:
     """The runs of a sweep (`latest`: of the newest run's sweep), the listed runs, or, when neither and no dataset
     is named, every run in the store."""
@@ -165,13 +161,13 @@ def select(
     runs = selected_runs(store, sweep, run_ids, datasets)
     datasets = list(dict.fromkeys(datasets))
     for dataset in datasets:
-        if not has_dataset(store, dataset):
+        if not count_episodes(store, [(None, dataset)]):
             raise SimError(f"no imported dataset {dataset!r} in {store.path}")
     if not runs and by != "run":
         raise SimError(f"--by {by!r} groups runs, and none are selected (each imported dataset is a group of its own)")
     reference_group = None
     if reference is not None:
-        if has_dataset(store, reference):
+        if count_episodes(store, [(None, reference)]):
             reference_group = Group(reference, dataset=reference, reference=True)
             datasets = [d for d in datasets if d != reference]
         elif store.find_run(reference) is not None:
@@ -190,7 +186,7 @@ def select(
             raise SimError(f"--reference {reference!r} has the name of a compared group; choose --by or the reference apart")
         groups.insert(0, reference_group)
     for group in groups:
-        group.n_episodes = count_episodes(store, group)
+        group.n_episodes = count_episodes(store, group.scopes())
     if not any(group.n_episodes for group in groups):
         raise SimError(f"the selected runs hold no episodes in {store.path}")
     described = f"sweep {runs[0]['sweep_id']}" if sweep else f"runs {', '.join(run_ids)}" if run_ids else "every run" if runs else "datasets"
@@ -199,14 +195,6 @@ def select(
     elif datasets:
         described = f"datasets {', '.join(datasets)}"
     return Selection(groups, by, described)
-
-
-def count_episodes(store: Store, group: Group) -> int:
-    """How many episodes a group holds."""
-    if group.dataset is not None:
-        return store.db["episodes"].count_where("run_id IS NULL AND dataset = ?", [group.dataset])
-    placeholders = ", ".join("?" * len(group.runs))
-    return store.db["episodes"].count_where(f"run_id IN ({placeholders})", group.runs)
 
 
 def check_out(out: Optional[Path]) -> Path:
@@ -505,7 +493,7 @@ def run_comparison(
     report and write it; the report and its folder."""
     cfg = analysis_settings(list(overrides), "sim compare")
     selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze))
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, writable=True)  # analyzing writes annotations
     try:
         selection = select(store, sweep, run_ids, datasets, by, reference)
         folder = check_out(out)

@@ -44,10 +44,13 @@ class RunnerConfig:
 
 @dataclass
 class RunConfig:
-    """Identity of one run; left null, the id is generated and the sweep id taken from Hydra."""
+    """Identity of one run; left null, the id is generated and the sweep id taken from Hydra. A fork
+    (`sim replay`) names the episode it plays again and the turn it regenerates from."""
 
     id: Optional[str] = None
     sweep_id: Optional[str] = None
+    fork_of: Optional[str] = None
+    fork_at: Optional[int] = None
 
 
 @dataclass

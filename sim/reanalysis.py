@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sim.analysis import AnalyzerSummary, analysis_settings, analyze, build_analyzers
-from sim.guards import GUARD_ANALYZER
+from analyzers import analyzers
+from sim.analysis import AnalyzerSummary, analyze, build_analyzers
+from sim.app import analysis_settings
 from sim.store import Store
+
 
 @dataclass
 class Reanalysis:
@@ -35,13 +37,14 @@ class Reanalysis:
 
 
 def reanalyze(store: Store, names: list[str], overrides: list[str]) -> list[Reanalysis]:
-    """Run each named analyzer (default: every one with stored annotations) again on each run and dataset whose
-    annotations another version wrote; the new annotations replace the old ones."""
+    """Run each named analyzer (default: every registered one with stored annotations) again on each run and
+    dataset whose annotations another version wrote; the new annotations replace all the old ones there."""
     cfg = analysis_settings(overrides, "sim reanalyze")
-    names = names or [name for name in store.analyzed_names() if name != GUARD_ANALYZER]
+    names = names or [name for name in store.analyzed_names() if name in analyzers.names()]
     done = []
     for analyzer in build_analyzers(cfg.analyzer, names):
-        for run_id, dataset, old_versions, n_episodes in store.stale_scopes(analyzer.name, analyzer.version):
+        for run_id, dataset, old_versions, n_stale in store.stale_scopes(analyzer.name, analyzer.version):
             (summary,) = analyze(store, [analyzer], run_id=run_id, dataset=dataset)
-            done.append(Reanalysis(analyzer.name, analyzer.version, old_versions, run_id, dataset, n_episodes, summary))
+            store.drop_other_versions(analyzer.name, analyzer.version, run_id, dataset)
+            done.append(Reanalysis(analyzer.name, analyzer.version, old_versions, run_id, dataset, n_stale, summary))
     return done

@@ -3,34 +3,32 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from sim.errors import SimError
-from sim.runner import GROUPS, Fork, RunReport, execute
+from sim.runner import GROUPS, RunReport, apply_overrides, execute, override_key
 from sim.store import Store
 
 # What a replay may change; the store is --db, and the new run gets its own id.
 REPLAY_KEYS = ("backend", "scenario.", "seed", "runner.", "analyzer.")
 
 
-def fork_config(stored_yaml: str, overrides: list[str]) -> DictConfig:
-    """The parent run's config with `overrides` applied: `backend=NAME` swaps the whole backend,
-    `KEY=VALUE` sets one key (as composed, so that Hydra checks names and types)."""
+def fork_config(run: dict[str, Any], overrides: list[str]) -> DictConfig:
+    """The parent run's config with `overrides` applied: `backend=NAME` swaps the whole backend, `KEY=VALUE`
+    sets one key, composed on the parent's own backend and scenario so that Hydra checks names and types."""
     from sim.app import compose_config  # Hydra's composition, loaded only when a replay needs it
 
-    for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
+    keys = [override_key(override) for override in overrides]
+    for override, key in zip(overrides, keys):
         if not key.startswith(REPLAY_KEYS) or key == "scenario":
             raise SimError(
                 f"sim replay takes backend=..., backend.*, scenario.*, seed, runner.* and analyzer.* overrides, got {override!r}"
             )
-    composed = compose_config(overrides)
-    cfg = OmegaConf.create(stored_yaml)
-    for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
-        value = composed[key] if key in GROUPS else OmegaConf.select(composed, key)
-        OmegaConf.update(cfg, key, value, merge=False, force_add=True)
+    parent_groups = [f"{group}={run[group]}" for group in GROUPS if group not in keys]
+    cfg = OmegaConf.create(run["config_yaml"])
+    apply_overrides(cfg, compose_config([*parent_groups, *overrides]), overrides)
     return cfg
 
 
@@ -46,8 +44,8 @@ def replay(db: Path, episode_id: str, fork_at: int, overrides: list[str]) -> Run
         raise SimError(f"episode {episode_id!r} was imported, not generated: only generated conversations can be replayed")
     if not 0 <= fork_at <= len(parent.turns):
         raise SimError(f"--fork-at must be between 0 and {len(parent.turns)} (the turns of {episode_id}), got {fork_at}")
-    cfg = fork_config(run["config_yaml"], overrides)
+    cfg = fork_config(run, overrides)
     cfg.store.path = str(db)
-    cfg.run.id = None
-    cfg.run.sweep_id = None
-    return execute(cfg, fork=Fork(parent, fork_at))
+    # A run of its own, which records what it forks, so that `sim run run.id=ID` resumes it as a fork.
+    cfg.run.update(id=None, sweep_id=None, fork_of=episode_id, fork_at=fork_at)
+    return execute(cfg)

@@ -60,10 +60,12 @@ def new_run_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def sweep_job_run_id(sweep_id: str, job_num: int) -> str:
-    """The run id of job `job_num` of a sweep: the same each time the job starts, so that a job that is started
-    again (a cluster requeues it after a timeout or a preemption) resumes its run instead of starting another."""
-    return f"sweep-{hashlib.sha256(sweep_id.encode()).hexdigest()[:10]}-j{job_num}"
+def sweep_job_run_id(sweep_id: str, job_num: int, overrides: list[str]) -> str:
+    """The run id of job `job_num` of a sweep, from the sweep and the job's overrides: the same each time the job
+    starts, so that a job started again (a cluster requeues it after a timeout) resumes its run, and another for
+    another sweep in the same folder."""
+    digest = hashlib.sha256("\n".join([sweep_id, *overrides]).encode()).hexdigest()[:10]
+    return f"sweep-{digest}-j{job_num}"
 
 
 def package_versions() -> dict[str, str]:
@@ -129,7 +131,10 @@ class Fork:
 
     def start(self, store: Store, run_id: str, plan: EpisodePlan) -> None:
         """Store the child episode with the parent's first `at` turns, in one transaction, so that playing it
-        continues from there as after a resume; texts the parent generated for later turns are dropped."""
+        continues from there as after a resume; texts the parent generated for later turns are dropped. A child
+        already stored (the fork run is being resumed) is kept as it is."""
+        if store.find_episode_row(episode_id_of(run_id, plan.index)) is not None:
+            return
         generated = {
             key: text for key, text in self.parent.meta.get("generated", {}).items()
             if (turn := _turn_of_key(key)) is None or turn < self.at
@@ -353,32 +358,42 @@ async def _generate(runner: EpisodeRunner, backend: Backend) -> list[Outcome]:
         await backend.aclose()
 
 
+def override_key(override: str) -> str:
+    """The dotted key a command-line override sets: `+backend.model=x` sets `backend.model`."""
+    return override.lstrip("+~").split("=", 1)[0]
+
+
+def apply_overrides(stored: DictConfig, composed: DictConfig, overrides: list[str]) -> None:
+    """Set each key the overrides name in `stored` to its value in `composed` (a whole node for `backend=...`)."""
+    for override in overrides:
+        key = override_key(override)
+        value = composed[key] if key in GROUPS else OmegaConf.select(composed, key)
+        OmegaConf.update(stored, key, value, merge=False, force_add=True)
+
+
 def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: list[str]) -> Optional[DictConfig]:
     """The stored config of an unfinished run, with this command's runner and store settings and its
-    `key=value` overrides applied on top (to fix a wrong URL, say); another backend or scenario is refused."""
+    `backend.*` and `scenario.*` overrides applied on top (to fix a wrong URL, say); another backend or scenario
+    is refused."""
     row = store.find_run(run_id)
     if row is None:
         return None
     stored = OmegaConf.create(row["config_yaml"])
     stored.runner = cfg.runner
     stored.store = cfg.store
-    for override in overrides:
-        key = override.lstrip("+~").split("=", 1)[0]
+    for key in map(override_key, overrides):
         if key in GROUPS and OmegaConf.select(cfg, f"{key}._target_") != OmegaConf.select(stored, f"{key}._target_"):
             raise SimError(f"run {run_id!r} already exists with another {key}; resume it with its own, or use a new run.id")
-        if "." in key and key.split(".")[0] in GROUPS:
-            OmegaConf.update(stored, key, OmegaConf.select(cfg, key), force_add=True)
+    apply_overrides(stored, cfg, [o for o in overrides if override_key(o).split(".")[0] in GROUPS and "." in override_key(o)])
     stored.run.id = run_id
     return stored
 
 
-def execute(
-    cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional[list[str]] = None, fork: Optional[Fork] = None
-) -> RunReport:
+def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional[list[str]] = None) -> RunReport:
     """Run (or resume) one job of the given config end to end, then run the configured analyzers on it.
 
     `overrides` are the command line's; when the run already exists they are applied to its stored config.
-    With `fork`, the new run plays only the forked episode, from the fork's turn on."""
+    A run with `run.fork_of` plays only that episode again, from turn `run.fork_at` on (`sim replay`)."""
     post_run_analyzers = build_analyzers(cfg.get("analyzer"), cfg.runner.analyze)  # fails on a typo before any generation
     for key in ("concurrency", "max_attempts"):
         if cfg.runner[key] <= 0:
@@ -389,22 +404,22 @@ def execute(
     store: Optional[Store] = None
     run_id = cfg.run.id or new_run_id()
     resumed = False
-    if cfg.run.id and Path(cfg.store.path).expanduser().exists():
-        store = Store.open(cfg.store.path)
-        existing = store.find_run(run_id)
-        if existing is not None and existing["status"] == "done":
-            store.close()
-            return RunReport(run_id, store.path, already_done=True)
-        stored_cfg = _resumable_config(store, run_id, cfg, overrides or [])
-        if stored_cfg is not None:
-            cfg, resumed = stored_cfg, True
     try:
+        if cfg.run.id and Path(cfg.store.path).expanduser().exists():
+            store = Store.open(cfg.store.path)
+            existing = store.find_run(run_id)
+            if existing is not None and existing["status"] == "done":
+                return RunReport(run_id, store.path, already_done=True)
+            stored_cfg = _resumable_config(store, run_id, cfg, overrides or [])
+            if stored_cfg is not None:
+                cfg, resumed = stored_cfg, True
         scenario: Scenario = build(cfg.scenario, "scenario")
         guards = build_guards(scenario.guards, cfg.get("analyzer"))
         scenario.prepare(Path(cfg.store.path))
-        fork_plan = fork.plan(scenario) if fork is not None else None
         backend: Backend = build(cfg.backend, "backend")
         store = store or Store.open(cfg.store.path)
+        fork = Fork(store.episode(cfg.run.fork_of), cfg.run.fork_at) if cfg.run.get("fork_of") else None
+        fork_plan = fork.plan(scenario) if fork is not None else None
         if resumed:
             store.restart_run(run_id)
         else:
@@ -422,7 +437,7 @@ def execute(
                 }
             )
         if fork is not None and fork_plan is not None:
-            fork.start(store, run_id, fork_plan)
+            fork.start(store, run_id, fork_plan)  # on a resume, once more: it keeps the child it finds
         policy = RetryPolicy(
             cfg.runner.max_attempts, cfg.runner.backoff_initial_s, cfg.runner.backoff_max_s, cfg.runner.retry_after_max_s
         )

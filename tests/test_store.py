@@ -102,6 +102,39 @@ def test_replacing_annotations_does_not_duplicate(tmp_path: Path) -> None:
     assert len(store.annotations("r1-e0000")) == 2
 
 
+def test_an_annotation_write_that_fails_halfway_leaves_the_earlier_annotations(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "sim.db")
+    new_episode(store)
+    store.replace_annotations_of("role_flip", "1", {"r1-e0000": [Annotation("r1-e0000", "old", 1.0)]}, first_time=True)
+    # The old rows are deleted first; the second new row then fails to encode, as a crash mid-write would stop it.
+    halfway = [Annotation("r1-e0000", "new", 2.0), Annotation("r1-e0000", "bad", 3.0, detail={"x": object()})]
+    with pytest.raises(TypeError):
+        store.replace_annotations_of("role_flip", "2", {"r1-e0000": halfway})
+    rows = store.db.execute("SELECT analyzer_version, name, value FROM annotations").fetchall()
+    store.close()
+    assert rows == [("1", "old", 1.0)]
+
+
+def _open_and_close(path: str) -> str:
+    try:
+        Store.open(path).close()
+    except SimError as exc:
+        return str(exc)
+    return "ok"
+
+
+def test_processes_creating_one_database_at_once_migrate_it_one_after_another(tmp_path: Path) -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(6) as pool:
+        for attempt in range(5):  # the jobs of a parallel sweep all open the store as they start
+            path = str(tmp_path / f"{attempt}.db")
+            assert pool.map(_open_and_close, [path] * 6) == ["ok"] * 6
+            assert [name for (name,) in sqlite3.connect(path).execute("SELECT name FROM _sqlite_migrations")] == [
+                m.name for m in migrations.pending(Database(memory=True))
+            ]
+
+
 def test_non_sqlite_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "notes.db"
     path.write_bytes(b"these are my notes, not a database\n")

@@ -14,6 +14,7 @@ from conftest import TINY, db_rows, run_sim
 from test_bad_input import assert_one_line_error
 from sim.api import open_results
 from sim.progress import count_jobs
+from sim.runner import sweep_job_run_id
 
 SHORT = [*TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.max_tokens=16"]
 SHARD_PATH = "store.path=${hydra:sweep.dir}/shards/${hydra:job.num}.db"
@@ -34,6 +35,13 @@ def assert_sound(db: Path) -> None:
 def test_count_jobs_is_the_product_of_the_sweeps() -> None:
     assert count_jobs(["backend=embedded", "scenario.temperature=0.2,0.8", "seed=1,2,3"]) == 6
     assert count_jobs(["seed=range(4)", "run.id=x"]) == 4
+
+
+def test_a_sweep_jobs_run_id_follows_its_sweep_and_its_overrides() -> None:
+    job = sweep_job_run_id("runs/multirun/a", 0, ["seed=1"])
+    assert job == sweep_job_run_id("runs/multirun/a", 0, ["seed=1"]) and job.endswith("-j0")
+    assert job != sweep_job_run_id("runs/multirun/a", 0, ["seed=3"]), "another sweep in the same folder"
+    assert job != sweep_job_run_id("runs/multirun/b", 0, ["seed=1"])
 
 
 def test_two_by_two_multirun_is_four_runs_of_one_sweep(sim, tmp_path: Path) -> None:
@@ -126,7 +134,14 @@ def test_merge_refuses_what_it_cannot_merge(sim, tmp_path: Path, shards: list[Pa
     assert_one_line_error(sim("merge", str(target), "--into", str(target)), "is the target database itself")
     (tmp_path / "notes.db").write_text("not a database")
     assert_one_line_error(sim("merge", str(tmp_path / "notes.db"), "--into", str(target)), "notes.db", "not a SQLite database")
+    other = tmp_path / "other.db"  # another run that happens to have the same id (say, run.id=x on two machines)
+    shutil.copy(shards[0], other)
+    with sqlite3.connect(other) as conn:
+        conn.execute("UPDATE runs SET created_at = '2020-01-01T00:00:00.000+00:00'")
+        conn.execute("UPDATE turns SET content = 'another conversation'")
+    assert_one_line_error(sim("merge", str(other), "--into", str(target)), "other.db", "is another run than the target's run")
     assert counts(target) == before
+    assert "another conversation" not in str(db_rows(target, "SELECT content FROM turns"))
 
 
 def test_slurm_preset_composes_into_a_valid_submitit_launcher(sim) -> None:
@@ -142,6 +157,7 @@ def test_slurm_preset_composes_into_a_valid_submitit_launcher(sim) -> None:
     assert isinstance(instantiate(launcher_cfg), SlurmLauncher)  # every key is one the launcher takes
     # Here submitit gets as far as looking for SLURM; on a cluster it would submit the job array.
     assert_one_line_error(sim("run", "-m", "hydra/launcher=slurm", *SHORT, SHARD_PATH, "seed=1,2"), "slurm", "srun")
+    assert_one_line_error(sim("run", "-m", "seed=1,2", "--cfg", "job"), "Only one of --run, --multirun, --cfg")
 
 
 @pytest.mark.skipif(
