@@ -148,8 +148,12 @@ def hydra_main(cfg: DictConfig) -> None:
     except SimError as exc:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        if sweep_id is None:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        # Said now, for this job; Hydra then goes on with the sweep's other jobs and raises the first failure last.
+        print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}): {exc}", file=sys.stderr)
+        raise
     print_run(Console(), report)
 
 
@@ -161,6 +165,10 @@ def run_hydra(args: list[str]) -> None:
     sys.argv = ["sim", *args]
     try:
         hydra_main()
+    except SimError as exc:
+        if set(args) & set(MULTIRUN_FLAGS) and not os.environ.get(DEBUG_ENV):
+            raise SimError(f"{exc} (the first failed job of the sweep; the other jobs ran)") from None
+        raise
     except Exception as exc:
         if os.environ.get(DEBUG_ENV):
             raise

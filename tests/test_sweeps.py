@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import TINY, db_rows, run_sim
+from conftest import DATA, TINY, db_rows, run_sim
 from test_bad_input import assert_one_line_error
 from sim.api import open_results
 from sim.progress import count_jobs
@@ -64,6 +64,20 @@ def test_two_by_two_multirun_is_four_runs_of_one_sweep(sim, tmp_path: Path) -> N
         assert results.runs(sweep_id="no-such-sweep").empty
     finally:
         results.close()
+
+
+def test_a_failing_job_does_not_stop_the_other_jobs_of_a_sweep(sim, tmp_path: Path) -> None:
+    texts = DATA / "free_form/m4-llama2-samples/wikihow_llama2_100.jsonl"
+    result = sim(
+        "run", "-m", *SHORT, "scenario=free_text", "scenario.samples_per_prompt=1",
+        f"scenario.reference={tmp_path / 'missing.jsonl'},{texts}",
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error: job 0 (") and "missing.jsonl" in lines[0]
+    assert lines[-1].startswith("error: ") and "missing.jsonl" in lines[-1] and "the other jobs ran" in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert db_rows(tmp_path / "runs" / "sim.db", "SELECT scenario, status FROM runs") == [("free_text", "done")]
 
 
 def test_joblib_sweep_of_four_processes_shares_one_db(sim, tmp_path: Path) -> None:
