@@ -12,6 +12,7 @@ from operator import itemgetter
 from typing import Any, Iterator, Optional
 
 from sqlite_utils import Database
+from tenacity import Retrying, retry_if_exception_message, stop_after_delay, wait_random
 
 from sim.errors import SimError
 from sim.migrations import migrations
@@ -78,7 +79,7 @@ class Store:
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
             db = Database(conn)
             cls._check_schema(db, path)
-            db.enable_wal()
+            cls._enable_wal(db)
             # In WAL mode NORMAL keeps every committed turn across a killed process; only power loss can drop the last few.
             db.execute("PRAGMA synchronous=NORMAL")
             if migrations.pending(db):
@@ -91,6 +92,19 @@ class Store:
                 ) from None
             raise SimError(f"store.path: cannot use {path} as a database: {exc}") from None
         return cls(db, path)
+
+    @staticmethod
+    def _enable_wal(db: Database) -> None:
+        """Switch a new database to WAL mode. SQLite answers "database is locked" at once, without waiting for
+        the busy timeout, while another process that opened the new file at the same time holds a lock on it."""
+        for attempt in Retrying(
+            retry=retry_if_exception_message(match="database is locked"),
+            stop=stop_after_delay(BUSY_TIMEOUT_S),
+            wait=wait_random(0.01, 0.2),
+            reraise=True,
+        ):
+            with attempt:
+                db.enable_wal()
 
     @staticmethod
     def _migrate(db: Database) -> None:

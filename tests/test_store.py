@@ -127,7 +127,7 @@ def test_processes_creating_one_database_at_once_migrate_it_one_after_another(tm
     import multiprocessing
 
     with multiprocessing.get_context("spawn").Pool(6) as pool:
-        for attempt in range(5):  # the jobs of a parallel sweep all open the store as they start
+        for attempt in range(20):  # the jobs of a parallel sweep all open the store as they start
             path = str(tmp_path / f"{attempt}.db")
             assert pool.map(_open_and_close, [path] * 6) == ["ok"] * 6
             assert [name for (name,) in sqlite3.connect(path).execute("SELECT name FROM _sqlite_migrations")] == [
