@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 # Figure objects are built directly (never pyplot), so no window or GUI backend is ever involved.
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from sim.analysis import Metric
@@ -77,6 +78,14 @@ def metric_bars(name: str, title: str, caption: str, metrics: Iterable[Metric], 
     return Chart(name, title, caption, _render(figure))
 
 
+def _grouped_bars(axis: Axes, ticks: list[str], series: dict[str, list[float]]) -> None:
+    """At each tick, one bar per series side by side, the tick label under the middle of them."""
+    width = 0.8 / max(len(series), 1)
+    for i, (label, heights) in enumerate(series.items()):
+        axis.bar([x + i * width for x in range(len(ticks))], heights, width, label=label, color=COLORS[i % len(COLORS)])
+    axis.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(ticks))], ticks)
+
+
 def turn_histogram(name: str, title: str, caption: str, turns: dict[str, list[int]], n_episodes: dict[str, int]) -> Optional[Chart]:
     """Grouped bars over turn indices: the share of each group's episodes with an event (a flip) at that turn."""
     if not any(turns.values()):
@@ -85,12 +94,11 @@ def turn_histogram(name: str, title: str, caption: str, turns: dict[str, list[in
     groups = [group for group in turns if n_episodes.get(group)]
     figure = Figure(figsize=(max(6.0, 0.5 * len(indices) * max(len(groups), 1)), 4.0))
     axis = figure.add_subplot()
-    width = 0.8 / max(len(groups), 1)
-    for i, group in enumerate(groups):
+    shares = {}
+    for group in groups:
         counts = Counter(turns[group])
-        shares = [counts[idx] / n_episodes[group] for idx in indices]
-        axis.bar([x + i * width for x in range(len(indices))], shares, width, label=_short(group), color=COLORS[i % len(COLORS)])
-    axis.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(indices))], [str(idx) for idx in indices])
+        shares[_short(group)] = [counts[idx] / n_episodes[group] for idx in indices]
+    _grouped_bars(axis, [str(idx) for idx in indices], shares)
     axis.set_xlabel("turn index")
     axis.set_ylabel("share of episodes")
     axis.legend(fontsize=8)
@@ -125,12 +133,11 @@ def label_distributions(name: str, title: str, caption: str, labels: dict[str, d
     for axis, group in zip(axes, groups):
         sides = {side: values for side, values in labels[group].items() if values}
         support = sorted({value for values in sides.values() for value in values})
-        width = 0.8 / len(sides)
-        for i, (side, values) in enumerate(sides.items()):
+        shares = {}
+        for side, values in sides.items():
             counts = Counter(values)
-            shares = [counts[value] / len(values) for value in support]
-            axis.bar([x + i * width for x in range(len(support))], shares, width, label=f"{side} (n={len(values)})", color=COLORS[i])
-        axis.set_xticks([x + width * (len(sides) - 1) / 2 for x in range(len(support))], [f"{v:g}" for v in support])
+            shares[f"{side} (n={len(values)})"] = [counts[value] / len(values) for value in support]
+        _grouped_bars(axis, [f"{v:g}" for v in support], shares)
         axis.set_title(_short(group, 40), fontsize=9)
         axis.set_xlabel("label")
         axis.set_ylabel("share of labels")

@@ -38,6 +38,18 @@ def assert_one_line_error(result, *fragments: str) -> None:
         ("backend.model_path=/nonexistent/model.gguf", ("no such GGUF file", "/nonexistent/model.gguf")),
         ("analyzer.instructions.subset_size=1", ("analyzer.instructions.subset_size must be at least 2",)),
         ("analyzer.preferences.lexicons=/nonexistent", ("analyzer.preferences.lexicons: /nonexistent is not a folder",)),
+        # malformed overrides, wrong types and sizes
+        ("scenario.reference_options={judge: [unclosed", ("no viable alternative at input", "{judge: [unclosed")),
+        ("scenario.n_episodes", ("scenario.n_episodes", "missing EQUAL")),
+        ("=3", ("override '=3' has no key",)),
+        ("nogroup=x", ("Could not override 'nogroup'",)),
+        ("scenario.temperature=hot", ("scenario.temperature", "'hot'", "Float")),
+        ("runner.progress=maybe", ("runner.progress", "'maybe' is not a valid bool")),
+        ("seed=abc", ("seed", "'abc'", "Integer")),
+        ("runner.concurrency=0", ("runner.concurrency must be positive, got 0",)),
+        ("runner.max_attempts=0", ("runner.max_attempts must be positive, got 0",)),
+        ("scenario.max_turns=0", ("scenario.max_turns must be a positive integer, got 0",)),
+        ("scenario.max_tokens=-5", ("scenario.max_tokens must be a positive integer, got -5",)),
     ],
 )
 def test_bad_config_is_one_line_and_writes_nothing(sim, tmp_path: Path, override: str, fragments) -> None:
@@ -107,27 +119,6 @@ def test_bad_analyzer_settings_are_one_line_and_touch_nothing(sim, tmp_path: Pat
     before = db.read_bytes()
     assert_one_line_error(sim("analyze", "--db", str(db), *args), *fragments)
     assert db.read_bytes() == before
-
-
-@pytest.mark.parametrize(
-    ("override", "fragments"),
-    [
-        ("scenario.reference_options={judge: [unclosed", ("no viable alternative at input", "{judge: [unclosed")),
-        ("scenario.n_episodes", ("scenario.n_episodes", "missing EQUAL")),
-        ("=3", ("override '=3' has no key",)),
-        ("nogroup=x", ("Could not override 'nogroup'",)),
-        ("scenario.temperature=hot", ("scenario.temperature", "'hot'", "Float")),
-        ("runner.progress=maybe", ("runner.progress", "'maybe' is not a valid bool")),
-        ("seed=abc", ("seed", "'abc'", "Integer")),
-        ("runner.concurrency=0", ("runner.concurrency must be positive, got 0",)),
-        ("runner.max_attempts=0", ("runner.max_attempts must be positive, got 0",)),
-        ("scenario.max_turns=0", ("scenario.max_turns must be a positive integer, got 0",)),
-        ("scenario.max_tokens=-5", ("scenario.max_tokens must be a positive integer, got -5",)),
-    ],
-)
-def test_malformed_overrides_wrong_types_and_sizes(sim, tmp_path: Path, override: str, fragments) -> None:
-    assert_one_line_error(sim("run", *TINY, override), *fragments)
-    assert not (tmp_path / "runs" / "sim.db").exists()
 
 
 def test_malformed_yaml_in_a_config_dir(sim, tmp_path: Path) -> None:
