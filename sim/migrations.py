@@ -177,3 +177,9 @@ def m005_turns_full_text_search(db: Database) -> None:
     """A full-text index of turn content, `turns_fts`, filled from the stored turns and kept current by triggers."""
     # sqlite-utils makes an external-content FTS5 table (content="turns"): the index holds no second copy of the text.
     db["turns"].enable_fts(["content"], create_triggers=True)
+
+
+@migrations()
+def m006_failed_request_attempts(db: Database) -> None:
+    """How many attempts the request that failed an episode made, so that a run's retries count them too."""
+    db["episodes"].add_column("failed_attempts", int)

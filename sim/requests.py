@@ -76,7 +76,7 @@ class RequestExecutor:
                         completion = await self.backend.complete(messages, params)
         except BackendError as exc:
             if attempts > 1:
-                raise BackendError(f"{exc} (after {attempts} attempts)") from exc
+                raise BackendError(f"{exc} (after {attempts} attempts)", attempts=attempts) from exc
             raise
         if self.use_cache:
             self._remember(request_hash, completion)

@@ -332,12 +332,14 @@ class EpisodeRunner:
         ctx = StoredEpisodeContext(
             self.store, self.executor, episode_id, self.seed, plan, kept, meta, turns_bar, self.guards, self.run_id
         )
+        failed_attempts = 0
         try:
             outcome = await self.scenario.play(plan, ctx)
         except GuardStop as stop:
             outcome = Outcome("done", stop.reason)
         except BackendError as exc:
             outcome = Outcome("failed", f"backend_error: {exc}")
+            failed_attempts = exc.attempts
         except BaseException:
             # Cancelled (Ctrl-C, or a setup error in another episode): resumable, so not finished.
             self.store.finish_episode(episode_id, "interrupted", "run_interrupted")
@@ -346,7 +348,7 @@ class EpisodeRunner:
             if actions := self.store.action_counts(GUARD_ANALYZER, episode_id):
                 summary = ", ".join(f"{n} {name}" for name, n in actions.items())
                 outcome = Outcome(outcome.status, f"{outcome.termination_reason} (guards: {summary})")
-        self.store.finish_episode(episode_id, outcome.status, outcome.termination_reason)
+        self.store.finish_episode(episode_id, outcome.status, outcome.termination_reason, failed_attempts)
         return outcome
 
 

@@ -151,7 +151,8 @@ class Store:
         self.db["runs"].update(run_id, {"status": status})
 
     def finish_run(self, run_id: str, status: str, wall_s: Optional[float] = None) -> dict[str, Any]:
-        """Mark a run finished with `status` and store its turn, token, latency, cache and retry totals."""
+        """Mark a run finished with `status` and store its turn, token, latency, cache and retry totals; the
+        retries count those of the requests that failed an episode too."""
         totals = self.db.execute(
             """
             SELECT count(*), sum(prompt_tokens), sum(completion_tokens),
@@ -162,6 +163,10 @@ class Store:
         ).fetchone()
         names = ("n_turns", "prompt_tokens", "completion_tokens", "latency_ms", "cache_hits", "retries")
         row = {name: value or 0 for name, value in zip(names, totals)}
+        row["retries"] += self.db.execute(
+            "SELECT coalesce(sum(failed_attempts - 1), 0) FROM episodes WHERE run_id = ? AND failed_attempts > 0",
+            [run_id],
+        ).fetchone()[0]
         self.db["runs"].update(run_id, {**row, "status": status, "finished_at": utc_now(), "wall_s": wall_s})
         return row
 
@@ -219,11 +224,18 @@ class Store:
         with self.db.atomic():  # nests as a savepoint inside an import's transaction
             self.db.conn.execute(f"{verb} INTO [{table}] ({columns}) VALUES ({placeholders})", list(row.values()))
 
-    def finish_episode(self, episode_id: str, status: str, termination_reason: str) -> None:
-        """Record how an episode ended and how many turns it has."""
+    def finish_episode(self, episode_id: str, status: str, termination_reason: str, failed_attempts: int = 0) -> None:
+        """Record how an episode ended, how many turns it has, and how many attempts the request that failed it
+        made (0 when none failed)."""
         n_turns = self.db["turns"].count_where("episode_id = ?", [episode_id])
         self.db["episodes"].update(
-            episode_id, {"status": status, "termination_reason": termination_reason, "n_turns": n_turns}
+            episode_id,
+            {
+                "status": status,
+                "termination_reason": termination_reason,
+                "n_turns": n_turns,
+                "failed_attempts": failed_attempts,
+            },
         )
 
     def update_episode_meta(self, episode_id: str, **fields: Any) -> None:

@@ -20,7 +20,8 @@ INSTRUCTION_MARKER = "instruction_marker"
 
 
 class FaultProxy:
-    """Forwards to `upstream`; each chat-completion request fails with probability `rate`, with one of `faults`."""
+    """Forwards to `upstream`; each chat-completion request fails with probability `rate`, with the next of `faults`
+    in turn, so that a run of a few times `len(faults) / rate` requests meets every kind."""
 
     def __init__(
         self,
@@ -67,7 +68,8 @@ class FaultProxy:
             if self.script:
                 fault = self.script.pop(0)
             else:
-                fault = self.faults[self.random.randrange(len(self.faults))] if self.random.random() < self.rate else None
+                fired = sum(self.counts[f] for f in self.faults)
+                fault = self.faults[fired % len(self.faults)] if self.random.random() < self.rate else None
             fault = None if fault == FORWARD else fault
             self.counts[fault or "forwarded"] += 1
             return fault

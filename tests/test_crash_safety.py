@@ -6,13 +6,15 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import pytest
 
 from conftest import TINY, run_sim
 
+QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 ARGS = [*TINY, "scenario.n_episodes=3", "scenario.max_turns=3", "scenario.max_tokens=24", "runner.concurrency=1", "seed=21"]
 ANALYZERS = ["role_flip", "conversation_stats"]
 # The embedding analyzer loads a sentence-transformers model first: seconds in which the run is done but analysis is not.
@@ -55,17 +57,28 @@ def count_turns(db: Path) -> int:
     return scalar(db, "SELECT count(*) FROM turns") or 0
 
 
+COMMIT_KILLER = Path(__file__).with_name("commit_killer.py")
+
+
+def assert_killed(process: subprocess.Popen) -> None:
+    """The run died of SIGKILL rather than ending first."""
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before the kill point"
+
+
 def kill_when(args: list[str], cwd: Path, ready: Callable[[], bool], timeout: float = 300) -> None:
     """Start `sim run ARGS`, poll until `ready()`, then SIGKILL it; fail if it ended first."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sim", "run", *args], cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    process = subprocess.Popen([sys.executable, "-m", "sim", "run", *args], cwd=cwd, **QUIET)
     deadline = time.monotonic() + timeout
     while not ready() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL, "the run ended before the kill point"
+    assert_killed(process)
+
+
+def kill_at_commit(args: list[str], cwd: Path, table: str, nth: int) -> None:
+    """Run `sim run ARGS` so that it SIGKILLs itself as the `nth` transaction writing `table` starts to commit."""
+    assert_killed(subprocess.Popen([sys.executable, str(COMMIT_KILLER), table, str(nth), "run", *args], cwd=cwd, **QUIET))
 
 
 def assert_turns_whole(after: list[tuple]) -> None:
@@ -86,32 +99,65 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "runs" / "sim.db"
 
 
-def mid_turn(db: Path) -> bool:
+@dataclass(frozen=True)
+class KillPoint:
+    """Where a run is killed: `kill(args, cwd, db)` kills it there; `status` is the run's status it leaves behind
+    (`analyzing` once every turn is generated), and `stored_turns`/`analyzed`, where set, how many turns and whether
+    any annotations are stored at that moment."""
+
+    name: str
+    kill: Callable[[list[str], Path, Path], None]
+    status: str = "running"
+    stored_turns: Optional[int] = None
+    analyzed: Optional[bool] = None
+    slow_analysis: bool = False
+
+
+KILL_POINTS = [
     # The fourth turn is committed and the model is already generating the fifth.
-    return count_turns(db) >= 4
-
-
-def after_episode(db: Path) -> bool:
+    KillPoint("mid_turn", lambda args, cwd, db: kill_when(args, cwd, lambda: count_turns(db) >= 4)),
     # An episode has just been marked done; the next one is being started and its first turn committed.
-    return scalar(db, "SELECT count(*) FROM episodes WHERE status = 'done'") == 1
+    KillPoint(
+        "after_episode",
+        lambda args, cwd, db: kill_when(
+            args, cwd, lambda: scalar(db, "SELECT count(*) FROM episodes WHERE status = 'done'") == 1
+        ),
+    ),
+    # The fourth turn's row and its full-text row are written, and their COMMIT has started: the turn must vanish.
+    KillPoint("mid_commit", lambda args, cwd, db: kill_at_commit(args, cwd, "turns", 4), stored_turns=3),
+    # Generation is over; the analyzers are still loading (an embedding model) or writing.
+    KillPoint(
+        "in_analysis",
+        lambda args, cwd, db: kill_when(args, cwd, lambda: scalar(db, "SELECT status FROM runs") == "analyzing"),
+        status="analyzing",
+        slow_analysis=True,
+    ),
+    # The first analyzer's annotations are written and their COMMIT has started: none may be kept.
+    KillPoint(
+        "mid_analysis_commit",
+        lambda args, cwd, db: kill_at_commit(args, cwd, "annotations", 1),
+        status="analyzing",
+        analyzed=False,
+    ),
+]
 
 
-def in_analysis(db: Path) -> bool:
-    # Generation is over; the analyzers are still loading or writing.
-    return scalar(db, "SELECT status FROM runs") == "analyzing"
-
-
-@pytest.mark.parametrize("kill_point", [mid_turn, after_episode, in_analysis], ids=lambda point: point.__name__)
-def test_killed_run_resumes_exactly(sim, tmp_path: Path, straight: Path, kill_point) -> None:
+@pytest.mark.parametrize("point", KILL_POINTS, ids=lambda point: point.name)
+def test_killed_run_resumes_exactly(sim, tmp_path: Path, straight: Path, point: KillPoint) -> None:
     db = tmp_path / "runs" / "sim.db"
-    args = [*ARGS, f"runner.analyze=[{','.join(SLOW_ANALYZERS if kill_point is in_analysis else ANALYZERS)}]", "run.id=killed"]
-    kill_when(args, tmp_path, lambda: kill_point(db))
+    args = [*ARGS, f"runner.analyze=[{','.join(SLOW_ANALYZERS if point.slow_analysis else ANALYZERS)}]", "run.id=killed"]
+    point.kill(args, tmp_path, db)
     before = turns(db, "killed")
     assert before, "the kill must land after the first turn"
+    if point.stored_turns is not None:
+        assert len(before) == point.stored_turns, "only committed turns are stored"
+    if point.status == "analyzing":
+        assert before == turns(straight, "straight"), "generation had ended"
+    if point.analyzed is not None:
+        assert bool(annotations(db, "killed", ANALYZERS)) == point.analyzed, "an uncommitted analysis leaves nothing"
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        status = conn.execute("SELECT status FROM runs").fetchone()[0]
-    assert status == ("analyzing" if kill_point is in_analysis else "running")
+        assert conn.execute("SELECT status FROM runs").fetchone() == (point.status,)
 
     resumed = sim("run", *args)
     assert resumed.returncode == 0, resumed.stderr

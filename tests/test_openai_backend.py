@@ -35,28 +35,30 @@ def test_concurrent_run_over_http_then_served_from_cache(sim, tmp_path: Path, ll
 
 @pytest.mark.parametrize("rate", [0.2, 0.5])
 def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path, llama_server: str, rate: float) -> None:
-    # Every fault kind (429 with and without Retry-After, 500/502/503, resets, stalls past the timeout, truncated,
-    # non-JSON and empty replies). The server answers one request at a time, so the timeout must cover its queue:
-    # one request in flight, and short replies, so that only a stall runs past it.
-    with FaultProxy(llama_server, rate=rate, stall_s=9, seed=1) as proxy:
+    # Up to 40 turns meet every fault kind (429 with and without Retry-After, 500/502/503, resets, stalls past the
+    # timeout, truncated, non-JSON and empty replies). The server answers one request at a time, so the timeout
+    # must cover its queue: one request in flight, and short replies, so that only a stall runs past it.
+    with FaultProxy(llama_server, rate=rate, stall_s=5, seed=1) as proxy:
         args = openai_args(
-            proxy.base_url, *TINY, "scenario.n_episodes=3", "scenario.max_turns=2", "scenario.max_tokens=16",
-            "runner.concurrency=3", "backend.max_concurrency=1", "backend.timeout_s=8",
-            "runner.backoff_initial_s=0.05", "runner.backoff_max_s=0.5", "runner.max_attempts=6",
+            proxy.base_url, *TINY, "scenario.n_episodes=10", "scenario.max_turns=4", "scenario.max_tokens=12",
+            "runner.concurrency=3", "backend.max_concurrency=1", "backend.timeout_s=4",
+            "runner.backoff_initial_s=0.05", "runner.backoff_max_s=0.5", "runner.max_attempts=5",
         )
         result = sim("run", *args, "run.id=faulty")
-        injected = sum(count for fault, count in proxy.counts.items() if fault != "forwarded")
+        injected = {fault: proxy.counts[fault] for fault in FAULTS}
     assert result.returncode == 0, result.stderr
-    assert injected > 0
+    assert min(injected.values()) >= 1, f"every fault kind is met: {injected}"
     db = tmp_path / "runs" / "sim.db"
     for status, reason in rows(db, "SELECT status, termination_reason FROM episodes"):
         assert (status, reason in ("task_done", "max_turns")) == ("done", True) or (
             status == "failed" and reason.startswith("backend_error: ")
         )
     assert rows(db, "SELECT count(*) FROM episodes WHERE status = 'done'")[0][0] >= 1, "an episode gets through"
-    retries = rows(db, "SELECT sum(retries) FROM turns")[0][0]
-    assert retries and retries > 0
-    assert rows(db, "SELECT retries, status FROM runs") == [(retries, "done")]
+    # Each injected fault was retried (a turn's retries) or was an attempt of a request that failed its episode.
+    ((turn_retries,),) = rows(db, "SELECT sum(retries) FROM turns")
+    failed = [n for (n,) in rows(db, "SELECT failed_attempts FROM episodes WHERE status = 'failed'")]
+    assert all(n >= 1 for n in failed) and turn_retries + sum(failed) == sum(injected.values())
+    assert rows(db, "SELECT retries, status FROM runs") == [(turn_retries + sum(n - 1 for n in failed), "done")]
 
 
 def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:

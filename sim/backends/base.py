@@ -59,12 +59,16 @@ def choice_logprob(choice: dict[str, Any]) -> float | None:
 
 
 class BackendError(Exception):
-    """A request that failed; retried when `retryable`, otherwise recorded as the episode's failure."""
+    """A request that failed; retried when `retryable`, otherwise recorded as the episode's failure, with the
+    `attempts` made for it."""
 
-    def __init__(self, message: str, retryable: bool = False, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retryable: bool = False, retry_after: float | None = None, attempts: int = 1
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
+        self.attempts = attempts
 
 
 class BackendSetupError(SimError):
