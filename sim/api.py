@@ -55,10 +55,17 @@ class Results:
         )
         return pd.read_sql_query(query, self.store.db.conn, params=[run_id, run_id, dataset, dataset])
 
-    def annotations(self, analyzer: Optional[str] = None) -> pd.DataFrame:
-        """One row per stored analyzer value (live guards' under analyzer `guard`)."""
-        query = "SELECT * FROM annotations WHERE (? IS NULL OR analyzer = ?) ORDER BY id"
-        frame = pd.read_sql_query(query, self.store.db.conn, params=[analyzer, analyzer])
+    def annotations(
+        self, analyzer: Optional[str] = None, run_id: Optional[str] = None, dataset: Optional[str] = None
+    ) -> pd.DataFrame:
+        """One row per stored analyzer value (live guards' under analyzer `guard`), with its episode's run and dataset."""
+        query = (
+            "SELECT a.*, e.run_id, e.dataset FROM annotations a JOIN episodes e ON e.id = a.episode_id"
+            " WHERE (? IS NULL OR a.analyzer = ?) AND (? IS NULL OR e.run_id = ?) AND (? IS NULL OR e.dataset = ?)"
+            " ORDER BY a.id"
+        )
+        params = [analyzer, analyzer, run_id, run_id, dataset, dataset]
+        frame = pd.read_sql_query(query, self.store.db.conn, params=params)
         frame["detail_json"] = frame["detail_json"].map(_decode)
         return frame
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 import hydra
 import yaml
@@ -31,6 +32,12 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 # Overrides the analysis commands (analyze, reanalyze, compare) take: analyzer settings and the judge backend.
 ANALYSIS_OVERRIDES = ("analyzer.", "backend=", "backend.")
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+# Launcher presets whose jobs run on other machines, where one SQLite file would be shared over a network file system.
+CLUSTER_LAUNCHERS = ("slurm", "submitit_slurm")
+RAY_LAUNCHERS = ("ray_cluster", "ray")
+SHARD_PER_JOB = "store.path='${hydra:sweep.dir}/shards/${hydra:job.num}.db'"
+# Attribute of the SimError of a sweep job that was refused before it wrote anything: the sweep's folder.
+REFUSED_SWEEP = "refused_sweep_dir"
 
 
 def _one_line(exc: BaseException) -> str:
@@ -93,7 +100,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
         raise SimError(_one_line(exc)) from None
 
 
-def _config_dir_overrides(args: list[str]) -> tuple[list[str], list[str]]:
+def config_dir_overrides(args: list[str]) -> tuple[list[str], list[str]]:
     """`args` without Hydra's --config-dir flag, and the search-path override that flag stands for."""
     rest, search_path = [], []
     remaining = iter(args)
@@ -118,7 +125,7 @@ def analysis_settings(overrides: list[str], command: str) -> DictConfig:
 
 def check_overrides(args: list[str]) -> None:
     """Compose the config for every override value before Hydra runs anything; raise SimError on a bad one."""
-    args, search_path = _config_dir_overrides(args)
+    args, search_path = config_dir_overrides(args)
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
         return  # Hydra's own flags (--help, --cfg, ...) are Hydra's to handle
     overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
@@ -126,6 +133,8 @@ def check_overrides(args: list[str]) -> None:
         raise SimError(f"override {keyless[0]!r} has no key; expected KEY=VALUE")
     if len(overrides) < len(args) and any(o.startswith("run.id=") and "," not in o for o in overrides):
         raise SimError("with -m every job needs its own run id: leave run.id unset (or sweep it, run.id=a,b)")
+    if len(overrides) < len(args):
+        _check_shard_per_job(overrides)
     try:
         variants = _value_variants(overrides)
     except (HydraException, OmegaConfBaseException) as exc:
@@ -136,6 +145,72 @@ def check_overrides(args: list[str]) -> None:
             raise SimError(f"{', '.join(missing)} must be set, e.g. {missing[0]}=...")
 
 
+def _store_files(cfg: DictConfig) -> Optional[tuple[Optional[tuple[int, int, int]], ...]]:
+    """Inode, size and modification time of the database's file, WAL and journal (None where one is missing): what
+    any write to the store changes. None when store.path cannot be resolved."""
+    try:
+        path = Path(str(cfg.store.path)).expanduser()
+    except OmegaConfBaseException:
+        return None
+    state = []
+    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-journal")):
+        try:
+            stat = file.stat()
+        except OSError:
+            state.append(None)
+        else:
+            state.append((stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    return tuple(state)
+
+
+def _remove_job_folder(hydra_cfg: DictConfig) -> None:
+    """Remove what Hydra wrote for this job (its config snapshot and log), then each folder this leaves empty,
+    up to the working folder. A sweep's folder keeps its other jobs and multirun.yaml, so it stays."""
+    folder = Path(hydra_cfg.runtime.output_dir)
+    snapshot = folder / hydra_cfg.output_subdir if hydra_cfg.output_subdir else None
+    written = [snapshot / name for name in ("config.yaml", "hydra.yaml", "overrides.yaml")] if snapshot else []
+    log = OmegaConf.select(hydra_cfg, "job_logging.handlers.file.filename", default=None, throw_on_resolution_failure=False)
+    if log is not None and Path(log).parent == folder:  # a log shared with other jobs is not this job's to remove
+        written.append(Path(log))
+    for file in written:
+        file.unlink(missing_ok=True)
+    cwd = Path(hydra_cfg.runtime.cwd)
+    ours = [snapshot, folder] if snapshot else [folder]
+    for empty in [*ours, *(parent for parent in folder.parents if cwd in parent.parents)]:
+        try:
+            empty.rmdir()
+        except OSError:
+            return  # not empty: another job's folder, or a file that is not ours
+
+
+def _remove_refused_sweep(sweep_dir: Path, cwd: Path) -> None:
+    """After a sweep whose every job was refused (and removed its own folder), remove the multirun.yaml Hydra
+    wrote for it and the folders this leaves empty."""
+    if not sweep_dir.is_dir() or [p.name for p in sweep_dir.iterdir()] != ["multirun.yaml"]:
+        return
+    (sweep_dir / "multirun.yaml").unlink()
+    for empty in [sweep_dir, *(parent for parent in sweep_dir.parents if cwd in parent.parents)]:
+        try:
+            empty.rmdir()
+        except OSError:
+            return
+
+
+def _check_shard_per_job(overrides: list[str]) -> None:
+    """Refuse a sweep whose jobs run on several machines but would all write one store.path."""
+    values = {key: value for key, _, value in (o.lstrip("+").partition("=") for o in overrides)}
+    launcher = values.get("hydra/launcher", "")
+    on_a_cluster = launcher in CLUSTER_LAUNCHERS or (
+        launcher in RAY_LAUNCHERS and values.get("hydra.launcher.ray.init.address", "null") not in ("null", "")
+    )
+    path = values.get("store.path", "")
+    if on_a_cluster and "hydra:job." not in path and "," not in path:
+        raise SimError(
+            f"hydra/launcher={launcher} runs jobs on several machines, and SQLite must not be shared over a network "
+            f"file system: give each job its own shard, {SHARD_PER_JOB}, and merge them with `sim merge`"
+        )
+
+
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
 def hydra_main(cfg: DictConfig) -> None:
     """One Hydra job: generate, store, analyze, print the summary."""
@@ -143,9 +218,18 @@ def hydra_main(cfg: DictConfig) -> None:
     sweep_id = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
     if sweep_id is not None and not cfg.run.id:
         cfg.run.id = sweep_job_run_id(sweep_id, hydra_cfg.job.num, list(hydra_cfg.overrides.task))
+    store_before = _store_files(cfg)
     try:
         report = execute(cfg, sweep_id=sweep_id, overrides=list(hydra_cfg.overrides.task))
     except SimError as exc:
+        # Refused before it wrote to the store (bad config, unusable database): Hydra's folder for the job holds
+        # only the refused config, so the job leaves nothing. A job that stored a run keeps its folder and log.
+        if store_before is not None and _store_files(cfg) == store_before:
+            _remove_job_folder(hydra_cfg)
+            if sweep_id is not None:
+                # Carried with the error (from a worker process too) back to run_hydra, to remove the sweep's own
+                # folder when every job was refused.
+                setattr(exc, REFUSED_SWEEP, str(Path(hydra_cfg.runtime.cwd) / sweep_id))
         if os.environ.get(DEBUG_ENV):
             raise
         if sweep_id is None:
@@ -166,6 +250,9 @@ def run_hydra(args: list[str]) -> None:
     try:
         hydra_main()
     except SimError as exc:
+        refused_sweep = getattr(exc, REFUSED_SWEEP, None)
+        if refused_sweep is not None:
+            _remove_refused_sweep(Path(refused_sweep), Path.cwd())
         if set(args) & set(MULTIRUN_FLAGS) and not os.environ.get(DEBUG_ENV):
             raise SimError(f"{exc} (the first failed job of the sweep; the other jobs ran)") from None
         raise

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, NoReturn, Optional
 
 import click
 from rich.console import Console
@@ -21,13 +21,31 @@ if TYPE_CHECKING:
 DEFAULT_DB = StoreConfig.path
 
 
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    """Say a command-line mistake in one line naming the command (click's own form takes three), and exit 2."""
+    command = exc.ctx.command_path if exc.ctx is not None else "sim"
+    message = exc.format_message().rstrip(".")
+    click.echo(f"error: {command}: {message[:1].lower()}{message[1:]} (see `{command} --help`)", err=True)
+    sys.exit(exc.exit_code)
+
+
 class SimGroup(click.Group):
-    """Shows a SimError as one line on stderr and exits 1, unless --debug asks for the traceback."""
+    """Shows a SimError as one line on stderr and exits 1, unless --debug asks for the traceback; a usage
+    error (a missing argument, an unknown option or command) is one line too, with exit status 2."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse `sim`'s own options, saying a mistake in one line."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(exc)
 
     def invoke(self, ctx: click.Context) -> object:
-        """Run the command, turning a SimError into one line on stderr."""
+        """Run the command, turning a SimError or a usage error into one line on stderr."""
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage_error(exc)
         except SimError as exc:
             if os.environ.get(DEBUG_ENV):
                 raise
@@ -260,7 +278,7 @@ def reanalyze(db: str, names: tuple[str, ...], as_json: bool, overrides: tuple[s
 
 
 @cli.command()
-@click.argument("shards", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("shards", nargs=-1, required=True, metavar="SHARD...", type=click.Path(path_type=Path))
 @click.option("--into", "into", required=True, help="Target database (created if missing).")
 def merge(shards: tuple[Path, ...], into: str) -> None:
     """Merge SQLite shards (one per job of a sweep over several machines) into one store: each episode comes
@@ -269,11 +287,15 @@ def merge(shards: tuple[Path, ...], into: str) -> None:
 
     \b
     Example:
-        sim merge runs/multirun/2026-11-25/10-00-00/shards/*.db --into runs/sim.db
+        sim merge runs/multirun/2026-11-25/10-00-00-000000/shards/*.db --into runs/sim.db
     """
     from sim.merge import merge_shard
     from sim.store import Store
 
+    for shard in shards:  # each shard is checked before the target is opened, or created: a bad one leaves it as it was
+        if not shard.is_file():
+            raise SimError(f"no shard at {shard}")
+        Store.open(shard, create=False).close()
     store = Store.open(into)
     try:
         for shard in shards:
@@ -321,8 +343,7 @@ def import_command(
         sim import hf:json my_texts.jsonl -o text=body --dataset mine
     """
     from sim.importers import importers, parse_options
-    from sim.importing import import_file
-    from sim.store import Store
+    from sim.importing import import_into
 
     if list_formats:
         for name in importers.names():
@@ -335,12 +356,7 @@ def import_command(
     if not format_name or path is None:
         raise SimError("sim import needs FORMAT and PATH (or --list)")
     parsed.update(parse_options(options, "-o"))
-    importers.get(format_name)
-    store = Store.open(db)
-    try:
-        report = import_file(store, format_name, path, dataset, parsed)
-    finally:
-        store.close()
+    report = import_into(db, format_name, path, dataset, parsed)
     if report.already_imported:
         click.echo(f"{path} was already imported as dataset {report.dataset!r} ({format_name}); nothing added")
         return

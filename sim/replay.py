@@ -16,10 +16,12 @@ REPLAY_KEYS = ("backend", "scenario.", "seed", "runner.", "analyzer.")
 
 
 def fork_config(run: dict[str, Any], overrides: list[str]) -> DictConfig:
-    """The parent run's config with `overrides` applied: `backend=NAME` swaps the whole backend, `KEY=VALUE`
-    sets one key, composed on the parent's own backend and scenario so that Hydra checks names and types."""
-    from sim.app import compose_config  # Hydra's composition, loaded only when a replay needs it
+    """The parent run's config with `overrides` applied: `backend=NAME` swaps the whole backend (a preset of
+    `--config-dir DIR` too), `KEY=VALUE` sets one key, composed on the parent's own backend and scenario so that
+    Hydra checks names and types."""
+    from sim.app import config_dir_overrides, compose_config  # Hydra's composition, loaded only when a replay needs it
 
+    overrides, search_path = config_dir_overrides(overrides)
     keys = [override_key(override) for override in overrides]
     for override, key in zip(overrides, keys):
         if not key.startswith(REPLAY_KEYS) or key == "scenario":
@@ -28,7 +30,7 @@ def fork_config(run: dict[str, Any], overrides: list[str]) -> DictConfig:
             )
     parent_groups = [f"{group}={run[group]}" for group in GROUPS if group not in keys]
     cfg = OmegaConf.create(run["config_yaml"])
-    apply_overrides(cfg, compose_config([*parent_groups, *overrides]), overrides)
+    apply_overrides(cfg, compose_config([*search_path, *parent_groups, *overrides]), overrides)
     return cfg
 
 

@@ -131,8 +131,9 @@ class Fork:
 
     def start(self, store: Store, run_id: str, plan: EpisodePlan) -> None:
         """Store the child episode with the parent's first `at` turns, in one transaction, so that playing it
-        continues from there as after a resume; texts the parent generated for later turns are dropped. A child
-        already stored (the fork run is being resumed) is kept as it is."""
+        continues from there as after a resume; texts the parent generated for later turns are dropped. Its task
+        and roles are the plan's, which the later turns are generated from (overrides may have changed them). A
+        child already stored (the fork run is being resumed) is kept as it is."""
         if store.find_episode_row(episode_id_of(run_id, plan.index)) is not None:
             return
         generated = {
@@ -141,7 +142,7 @@ class Fork:
         }
         child = Episode(
             id=episode_id_of(run_id, plan.index), run_id=run_id, source="generated", kind=self.parent.kind,
-            task=self.parent.task, roles=self.parent.roles, status="running", termination_reason=None,
+            task=plan.task, roles=plan.roles, status="running", termination_reason=None,
             meta={**plan.meta, "generated": generated}, parent_id=self.parent.id, fork_turn=self.at,
         )
         with store.db.atomic():

@@ -53,6 +53,21 @@ def _check_writable(path: Path) -> None:
         raise SimError(f"store.path: the folder of {path} is read-only, and SQLite writes its -wal and -shm files there")
 
 
+def _not_a_store(path: Path, what: str) -> str:
+    """Why a command that only uses an existing store refuses a file that holds none."""
+    return f"{path} is not an artifact-sim database ({what}); choose another file, or fill this one with `sim run` or `sim import`"
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> SimError:
+    """What SQLite's refusal to open or set up the database at `path` means for the user."""
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return SimError(
+            f"store.path: cannot open {path}: its folder is read-only, and SQLite needs to create the database's "
+            "-shm and -wal files there; copy the database to a writable folder"
+        )
+    return SimError(f"store.path: cannot use {path} as a database: {exc}")
+
+
 class Store:
     """Typed access to one artifact-sim database; every write commits at once."""
 
@@ -63,7 +78,8 @@ class Store:
     @classmethod
     def open(cls, path: str | Path, create: bool = True, writable: Optional[bool] = None) -> "Store":
         """Open (and, if `create`, create and migrate) the database at `path`; one that will be written to
-        (`writable`, by default when `create`) must not be read-only."""
+        (`writable`, by default when `create`) must not be read-only. Without `create` the file must already hold
+        an artifact-sim store: an empty file is refused, not made into one."""
         path = Path(path).expanduser()
         _check_is_sqlite(path)
         if not path.exists():
@@ -73,24 +89,29 @@ class Store:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise SimError(f"store.path: cannot create folder {path.parent}: {exc.strerror}") from None
-        elif create if writable is None else writable:
-            _check_writable(path)
+        else:
+            if not create and path.is_file() and path.stat().st_size == 0:
+                raise SimError(_not_a_store(path, "the file is empty"))
+            if create if writable is None else writable:
+                _check_writable(path)
         try:
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
+        except sqlite3.DatabaseError as exc:
+            raise _open_error(path, exc) from None
+        try:
             db = Database(conn)
-            cls._check_schema(db, path)
+            cls._check_schema(db, path, create)
             cls._enable_wal(db)
             # In WAL mode NORMAL keeps every committed turn across a killed process; only power loss can drop the last few.
             db.execute("PRAGMA synchronous=NORMAL")
             if migrations.pending(db):
                 cls._migrate(db)
-        except sqlite3.DatabaseError as exc:
-            if not os.access(path.parent, os.W_OK | os.X_OK):
-                raise SimError(
-                    f"store.path: cannot open {path}: its folder is read-only, and SQLite needs to create the database's "
-                    "-shm and -wal files there; copy the database to a writable folder"
-                ) from None
-            raise SimError(f"store.path: cannot use {path} as a database: {exc}") from None
+        except BaseException as exc:
+            # Closed now, not at exit: closing the last connection to a WAL database removes its -wal and -shm files.
+            conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise _open_error(path, exc) from None
+            raise
         return cls(db, path)
 
     @staticmethod
@@ -120,11 +141,14 @@ class Store:
         db.conn.execute("COMMIT")
 
     @staticmethod
-    def _check_schema(db: Database, path: Path) -> None:
-        """Refuse another application's database, and one written by a newer artifact-sim."""
+    def _check_schema(db: Database, path: Path, create: bool) -> None:
+        """Refuse another application's database, one written by a newer artifact-sim, and (unless `create`) one
+        without any tables, which only `create` may turn into a store."""
         applied = migrations.applied(db)
         if db.table_names() and not applied:
             raise SimError(f"{path} is another application's SQLite database (no artifact-sim schema); choose another file")
+        if not applied and not create:
+            raise SimError(_not_a_store(path, "a SQLite database without tables"))
         known = {m.name for m in migrations.pending(Database(memory=True))}
         unknown = [m.name for m in applied if m.name not in known]
         if unknown:

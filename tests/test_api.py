@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from conftest import DATA
+from conftest import DATA, TINY, db_rows
 from sim.api import open_results
 from sim.importing import import_file
 from sim.store import Store
@@ -44,4 +44,23 @@ def test_views_and_frames_serve_imported_data(tmp_path: Path) -> None:
     turns = results.turns(dataset=INSTANCES.stem)
     assert set(turns["kind"]) == {"instruction"} and turns["episode_id"].nunique() == len(records)
     assert results.runs().empty and results.annotations().empty
+    results.close()
+
+
+def test_frames_of_a_generated_and_analyzed_run(sim, tmp_path: Path) -> None:
+    result = sim("run", *TINY, "runner.analyze=[conversation_stats,role_flip]", "run.id=api", "seed=3")
+    assert result.returncode == 0, result.stderr
+    db = tmp_path / "runs" / "sim.db"
+    results = open_results(db)
+    runs, episodes, turns = results.runs(), results.episodes(run_id="api"), results.turns(run_id="api")
+    assert runs["id"].tolist() == ["api"] and runs.loc[0, "status"] == "done" and runs.loc[0, "seed"] == 3
+    assert runs.loc[0, "n_turns"] == len(turns) > 0 and len(episodes) == 2
+    annotations = results.annotations(run_id="api")
+    assert len(annotations) == db_rows(db, "SELECT count(*) FROM annotations")[0][0] > 0
+    assert set(annotations["analyzer"]) == {"conversation_stats", "role_flip"}
+    assert set(annotations["episode_id"]) == set(episodes["id"]) and set(annotations["run_id"]) == {"api"}
+    assert all(isinstance(detail, dict) for detail in annotations["detail_json"])
+    flips = results.annotations("role_flip")
+    assert len(flips) == (annotations["analyzer"] == "role_flip").sum() and set(flips["analyzer"]) == {"role_flip"}
+    assert results.annotations(run_id="another").empty and results.annotations(dataset="api").empty
     results.close()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, TINY, db_rows
-
+from sim.store import Store
 
 
 def assert_one_line_error(result, *fragments: str) -> None:
@@ -23,6 +23,15 @@ def assert_one_line_error(result, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def contents(folder: Path) -> dict[str, bytes | None]:
+    """Every file (with its bytes) and folder (None) under `folder`: equal before and after means nothing was
+    written, created or removed there."""
+    return {
+        str(path.relative_to(folder)): None if path.is_dir() else path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+    }
 
 
 @pytest.mark.parametrize(
@@ -50,11 +59,40 @@ def assert_one_line_error(result, *fragments: str) -> None:
         ("runner.max_attempts=0", ("runner.max_attempts must be positive, got 0",)),
         ("scenario.max_turns=0", ("scenario.max_turns must be a positive integer, got 0",)),
         ("scenario.max_tokens=-5", ("scenario.max_tokens must be a positive integer, got -5",)),
+        # an API key typed on the command line: no such key, and one added with `+` fails the backend's build
+        ("backend.api_key=sk-typed-key", ("Could not override 'backend.api_key'",)),
+        ("+backend.api_key=sk-typed-key", ("unexpected keyword argument 'api_key'",)),
     ],
 )
 def test_bad_config_is_one_line_and_writes_nothing(sim, tmp_path: Path, override: str, fragments) -> None:
     assert_one_line_error(sim("run", *TINY, override), *fragments)
-    assert not (tmp_path / "runs" / "sim.db").exists()
+    assert contents(tmp_path) == {}, "no store, and no Hydra output folder (config snapshot, log) of the refused job"
+
+
+def test_a_sweep_whose_every_job_is_refused_writes_nothing(sim, tmp_path: Path) -> None:
+    result = sim("run", "-m", *TINY, "scenario.max_tokens=-5", "seed=1,2")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3 and all("scenario.max_tokens must be a positive integer, got -5" in line for line in errors)
+    assert contents(tmp_path) == {}, "neither the jobs' folders nor the sweep's multirun.yaml are left"
+
+
+def test_a_refused_job_of_a_sweep_removes_only_its_own_folder(sim, tmp_path: Path) -> None:
+    result = sim("run", "-m", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "runner.analyze=[]", "scenario.max_tokens=16,-5")
+    assert result.returncode == 1 and "error: job 1 (" in result.stderr and "Traceback" not in result.stderr
+    (sweep,) = (tmp_path / "runs" / "multirun").glob("*/*")
+    assert sorted(path.name for path in sweep.iterdir()) == ["0", "multirun.yaml"]
+    assert sorted(path.name for path in (sweep / "0").iterdir()) == [".hydra", "sim.log"]
+    assert db_rows(tmp_path / "runs" / "sim.db", "SELECT status FROM runs") == [("done",)]
+
+
+def test_a_refused_replay_writes_nothing(sim, tmp_path: Path) -> None:
+    parent = sim("run", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.max_tokens=16", "runner.analyze=[]", "run.id=p")
+    assert parent.returncode == 0, parent.stderr
+    before = contents(tmp_path)
+    refused = sim("replay", "p-e0000", "--fork-at", "1", "scenario.max_tokens=-5")
+    assert_one_line_error(refused, "scenario.max_tokens must be a positive integer, got -5")
+    assert contents(tmp_path) == before
 
 
 def test_bad_value_inside_a_sweep_is_caught_before_any_job(sim, tmp_path: Path) -> None:
@@ -69,30 +107,59 @@ def test_a_fixed_run_id_in_a_sweep_is_refused(sim, tmp_path: Path) -> None:
 
 def test_unwritable_db_path(sim, tmp_path: Path) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
+    before = contents(tmp_path)
     assert_one_line_error(sim("run", *TINY, "store.path=blocker/sim.db"), "cannot create folder")
+    assert contents(tmp_path) == before
 
 
 def test_file_that_is_not_sqlite_is_left_intact(sim, tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"precious notes\n" * 100)
-    before = notes.read_bytes()
+    before = contents(tmp_path)
     assert_one_line_error(sim("run", *TINY, f"store.path={notes}"), "is not a SQLite database")
     assert_one_line_error(sim("show", "x", "--db", str(notes)), "is not a SQLite database")
     assert_one_line_error(sim("analyze", "--db", str(notes)), "is not a SQLite database")
-    assert notes.read_bytes() == before
-    assert not list(tmp_path.glob("notes.txt-*")), "no WAL or journal file was created beside it"
-    assert not list(tmp_path.rglob("*.db"))
+    assert contents(tmp_path) == before, "the file is intact, with no WAL or journal beside it and no Hydra folder"
 
 
 def test_reading_commands_on_missing_things(sim, tmp_path: Path) -> None:
     assert_one_line_error(sim("show", "e1"), "no database at runs/sim.db")
     assert not (tmp_path / "runs").exists()
     db = tmp_path / "empty.db"
-    sqlite3.connect(db).close()
+    Store.open(db).close()  # a store without data
     assert_one_line_error(sim("show", "e1", "--db", str(db)), "no episode 'e1'")
     assert_one_line_error(sim("analyze", "--db", str(db), "--run", "r9"), "no run 'r9'")
     assert_one_line_error(sim("analyze", "--db", str(db), "--analyzer", "nope"), "unknown analyzer 'nope'")
     assert_one_line_error(sim("episodes", "--db", str(db), "--run", "r9"), "no run 'r9'")
+
+
+def sqlite_without_tables(path: Path) -> None:
+    """A SQLite file in WAL mode that holds no table (reading it makes SQLite create -wal and -shm files)."""
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA journal_mode=wal")
+        conn.execute("PRAGMA user_version=7")
+
+
+@pytest.mark.parametrize(("name", "make", "what"), [
+    ("empty.db", lambda path: path.write_bytes(b""), "the file is empty"),
+    ("bare.db", sqlite_without_tables, "a SQLite database without tables"),
+])
+def test_commands_that_need_a_store_leave_a_file_without_one_as_it_was(sim, tmp_path: Path, name: str, make, what: str) -> None:
+    db = tmp_path / name
+    make(db)
+    before = contents(tmp_path)
+    not_a_store = (f"{db} is not an artifact-sim database ({what})",)
+    for args in [
+        ("show", "e1", "--db", str(db)),
+        ("episodes", "--db", str(db)),
+        ("analyze", "--db", str(db)),
+        ("reanalyze", "--db", str(db)),
+        ("compare", "--db", str(db), "--out", "report"),
+        ("replay", "p-e0000", "--fork-at", "1", "--db", str(db)),
+        ("merge", str(db), "--into", "merged.db"),  # the shard is refused before the target is created
+    ]:
+        assert_one_line_error(sim(*args), *not_a_store)
+        assert contents(tmp_path) == before, args
 
 
 def test_debug_shows_the_traceback(sim) -> None:
@@ -113,12 +180,10 @@ def test_debug_shows_the_traceback(sim) -> None:
     ],
 )
 def test_bad_analyzer_settings_are_one_line_and_touch_nothing(sim, tmp_path: Path, args, fragments) -> None:
-    db = tmp_path / "sim.db"
-    sqlite3.connect(db).close()
-    assert sim("analyze", "--db", str(db), "--analyzer", "role_flip").returncode == 0  # migrates an empty store
-    before = db.read_bytes()
-    assert_one_line_error(sim("analyze", "--db", str(db), *args), *fragments)
-    assert db.read_bytes() == before
+    Store.open(tmp_path / "sim.db").close()
+    before = contents(tmp_path)
+    assert_one_line_error(sim("analyze", "--db", str(tmp_path / "sim.db"), *args), *fragments)
+    assert contents(tmp_path) == before
 
 
 def test_malformed_yaml_in_a_config_dir(sim, tmp_path: Path) -> None:
@@ -154,7 +219,7 @@ def test_bad_reference_file_is_one_line_naming_file_and_line(sim, tmp_path: Path
         reference.write_bytes(content)
     result = sim("run", *TINY, "runner.analyze=[]", "scenario=task_labels", f"scenario.reference={reference}")
     assert_one_line_error(result, problem)
-    assert not (tmp_path / "runs" / "sim.db").exists()
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_fifty_megabyte_line_is_imported_or_refused_in_one_line(sim, tmp_path: Path) -> None:
@@ -214,9 +279,9 @@ def test_a_database_from_a_newer_schema_is_refused_untouched(sim, dialogue_db: P
 
 def test_run_into_a_newer_schema_is_refused(sim, dialogue_db: Path) -> None:
     add_future_migration(dialogue_db, "m999_x")
-    before = dialogue_db.read_bytes()
+    before = contents(dialogue_db.parent)
     assert_one_line_error(sim("run", *TINY, f"store.path={dialogue_db}"), "newer schema (m999_x)")
-    assert dialogue_db.read_bytes() == before
+    assert contents(dialogue_db.parent) == before
 
 
 @pytest.fixture
@@ -245,7 +310,7 @@ def test_an_unreadable_reference_file(unprivileged) -> None:
     secret.chmod(0)
     run = sim_as_user("run", *TINY, "scenario=task_labels", f"scenario.reference={secret}")
     assert_one_line_error(run, f"{secret}: permission denied")
-    assert not (folder / "runs" / "sim.db").exists()
+    assert not (folder / "runs").exists()
 
 
 def test_an_unreadable_import_file(unprivileged) -> None:
@@ -254,7 +319,7 @@ def test_an_unreadable_import_file(unprivileged) -> None:
     secret.write_bytes(GOOD_LABEL)
     secret.chmod(0)
     assert_one_line_error(sim_as_user("import", "task_labels", str(secret)), f"{secret}: permission denied")
-    assert db_rows(folder / "runs" / "sim.db", "SELECT count(*) FROM episodes") == [(0,)]
+    assert sorted(path.name for path in folder.iterdir()) == ["labels.jsonl"], "no database was created"
 
 
 def test_a_read_only_database_is_read_but_never_written(unprivileged, dialogue_db: Path) -> None:
@@ -272,6 +337,7 @@ def test_a_read_only_database_is_read_but_never_written(unprivileged, dialogue_d
     assert_one_line_error(sim_as_user("import", "casino", casino, "--db", str(db)), f"store.path: {db} is read-only")
     assert_one_line_error(sim_as_user("run", *TINY, f"store.path={db}", "run.id=r"), f"store.path: {db} is read-only")
     assert db.read_bytes() == before
+    assert not (folder / "runs").exists(), "the refused run left no Hydra folder"
 
 
 def test_analyze_refuses_a_read_only_database_in_one_line(unprivileged, dialogue_db: Path) -> None:
@@ -298,3 +364,23 @@ def test_a_database_in_a_read_only_folder(unprivileged, dialogue_db: Path) -> No
     assert_one_line_error(sim_as_user("import", "casino", casino, "--db", str(db)), f"the folder of {db} is read-only")
     assert db.read_bytes() == before
     assert sorted(p.name for p in locked.iterdir()) == ["sim.db"]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment", "command"),
+    [
+        (("merge", "--into", "x.db"), "sim merge: missing argument 'SHARD...'", ("merge",)),
+        (("merge", "f.db"), "sim merge: missing option '--into'", ("merge",)),
+        (("replay", "X"), "sim replay: missing option '--fork-at'", ("replay",)),
+        (("show", "--limit", "0"), "sim show: invalid value for '--limit'", ("show",)),
+        (("nope",), "sim: no such command 'nope'", ()),
+        (("--nope",), "sim: no such option '--nope'", ()),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_command(sim, tmp_path: Path, args, fragment: str, command) -> None:
+    result = sim(*args)
+    assert_one_line_error(result, fragment, f"{' '.join(['sim', *command])} --help`)")
+    assert result.returncode == 2
+    assert contents(tmp_path) == {}
+    helped = sim(*command, "--help")  # still click's full help
+    assert helped.returncode == 0 and helped.stdout.startswith("Usage: ")

@@ -1,5 +1,6 @@
-"""`sim compare`: a real sweep on the embedded model against an imported human corpus, imported corpora with
-human and LLM sides, grouping by config keys, the figures, and bad input."""
+"""`sim compare`: a real sweep on the embedded model against an imported human corpus, a sweep over the embedded
+model and a served one, imported corpora with human and LLM sides, grouping by config keys, the figures, and bad
+input."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import DATA, TINY, db_rows, run_sim
+from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
 from sim.analysis import AnalyzerSummary, Metric
 from sim.compare import build_report, digression_charts, digression_shares, flip_turns, group_runs, select
 from sim.errors import SimError
@@ -24,8 +25,19 @@ REFERENCE = "dailydialog_sample_2624"
 M4 = DATA / "free_form" / "m4-llama2-samples"
 LABELS = DATA / "task_labels" / "artifacts-llmgendata"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# Two seeds of two short conversations each.
-SWEEP = ["-m", "seed=1,2", *(o for o in TINY if not o.startswith("scenario.max_turns")), "scenario.max_turns=2"]
+# Two short conversations per job; SWEEP: two seeds of them.
+SHORT = [*(o for o in TINY if not o.startswith("scenario.max_turns")), "scenario.max_turns=2"]
+SWEEP = ["-m", "seed=1,2", *SHORT]
+PRESET = "local_server"
+
+
+def backend_preset(folder: Path, base_url: str) -> str:
+    """Write a user config folder whose backend preset `local_server` is the `openai` backend at `base_url`
+    (as README's sweeps section shows); returns the --config-dir flag that adds it."""
+    preset = folder / "myconf" / "backend" / f"{PRESET}.yaml"
+    preset.parent.mkdir(parents=True, exist_ok=True)
+    preset.write_text(f"defaults:\n  - openai\n  - _self_\n\nbase_url: {base_url}\nmodel: {SERVED_MODEL}\napi_key_env: null\n")
+    return f"--config-dir={preset.parent.parent}"
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +122,26 @@ def test_config_key_and_reference_run(sweep_dir: Path) -> None:
     assert [row[:2] for row in markdown_rows(report, "Groups (by run)")] == [[first, "reference"], [second, "compared"]]
     against = markdown_rows(report, "role_flip: each group against the reference")
     assert {row[0] for row in against} == {f"{second} vs {first}"}
+
+
+def test_sweep_over_the_embedded_model_and_a_served_one_compared_by_backend(sim, tmp_path: Path, llama_server: str) -> None:
+    """A user's backend preset lets one sweep mix the embedded model with a served one; each backend is a group
+    with its run's episodes."""
+    result = sim("run", backend_preset(tmp_path, llama_server), "-m", f"backend=embedded,{PRESET}", *SHORT)
+    assert result.returncode == 0, result.stderr
+    db = tmp_path / "runs" / "sim.db"
+    runs = {backend: (run_id, model) for run_id, backend, model in db_rows(db, "SELECT id, backend, model FROM runs")}
+    assert set(runs) == {"embedded", "openai"} and runs["openai"][1] == SERVED_MODEL
+    counts = dict(db_rows(db, "SELECT run_id, count(*) FROM episodes WHERE status = 'done' GROUP BY run_id"))
+    assert counts == {runs["embedded"][0]: 2, runs["openai"][0]: 2}
+    result = sim("compare", "--sweep", sweep_id(tmp_path), "--by", "backend", "--analyzer", "role_flip", "--out", "by_backend")
+    assert result.returncode == 0, result.stderr
+    report = (tmp_path / "by_backend" / "report.md").read_text()
+    assert markdown_rows(report, "Groups (by backend)") == [
+        ["backend=embedded", "compared", runs["embedded"][0], "2"], ["backend=openai", "compared", runs["openai"][0], "2"],
+    ]
+    header = report.split("**role_flip: metrics per group, mean [95% CI]**", 1)[1].split("\n")[2]
+    assert header == "| metric | backend=embedded | backend=openai |"
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,17 @@ def annotations(db: Path, run_id: str, analyzers: list[str]) -> list[tuple]:
         ).fetchall()
 
 
+def endings(db: Path, run_id: str) -> list[tuple]:
+    """(episode suffix, status, termination reason, turn count) of every episode of one run, and the run's totals."""
+    with sqlite3.connect(db) as conn:
+        episodes = conn.execute(
+            "SELECT substr(id, length(?) + 2), status, termination_reason, n_turns FROM episodes WHERE run_id = ? ORDER BY id",
+            [run_id, run_id],
+        ).fetchall()
+        totals = conn.execute("SELECT status, n_turns, completion_tokens FROM runs WHERE id = ?", [run_id]).fetchall()
+    return episodes + totals
+
+
 def scalar(db: Path, sql: str, params: tuple = ()) -> object:
     """The first value of one query, or None while the database or its tables do not exist yet."""
     try:
@@ -74,6 +85,7 @@ def kill_when(args: list[str], cwd: Path, ready: Callable[[], bool], timeout: fl
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     assert_killed(process)
+    assert ready(), "the kill point was reached"
 
 
 def kill_at_commit(args: list[str], cwd: Path, table: str, nth: int) -> None:
@@ -102,14 +114,16 @@ def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @dataclass(frozen=True)
 class KillPoint:
     """Where a run is killed: `kill(args, cwd, db)` kills it there; `status` is the run's status it leaves behind
-    (`analyzing` once every turn is generated), and `stored_turns`/`analyzed`, where set, how many turns and whether
-    any annotations are stored at that moment."""
+    (`analyzing` once every turn is generated); `stored_turns`/`analyzed`, where set, how many turns and whether
+    any annotations are stored at that moment, and `cache_hits` how many turns the resume takes from the request
+    cache (answered before the kill, not stored as turns)."""
 
     name: str
     kill: Callable[[list[str], Path, Path], None]
     status: str = "running"
     stored_turns: Optional[int] = None
     analyzed: Optional[bool] = None
+    cache_hits: Optional[int] = None
     slow_analysis: bool = False
 
 
@@ -124,7 +138,7 @@ KILL_POINTS = [
         ),
     ),
     # The fourth turn's row and its full-text row are written, and their COMMIT has started: the turn must vanish.
-    KillPoint("mid_commit", lambda args, cwd, db: kill_at_commit(args, cwd, "turns", 4), stored_turns=3),
+    KillPoint("mid_commit", lambda args, cwd, db: kill_at_commit(args, cwd, "turns", 4), stored_turns=3, cache_hits=1),
     # Generation is over; the analyzers are still loading (an embedding model) or writing.
     KillPoint(
         "in_analysis",
@@ -165,10 +179,14 @@ def test_killed_run_resumes_exactly(sim, tmp_path: Path, straight: Path, point: 
     after = turns(db, "killed")
     assert set(before) <= set(after), "every turn stored before the kill is kept"
     assert_turns_whole(after)
+    if point.cache_hits is not None:
+        hits = scalar(db, "SELECT count(*) FROM turns WHERE episode_id LIKE 'killed-%' AND cache_hit = 1")
+        assert hits == point.cache_hits, "a request answered before the kill is not asked again"
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("SELECT status FROM runs WHERE id = 'killed'").fetchone() == ("done",)
         assert {s for (s,) in conn.execute("SELECT status FROM episodes")} == {"done"}
     assert after == turns(straight, "straight"), "the resumed run's data equal the uninterrupted run's"
+    assert endings(db, "killed") == endings(straight, "straight"), "its episodes end as the uninterrupted run's"
     expected = annotations(straight, "straight", ANALYZERS)
     assert expected and annotations(db, "killed", ANALYZERS) == expected, "the resumed run is analyzed as the uninterrupted one"

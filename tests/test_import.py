@@ -169,6 +169,9 @@ def test_bad_import_arguments(sim, tmp_path: Path) -> None:
     assert_one_line_error(sim("import", "table", str(tmp_path / "wrong.csv"), "-o", "text"), "expected KEY=VALUE")
     assert_one_line_error(sim("import", "table", str(tmp_path / "wrong.csv"), "-o", "text=body"), "missing column(s) body")
     assert_one_line_error(sim("import", "dailydialog"), "needs FORMAT and PATH")
+    (tmp_path / "fields.jsonl").write_text('{"id": 1, "body": "x"}\n')
+    assert_one_line_error(sim("import", "dailydialog", str(tmp_path / "fields.jsonl")), "fields.jsonl:1: missing field 'turns'")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty.jsonl", "fields.jsonl", "wrong.csv"], "no database was created"
 
 
 def test_import_problem_names_file_and_line(tmp_path: Path) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from conftest import DATA, TINY, db_rows, run_sim
+from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
 from test_bad_input import assert_one_line_error
+from test_compare import PRESET, backend_preset
 
 BASE = [*TINY, "scenario.n_episodes=1", "scenario.max_turns=4", "scenario.max_tokens=24", "seed=3", "run.id=base"]
 PARENT = "base-e0000"
@@ -64,6 +66,37 @@ def test_fork_with_another_seed_keeps_the_turns_before_k_and_is_analyzed(sim, db
     ((seed, scenario, status, n_turns, config),) = db_rows(db, f"SELECT seed, scenario, status, n_turns, config_yaml FROM runs WHERE id = '{run_id}'")
     assert (seed, scenario, status, n_turns) == (11, "roleplay", "done", 4)
     assert "temperature: 1.2" in config
+    analyzed = {name for (name,) in db_rows(db, f"SELECT DISTINCT analyzer FROM annotations WHERE episode_id = '{child}'")}
+    assert {"role_flip", "conversation_stats"} <= analyzed
+
+
+def test_fork_with_another_prompt_stores_the_new_task_and_roles(sim, db: Path) -> None:
+    tasks = "scenario.tasks=[{assistant_role: Chef, user_role: Critic, task: 'Plan a tasting menu'}]"
+    result = sim("replay", PARENT, "--fork-at", "2", tasks)
+    assert result.returncode == 0, result.stderr
+    child, _ = child_of(db, 2)
+    rows = db_rows(db, f"SELECT id, task, roles_json FROM episodes WHERE id IN ('{PARENT}', '{child}') ORDER BY id = '{child}'")
+    assert [(task, json.loads(roles)) for _, task, roles in rows] == [
+        ("Develop a trading bot for the stock market", {"user": "Stock Trader", "assistant": "Python Programmer"}),
+        ("Plan a tasting menu", {"user": "Critic", "assistant": "Chef"}),
+    ]
+    assert [t[3] for t in turns(db, child)[2:]] == [0, 0], "turns from the fork on were generated from the new prompt"
+
+
+def test_fork_onto_a_served_model_keeps_the_turns_before_k_and_is_analyzed(sim, db: Path, tmp_path: Path, llama_server: str) -> None:
+    """Would model B have gone on as model A did? An embedded-model conversation forked onto a served model through
+    a user's backend preset."""
+    result = sim("replay", PARENT, "--fork-at", "2", backend_preset(tmp_path, llama_server), f"backend={PRESET}")
+    assert result.returncode == 0, result.stderr
+    child, run_id = child_of(db, 2)
+    assert db_rows(db, f"SELECT backend, model, status FROM runs WHERE id = '{run_id}'") == [("openai", SERVED_MODEL, "done")]
+    parent_turns, child_turns = turns(db, PARENT), turns(db, child)
+    assert [t[:3] for t in child_turns[:2]] == [t[:3] for t in parent_turns[:2]]
+    assert [t[0] for t in child_turns] == [0, 1, 2, 3]
+    made_by = db_rows(db, f"SELECT t.idx, c.backend, c.model FROM turns t JOIN request_cache c ON c.hash = t.request_hash "
+                          f"WHERE t.episode_id = '{child}' ORDER BY t.idx")
+    assert [row[:2] for row in made_by[:2]] == [(0, "embedded"), (1, "embedded")]
+    assert made_by[2:] == [(2, "openai", SERVED_MODEL), (3, "openai", SERVED_MODEL)]
     analyzed = {name for (name,) in db_rows(db, f"SELECT DISTINCT analyzer FROM annotations WHERE episode_id = '{child}'")}
     assert {"role_flip", "conversation_stats"} <= analyzed
 

@@ -7,6 +7,7 @@ import secrets
 from pathlib import Path
 
 from conftest import SERVED_MODEL, TINY, db_rows as rows
+from fault_proxy import FaultProxy
 from test_bad_input import assert_one_line_error
 
 
@@ -19,16 +20,23 @@ def files_containing(root: Path, needle: str) -> list[Path]:
 def test_api_key_is_read_from_the_environment_and_written_nowhere(sim, tmp_path: Path, llama_server: str, monkeypatch) -> None:
     key = f"sk-sentinel-{secrets.token_hex(8)}"
     monkeypatch.setenv("SIM_TEST_SECRET_KEY", key)
-    run = sim(
-        "run", "backend=openai", f"backend.base_url={llama_server}", f"backend.model={SERVED_MODEL}",
-        "backend.api_key_env=SIM_TEST_SECRET_KEY", *TINY, "run.id=secret",
-    )
-    assert run.returncode == 0, run.stderr
-    outputs = [run, sim("episodes", "--all"), sim("show", "secret-e0000"), sim("analyze", "--json"), sim("analyze")]
-    assert all(result.returncode == 0 for result in outputs)
+    # The proxy answers 401 to any request without this exact key: the run succeeding proves the key was sent.
+    with FaultProxy(llama_server, required_key=key) as proxy:
+        run = sim(
+            "run", "backend=openai", f"backend.base_url={proxy.base_url}", f"backend.model={SERVED_MODEL}",
+            "backend.api_key_env=SIM_TEST_SECRET_KEY", *TINY, "run.id=secret",
+        )
+        assert run.returncode == 0, run.stderr
+        assert proxy.counts["forwarded"] >= 1
+    outputs = [
+        run, sim("episodes", "--all"), sim("show", "secret-e0000"), sim("analyze", "--json"), sim("analyze"),
+        sim("compare", "--run", "secret", "--out", "runs/report"),
+    ]
+    assert all(result.returncode == 0 for result in outputs), [result.stderr for result in outputs]
     assert all(key not in result.stdout + result.stderr for result in outputs)
-    # The store (with its WAL), Hydra's config, overrides and job log, and anything else the run wrote.
+    # The store (with its WAL), Hydra's config, overrides and job log, the comparison report, and anything else.
     assert (tmp_path / "runs" / "sim.db").exists() and list((tmp_path / "runs" / "outputs").rglob("config.yaml"))
+    assert (tmp_path / "runs" / "report" / "report.md").exists() and (tmp_path / "runs" / "report" / "report.html").exists()
     assert files_containing(tmp_path, key) == []
     config = rows(tmp_path / "runs" / "sim.db", "SELECT config_yaml FROM runs")[0][0]
     assert "api_key_env: SIM_TEST_SECRET_KEY" in config  # the variable's name is kept, its value never

@@ -171,6 +171,15 @@ def test_slurm_preset_composes_into_a_valid_submitit_launcher(sim) -> None:
     assert isinstance(instantiate(launcher_cfg), SlurmLauncher)  # every key is one the launcher takes
     # Here submitit gets as far as looking for SLURM; on a cluster it would submit the job array.
     assert_one_line_error(sim("run", "-m", "hydra/launcher=slurm", *SHORT, SHARD_PATH, "seed=1,2"), "slurm", "srun")
+
+
+@pytest.mark.parametrize(
+    "launcher", [["hydra/launcher=slurm"], ["hydra/launcher=ray_cluster", "hydra.launcher.ray.init.address=auto"]]
+)
+def test_jobs_on_several_machines_without_a_shard_each_are_refused(sim, tmp_path: Path, launcher: list[str]) -> None:
+    result = sim("run", "-m", *launcher, *SHORT, "seed=1,2")
+    assert_one_line_error(result, "runs jobs on several machines", "shards/${hydra:job.num}.db")
+    assert not (tmp_path / "runs").exists(), "refused before any job or folder"
     assert_one_line_error(sim("run", "-m", "seed=1,2", "--cfg", "job"), "Only one of --run, --multirun, --cfg")
 
 
