@@ -12,7 +12,7 @@ import numpy as np
 
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored, analyzers
-from analyzers.judging import UsesJudge, judge_for_mode, parse_number, parse_yes_no, transcript
+from analyzers.judging import UsesJudge, judge_for_mode, parse_number, parse_yes_no, transcript, transcript_limits
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
 
@@ -63,8 +63,8 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
     uses_corpus = True
 
     def __init__(self, mode: str = "embedding", judge: Any = None, max_turns: int = 40, max_chars: int = 6000) -> None:
+        self.max_turns, self.max_chars = transcript_limits("digression", max_turns, max_chars)
         self.judge = judge_for_mode(mode, judge, "digression", max_tokens=16)
-        self.max_turns, self.max_chars = max_turns, max_chars
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with a task statement and at least one turn."""

@@ -18,6 +18,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import sentences, words
+from sim.errors import require_at_least
 from sim.errors import SimError
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate_statistic
@@ -131,6 +132,9 @@ class FreeTextAnalyzer(Analyzer):
     uses_corpus = True
 
     def __init__(self, embeddings: Any = "auto", max_texts: int = 2000, seed: int = 0) -> None:
+        # Fewer texts per side than cross-validation folds would leave the classifiers out without a word.
+        require_at_least("analyzer.free_text.max_texts", max_texts, FOLDS)
+        require_at_least("analyzer.free_text.seed", seed, 0)  # numpy and scikit-learn refuse negative seeds
         self.use_embeddings = sentence_embeddings.wanted(embeddings, "analyzer.free_text.embeddings")
         self.max_texts, self.seed = max_texts, seed
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzers.base import Analyzer, analyzers
-from analyzers.judging import Judge, UsesJudge, parse_yes_no, transcript
+from analyzers.judging import Judge, UsesJudge, parse_yes_no, transcript, transcript_limits
 from sim.records import Annotation, Episode
 
 QUESTION = (
@@ -35,8 +35,8 @@ class HumanLikenessAnalyzer(UsesJudge, Analyzer):
     version = "1"
 
     def __init__(self, judge: Any = None, max_turns: int = 40, max_chars: int = 6000) -> None:
+        self.max_turns, self.max_chars = transcript_limits("human_likeness", max_turns, max_chars)
         self.judge = Judge(judge or {}, max_tokens=64)
-        self.max_turns, self.max_chars = max_turns, max_chars
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations of two turns or more."""

@@ -14,7 +14,7 @@ import numpy as np
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import words
-from sim.errors import SimError
+from sim.errors import require_at_least
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, entropy_bits, estimate, subsample_statistic
 
@@ -95,8 +95,8 @@ class InstructionsAnalyzer(Analyzer):
         self, subset_size: int = 50, rouge_pairs: int = 2000, embeddings: Any = "auto", max_texts: int = 5000, seed: int = 0
     ) -> None:
         for key, value in (("subset_size", subset_size), ("rouge_pairs", rouge_pairs), ("max_texts", max_texts)):
-            if value < 2:
-                raise SimError(f"analyzer.instructions.{key} must be at least 2, got {value}")
+            require_at_least(f"analyzer.instructions.{key}", value, 2)
+        require_at_least("analyzer.instructions.seed", seed, 0)  # numpy refuses negative seeds
         self.subset_size, self.rouge_pairs, self.max_texts, self.seed = subset_size, rouge_pairs, max_texts, seed
         self.use_embeddings = sentence_embeddings.wanted(embeddings, "analyzer.instructions.embeddings")
 

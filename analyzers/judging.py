@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 from analyzers import embeddings as sentence_embeddings
 from sim.backends import Backend, ChatMessage, SamplingParams
+from sim.errors import require_positive
 from sim.config import build
 from sim.errors import SimError
 
@@ -109,6 +110,14 @@ class UsesJudge:
         """Release the judge backend."""
         if self.judge is not None:
             self.judge.close()
+
+
+def transcript_limits(analyzer: str, max_turns: int, max_chars: int) -> tuple[int, int]:
+    """`max_turns` and `max_chars` of an analyzer that shows transcripts to a judge, refused unless positive:
+    a negative cut would silently slice from the end (`turns[:-1]`) and zero would show the judge nothing."""
+    require_positive(f"analyzer.{analyzer}.max_turns", max_turns)
+    require_positive(f"analyzer.{analyzer}.max_chars", max_chars)
+    return max_turns, max_chars
 
 
 def transcript(episode: "Episode", max_turns: int, max_chars: int) -> str:

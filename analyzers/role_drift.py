@@ -12,6 +12,7 @@ import numpy as np
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, analyzers
 from analyzers.judging import UsesJudge, judge_for_mode, parse_yes_no
+from sim.errors import require_at_least
 from sim.errors import SimError
 from sim.records import Annotation, Episode, Turn
 
@@ -52,6 +53,8 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
     turn_flags = ("drifted",)
 
     def __init__(self, mode: str = "embedding", reference: str = "roles", threshold: float = 0.0, judge: Any = None) -> None:
+        # A tolerance below zero would turn its meaning round: turns closer to their own role would count as drifted.
+        require_at_least("analyzer.role_drift.threshold", threshold, 0)
         self.judge = judge_for_mode(mode, judge, "role_drift", max_tokens=8)
         if reference not in REFERENCES:
             raise SimError(f"analyzer.role_drift.reference must be one of {', '.join(REFERENCES)}, got {reference!r}")

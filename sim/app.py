@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import hydra
 import yaml
@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_module
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -21,11 +22,13 @@ from rich.console import Console
 import analyzers  # noqa: F401  (registers analyzers)
 import scenarios  # noqa: F401  (registers scenarios and their config schemas)
 import sim.backends  # noqa: F401  (registers backends and their config schemas)
-import sim.config  # noqa: F401  (registers the top-level schema)
+from sim.config import SECRET_KEY  # also registers the top-level schema
 from sim.errors import DEBUG_ENV, SimError, one_line
 from sim.report import print_run
-from sim.runner import execute, sweep_job_run_id
+from sim.runner import execute, override_key, sweep_job_run_id
 
+# Added to an unexpected error's one line.
+DEBUG_HINT = "(`sim --debug run ...` shows where)"
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -36,8 +39,9 @@ CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 CLUSTER_LAUNCHERS = ("slurm", "submitit_slurm")
 RAY_LAUNCHERS = ("ray_cluster", "ray")
 SHARD_PER_JOB = "store.path='${hydra:sweep.dir}/shards/${hydra:job.num}.db'"
-# Attribute of the SimError of a sweep job that was refused before it wrote anything: the sweep's folder.
-REFUSED_SWEEP = "refused_sweep_dir"
+# The folder of each sweep this process started (SweepFolder records it), removed again if the sweep leaves
+# nothing in it but Hydra's multirun.yaml: every job refused, or a launcher that could not start.
+started_sweeps: list[Path] = []
 
 
 def _one_line(exc: BaseException) -> str:
@@ -126,6 +130,11 @@ def analysis_settings(overrides: list[str], command: str) -> DictConfig:
 def check_overrides(args: list[str]) -> None:
     """Compose the config for every override value before Hydra runs anything; raise SimError on a bad one."""
     args, search_path = config_dir_overrides(args)
+    if secret := next((a for a in args if SECRET_KEY.search(override_key(a).rpartition(".")[2])), None):
+        raise SimError(
+            f"{override_key(secret)}: keys are not taken on the command line, where Hydra would write them into its "
+            "output folder; put the key in an environment variable and name it with backend.api_key_env"
+        )
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
         return  # Hydra's own flags (--help, --cfg, ...) are Hydra's to handle
     overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
@@ -153,7 +162,7 @@ def _store_files(cfg: DictConfig) -> Optional[tuple[Optional[tuple[int, int, int
     except OmegaConfBaseException:
         return None
     state = []
-    for file in (path, path.with_name(f"{path.name}-wal"), path.with_name(f"{path.name}-journal")):
+    for file in (path, Path(f"{path}-wal"), Path(f"{path}-journal")):
         try:
             stat = file.stat()
         except OSError:
@@ -174,26 +183,33 @@ def _remove_job_folder(hydra_cfg: DictConfig) -> None:
         written.append(Path(log))
     for file in written:
         file.unlink(missing_ok=True)
-    cwd = Path(hydra_cfg.runtime.cwd)
-    ours = [snapshot, folder] if snapshot else [folder]
-    for empty in [*ours, *(parent for parent in folder.parents if cwd in parent.parents)]:
-        try:
-            empty.rmdir()
-        except OSError:
-            return  # not empty: another job's folder, or a file that is not ours
+    _remove_empty_folders([snapshot, folder] if snapshot else [folder], Path(hydra_cfg.runtime.cwd))
 
 
-def _remove_refused_sweep(sweep_dir: Path, cwd: Path) -> None:
-    """After a sweep whose every job was refused (and removed its own folder), remove the multirun.yaml Hydra
-    wrote for it and the folders this leaves empty."""
-    if not sweep_dir.is_dir() or [p.name for p in sweep_dir.iterdir()] != ["multirun.yaml"]:
-        return
-    (sweep_dir / "multirun.yaml").unlink()
-    for empty in [sweep_dir, *(parent for parent in sweep_dir.parents if cwd in parent.parents)]:
+def _remove_empty_folders(folders: list[Path], cwd: Path) -> None:
+    """Remove `folders` in order, then the last one's parents below `cwd`, stopping at the first that is not empty
+    (another job's folder, or a file that is not ours)."""
+    for empty in [*folders, *(parent for parent in folders[-1].parents if cwd in parent.parents)]:
         try:
             empty.rmdir()
         except OSError:
             return
+
+
+def _remove_empty_sweeps(cwd: Path) -> None:
+    """Remove the folder of each sweep this process started that holds nothing but Hydra's multirun.yaml."""
+    for sweep_dir in started_sweeps:
+        if sweep_dir.is_dir() and [p.name for p in sweep_dir.iterdir()] == ["multirun.yaml"]:
+            (sweep_dir / "multirun.yaml").unlink()
+            _remove_empty_folders([sweep_dir], cwd)
+
+
+class SweepFolder(Callback):
+    """Records the folder of each sweep as it starts, so that a sweep that leaves nothing there can remove it."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Note the sweep's folder."""
+        started_sweeps.append(Path.cwd() / config.hydra.sweep.dir)
 
 
 def _check_shard_per_job(overrides: list[str]) -> None:
@@ -221,23 +237,20 @@ def hydra_main(cfg: DictConfig) -> None:
     store_before = _store_files(cfg)
     try:
         report = execute(cfg, sweep_id=sweep_id, overrides=list(hydra_cfg.overrides.task))
-    except SimError as exc:
+    except Exception as exc:
         # Refused before it wrote to the store (bad config, unusable database): Hydra's folder for the job holds
         # only the refused config, so the job leaves nothing. A job that stored a run keeps its folder and log.
         if store_before is not None and _store_files(cfg) == store_before:
             _remove_job_folder(hydra_cfg)
-            if sweep_id is not None:
-                # Carried with the error (from a worker process too) back to run_hydra, to remove the sweep's own
-                # folder when every job was refused.
-                setattr(exc, REFUSED_SWEEP, str(Path(hydra_cfg.runtime.cwd) / sweep_id))
         if os.environ.get(DEBUG_ENV):
             raise
+        error = exc if isinstance(exc, SimError) else SimError(f"{one_line(str(exc))} {DEBUG_HINT}")
         if sweep_id is None:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None
         # Said now, for this job; Hydra then goes on with the sweep's other jobs and raises the first failure last.
-        print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}): {exc}", file=sys.stderr)
-        raise
+        print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}): {error}", file=sys.stderr)
+        raise error from None
     print_run(Console(), report)
 
 
@@ -247,16 +260,16 @@ def run_hydra(args: list[str]) -> None:
     # launcher that cannot start (no SLURM here, clashing flags) ends as one line unless --debug asks for more.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     sys.argv = ["sim", *args]
+    started_sweeps.clear()
     try:
         hydra_main()
     except SimError as exc:
-        refused_sweep = getattr(exc, REFUSED_SWEEP, None)
-        if refused_sweep is not None:
-            _remove_refused_sweep(Path(refused_sweep), Path.cwd())
+        _remove_empty_sweeps(Path.cwd())
         if set(args) & set(MULTIRUN_FLAGS) and not os.environ.get(DEBUG_ENV):
             raise SimError(f"{exc} (the first failed job of the sweep; the other jobs ran)") from None
         raise
     except Exception as exc:
+        _remove_empty_sweeps(Path.cwd())
         if os.environ.get(DEBUG_ENV):
             raise
-        raise SimError(f"{_one_line(exc)} (`sim --debug run ...` shows where)") from None
+        raise SimError(f"{_one_line(exc)} {DEBUG_HINT}") from None

@@ -92,7 +92,7 @@ def browse(path: Path, host: str, port: int, open_browser: bool) -> None:
             raise
         raise SimError(INSTALL_HINT) from None
     # Opening through the store gives the usual errors and brings the schema (and turns_fts) up to date.
-    Store.open(path, create=False).close()
+    Store.open(path, create=False, option="--db").close()
     check_address(host, port)
     name = path.stem  # the name Datasette gives a database file
     # A mutable file is opened `mode=ro`: readers of a WAL database see every commit and never block a writer

@@ -29,9 +29,24 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+class SimCommand(click.Command):
+    """A `sim` subcommand whose usage errors name it (click raises some, such as an option without its value,
+    before the error knows its command)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse the command's arguments, saying a mistake in one line that names the command."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.ctx = ctx
+            _usage_error(exc)
+
+
 class SimGroup(click.Group):
     """Shows a SimError as one line on stderr and exits 1, unless --debug asks for the traceback; a usage
     error (a missing argument, an unknown option or command) is one line too, with exit status 2."""
+
+    command_class = SimCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse `sim`'s own options, saying a mistake in one line."""
@@ -99,10 +114,10 @@ def _open(db: str, writes: bool = False) -> "Store":
     """An existing database (commands never create one to read it), checked to be writable when `writes`."""
     from sim.store import Store
 
-    return Store.open(db, create=False, writable=writes)
+    return Store.open(db, create=False, writable=writes, option="--db")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@cli.command()
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.option("--run", "run_id", help="Only episodes of this run.")
 @click.option("--dataset", help="Only episodes of this imported dataset.")
@@ -213,11 +228,21 @@ def episodes(db: str, run_id: Optional[str], all_runs: bool) -> None:
     Console().print(episodes_table(rows))
 
 
+def _overrides_and_config_dir(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    """Let `--config-dir` through to Hydra with the overrides, and refuse any other unknown option."""
+    from sim.app import CONFIG_DIR_FLAGS
+
+    for value in values:
+        if value.startswith("-") and value.partition("=")[0] not in CONFIG_DIR_FLAGS:
+            raise click.NoSuchOption(value.partition("=")[0], ctx=ctx)
+    return values
+
+
 @cli.command(context_settings={"ignore_unknown_options": True})
 @click.argument("episode_id")
 @click.option("--fork-at", "fork_at", type=int, required=True, help="Keep the turns before this index; regenerate from it on.")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
-@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED, callback=_overrides_and_config_dir)
 def replay(episode_id: str, fork_at: int, db: str, overrides: tuple[str, ...]) -> None:
     """Regenerate a stored conversation from turn --fork-at on, with another backend, prompt or seed (OVERRIDES
     as in `sim run`), as a new episode (parent_id, fork_turn) of a new run; then analyze it.
@@ -244,7 +269,7 @@ def replay(episode_id: str, fork_at: int, db: str, overrides: tuple[str, ...]) -
     print_run(console, report)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@cli.command()
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.option("--analyzer", "names", multiple=True, help="Analyzer to check; repeat for several (default: every analyzer with stored annotations).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -289,14 +314,12 @@ def merge(shards: tuple[Path, ...], into: str) -> None:
     Example:
         sim merge runs/multirun/2026-11-25/10-00-00-000000/shards/*.db --into runs/sim.db
     """
-    from sim.merge import merge_shard
+    from sim.merge import check_shard, merge_shard
     from sim.store import Store
 
     for shard in shards:  # each shard is checked before the target is opened, or created: a bad one leaves it as it was
-        if not shard.is_file():
-            raise SimError(f"no shard at {shard}")
-        Store.open(shard, create=False).close()
-    store = Store.open(into)
+        check_shard(shard)
+    store = Store.open(into, option="--into")
     try:
         for shard in shards:
             added = ", ".join(f"{n} {table}" for table, n in merge_shard(store, shard).items() if n) or "nothing new"
@@ -365,7 +388,7 @@ def import_command(
         click.echo(f"  skipped {path}:{skipped.line}: {skipped.reason}")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+@cli.command()
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.option("--sweep", help="Compare the runs of this sweep (runs.sweep_id; `latest`: the newest run's sweep).")
 @click.option("--run", "run_ids", multiple=True, help="Compare this run; repeat for several (default: every run).")

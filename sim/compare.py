@@ -493,7 +493,7 @@ def run_comparison(
     report and write it; the report and its folder."""
     cfg = analysis_settings(list(overrides), "sim compare")
     selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze))
-    store = Store.open(db, create=False, writable=True)  # analyzing writes annotations
+    store = Store.open(db, create=False, writable=True, option="--db")  # analyzing writes annotations
     try:
         selection = select(store, sweep, run_ids, datasets, by, reference)
         folder = check_out(out)

@@ -129,7 +129,7 @@ def import_into(
     checks of `_Reading.start`: a file that cannot be imported at all leaves no database behind."""
     reading = _Reading.start(format_name, path, dataset, options)
     try:
-        store = Store.open(db)
+        store = Store.open(db, option="--db")
     except BaseException:
         _close(reading.rest)
         raise

@@ -73,14 +73,18 @@ def _insert_new(store: Store, table: str, conflict: str) -> int:
     ).rowcount
 
 
-def merge_shard(store: Store, shard: Path) -> dict[str, int]:
-    """Merge one shard into `store` in one transaction (all of it or, on any error, nothing); the rows it added
-    or finished, per table."""
+def check_shard(shard: Path) -> None:
+    """Refuse a shard that is missing or not an artifact-sim store; bring one of an older schema up to this one."""
     if not shard.is_file():
-        raise SimError(f"no shard at {shard}")
+        raise SimError(f"shard: no file at {shard}")
+    Store.open(shard, create=False, option="shard").close()
+
+
+def merge_shard(store: Store, shard: Path) -> dict[str, int]:
+    """Merge one shard, passed by `check_shard`, into `store` in one transaction (all of it or, on any error,
+    nothing); the rows it added or finished, per table."""
     if shard.resolve() == store.path.resolve():
         raise SimError(f"{shard} is the target database itself; merge other shards into it")
-    Store.open(shard, create=False).close()  # refuses what is not an artifact-sim store; brings it to this schema
     conn = store.db.conn
     try:
         conn.execute(f"ATTACH DATABASE ? AS {SHARD}", [str(shard)])

@@ -36,7 +36,7 @@ def fork_config(run: dict[str, Any], overrides: list[str]) -> DictConfig:
 
 def replay(db: Path, episode_id: str, fork_at: int, overrides: list[str]) -> RunReport:
     """Fork stored episode `episode_id` at turn `fork_at` into a new run of the same store, play it, analyze it."""
-    store = Store.open(db, create=False)
+    store = Store.open(db, create=False, option="--db")
     try:
         parent = store.episode(episode_id)
         run = store.run(parent.run_id) if parent.source == "generated" and parent.run_id else None

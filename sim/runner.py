@@ -404,6 +404,8 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
     for key in ("backoff_initial_s", "backoff_max_s", "retry_after_max_s"):
         if cfg.runner[key] < 0:
             raise SimError(f"runner.{key} must not be negative, got {cfg.runner[key]}")
+    if not -(2**63) <= cfg.seed < 2**63:  # stored in an SQLite INTEGER column
+        raise SimError(f"seed must fit in 64 bits (below 2**63 in size), got {cfg.seed}")
     store: Optional[Store] = None
     run_id = cfg.run.id or new_run_id()
     resumed = False

@@ -30,27 +30,28 @@ TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
 TEXT_COLUMNS = ("idx", "speaker", "role", "content")
 
 
-def _check_is_sqlite(path: Path) -> None:
-    """Refuse a file that exists but is not a SQLite database, before SQLite touches it."""
+def _check_is_sqlite(path: Path, option: str) -> None:
+    """Refuse a file that exists but is not a SQLite database, before SQLite touches it; `option` names where the
+    path came from (store.path, --db, ...) in the error."""
     if not path.exists() or path.stat().st_size == 0:
         return
     if path.is_dir():
-        raise SimError(f"store.path: {path} is a directory, not a SQLite database")
+        raise SimError(f"{option}: {path} is a directory, not a SQLite database")
     try:
         with path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))
     except OSError as exc:
-        raise SimError(f"store.path: cannot read {path}: {exc.strerror}") from None
+        raise SimError(f"{option}: cannot read {path}: {exc.strerror}") from None
     if header != SQLITE_HEADER:
-        raise SimError(f"store.path: {path} is not a SQLite database")
+        raise SimError(f"{option}: {path} is not a SQLite database")
 
 
-def _check_writable(path: Path) -> None:
+def _check_writable(path: Path, option: str) -> None:
     """Refuse, before any write, a database that could only be read: SQLite would fail at the first write."""
     if not os.access(path, os.W_OK):
-        raise SimError(f"store.path: {path} is read-only; make it writable or pass another database")
+        raise SimError(f"{option}: {path} is read-only; make it writable or pass another database")
     if not os.access(path.parent, os.W_OK | os.X_OK):
-        raise SimError(f"store.path: the folder of {path} is read-only, and SQLite writes its -wal and -shm files there")
+        raise SimError(f"{option}: the folder of {path} is read-only, and SQLite writes its -wal and -shm files there")
 
 
 def _not_a_store(path: Path, what: str) -> str:
@@ -58,14 +59,14 @@ def _not_a_store(path: Path, what: str) -> str:
     return f"{path} is not an artifact-sim database ({what}); choose another file, or fill this one with `sim run` or `sim import`"
 
 
-def _open_error(path: Path, exc: sqlite3.DatabaseError) -> SimError:
+def _open_error(path: Path, exc: sqlite3.DatabaseError, option: str) -> SimError:
     """What SQLite's refusal to open or set up the database at `path` means for the user."""
     if not os.access(path.parent, os.W_OK | os.X_OK):
         return SimError(
-            f"store.path: cannot open {path}: its folder is read-only, and SQLite needs to create the database's "
+            f"{option}: cannot open {path}: its folder is read-only, and SQLite needs to create the database's "
             "-shm and -wal files there; copy the database to a writable folder"
         )
-    return SimError(f"store.path: cannot use {path} as a database: {exc}")
+    return SimError(f"{option}: cannot use {path} as a database: {exc}")
 
 
 class Store:
@@ -76,28 +77,31 @@ class Store:
         self.path = path
 
     @classmethod
-    def open(cls, path: str | Path, create: bool = True, writable: Optional[bool] = None) -> "Store":
+    def open(
+        cls, path: str | Path, create: bool = True, writable: Optional[bool] = None, option: str = "store.path"
+    ) -> "Store":
         """Open (and, if `create`, create and migrate) the database at `path`; one that will be written to
         (`writable`, by default when `create`) must not be read-only. Without `create` the file must already hold
-        an artifact-sim store: an empty file is refused, not made into one."""
+        an artifact-sim store: an empty file is refused, not made into one. Errors name `option`, where the path
+        came from."""
         path = Path(path).expanduser()
-        _check_is_sqlite(path)
+        _check_is_sqlite(path, option)
         if not path.exists():
             if not create:
                 raise SimError(f"no database at {path} (run `sim run` first or pass --db)")
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise SimError(f"store.path: cannot create folder {path.parent}: {exc.strerror}") from None
+                raise SimError(f"{option}: cannot create folder {path.parent}: {exc.strerror}") from None
         else:
             if not create and path.is_file() and path.stat().st_size == 0:
                 raise SimError(_not_a_store(path, "the file is empty"))
             if create if writable is None else writable:
-                _check_writable(path)
+                _check_writable(path, option)
         try:
             conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S)
         except sqlite3.DatabaseError as exc:
-            raise _open_error(path, exc) from None
+            raise _open_error(path, exc, option) from None
         try:
             db = Database(conn)
             cls._check_schema(db, path, create)
@@ -110,7 +114,7 @@ class Store:
             # Closed now, not at exit: closing the last connection to a WAL database removes its -wal and -shm files.
             conn.close()
             if isinstance(exc, sqlite3.DatabaseError):
-                raise _open_error(path, exc) from None
+                raise _open_error(path, exc, option) from None
             raise
         return cls(db, path)
 

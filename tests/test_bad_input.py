@@ -14,6 +14,8 @@ import pytest
 from conftest import DATA, TINY, db_rows
 from sim.store import Store
 
+CASINO = DATA / "conversations" / "casino" / "casino_dialogues.jsonl"
+
 
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.returncode != 0
@@ -59,13 +61,26 @@ def contents(folder: Path) -> dict[str, bytes | None]:
         ("runner.max_attempts=0", ("runner.max_attempts must be positive, got 0",)),
         ("scenario.max_turns=0", ("scenario.max_turns must be a positive integer, got 0",)),
         ("scenario.max_tokens=-5", ("scenario.max_tokens must be a positive integer, got -5",)),
-        # an API key typed on the command line: no such key, and one added with `+` fails the backend's build
-        ("backend.api_key=sk-typed-key", ("Could not override 'backend.api_key'",)),
-        ("+backend.api_key=sk-typed-key", ("unexpected keyword argument 'api_key'",)),
+        ("seed=99999999999999999999", ("seed must fit in 64 bits", "99999999999999999999")),
+        ("backend.n_threads=-2", ("backend.n_threads must be positive (or null for all cores), got -2",)),
+        ("analyzer.free_text.max_texts=0", ("analyzer.free_text.max_texts must be at least 5, got 0",)),
+        ("analyzer.instructions.seed=-3", ("analyzer.instructions.seed must not be negative, got -3",)),
+        (("backend=langchain", "backend.max_concurrency=0"), ("backend.max_concurrency must be positive, got 0",)),
+        (("runner.analyze=[human_likeness]", "analyzer.human_likeness.max_turns=-1"), ("analyzer.human_likeness.max_turns must be positive, got -1",)),
+        (("runner.analyze=[digression]", "analyzer.digression.max_chars=0"), ("analyzer.digression.max_chars must be positive, got 0",)),
+        (("runner.analyze=[role_drift]", "analyzer.role_drift.threshold=-0.1"), ("analyzer.role_drift.threshold must not be negative, got -0.1",)),
+        ("store.path=", ("store.path: . is a directory",)),
+        # an API key typed on the command line, under any secret-looking key, is refused before Hydra records it
+        ("backend.api_key=sk-typed-key", ("backend.api_key: keys are not taken on the command line", "api_key_env")),
+        ("+backend.api_key=sk-typed-key", ("backend.api_key: keys are not taken on the command line",)),
+        ("+backend.chat_model.api_key=sk-typed-key", ("backend.chat_model.api_key: keys are not taken",)),
+        ("+backend.chat_model.openai_api_key=sk-typed-key", ("backend.chat_model.openai_api_key: keys are not taken",)),
     ],
 )
-def test_bad_config_is_one_line_and_writes_nothing(sim, tmp_path: Path, override: str, fragments) -> None:
-    assert_one_line_error(sim("run", *TINY, override), *fragments)
+def test_bad_config_is_one_line_and_writes_nothing(sim, tmp_path: Path, override: str | tuple[str, ...], fragments) -> None:
+    result = sim("run", *TINY, *(override if isinstance(override, tuple) else (override,)))
+    assert_one_line_error(result, *fragments)
+    assert "sk-typed-key" not in result.stderr
     assert contents(tmp_path) == {}, "no store, and no Hydra output folder (config snapshot, log) of the refused job"
 
 
@@ -116,9 +131,13 @@ def test_file_that_is_not_sqlite_is_left_intact(sim, tmp_path: Path) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_bytes(b"precious notes\n" * 100)
     before = contents(tmp_path)
-    assert_one_line_error(sim("run", *TINY, f"store.path={notes}"), "is not a SQLite database")
-    assert_one_line_error(sim("show", "x", "--db", str(notes)), "is not a SQLite database")
-    assert_one_line_error(sim("analyze", "--db", str(notes)), "is not a SQLite database")
+    # Each error names the setting or option the path came from.
+    assert_one_line_error(sim("run", *TINY, f"store.path={notes}"), f"store.path: {notes} is not a SQLite database")
+    assert_one_line_error(sim("show", "x", "--db", str(notes)), f"--db: {notes} is not a SQLite database")
+    assert_one_line_error(sim("analyze", "--db", str(notes)), f"--db: {notes} is not a SQLite database")
+    assert_one_line_error(sim("compare", "--db", str(notes)), f"--db: {notes} is not a SQLite database")
+    assert_one_line_error(sim("merge", str(notes), "--into", "runs/merged.db"), f"shard: {notes} is not a SQLite database")
+    assert_one_line_error(sim("import", "casino", str(CASINO), "--db", str(notes)), f"--db: {notes} is not a SQLite database")
     assert contents(tmp_path) == before, "the file is intact, with no WAL or journal beside it and no Hydra folder"
 
 
@@ -266,7 +285,7 @@ def add_future_migration(db: Path, name: str) -> None:
         ("episodes", "--all"),
         ("show", "dailydialog_sample_2624-0"),
         ("analyze", "--analyzer", "conversation_stats"),
-        ("import", "casino", str(DATA / "conversations" / "casino" / "casino_dialogues.jsonl")),
+        ("import", "casino", str(CASINO)),
     ],
     ids=lambda args: args[0],
 )
@@ -333,8 +352,8 @@ def test_a_read_only_database_is_read_but_never_written(unprivileged, dialogue_d
     assert "dailydialog_sample_2624-0" in listed.stdout
     shown = sim_as_user("show", "dailydialog_sample_2624-0", "--db", str(db))
     assert shown.returncode == 0 and "garbage" in shown.stdout
-    casino = str(DATA / "conversations" / "casino" / "casino_dialogues.jsonl")
-    assert_one_line_error(sim_as_user("import", "casino", casino, "--db", str(db)), f"store.path: {db} is read-only")
+    casino = str(CASINO)
+    assert_one_line_error(sim_as_user("import", "casino", casino, "--db", str(db)), f"--db: {db} is read-only")
     assert_one_line_error(sim_as_user("run", *TINY, f"store.path={db}", "run.id=r"), f"store.path: {db} is read-only")
     assert db.read_bytes() == before
     assert not (folder / "runs").exists(), "the refused run left no Hydra folder"
@@ -360,7 +379,7 @@ def test_a_database_in_a_read_only_folder(unprivileged, dialogue_db: Path) -> No
     locked.chmod(0o555)
     before = db.read_bytes()
     assert_one_line_error(sim_as_user("episodes", "--all", "--db", str(db)), f"cannot open {db}: its folder is read-only")
-    casino = str(DATA / "conversations" / "casino" / "casino_dialogues.jsonl")
+    casino = str(CASINO)
     assert_one_line_error(sim_as_user("import", "casino", casino, "--db", str(db)), f"the folder of {db} is read-only")
     assert db.read_bytes() == before
     assert sorted(p.name for p in locked.iterdir()) == ["sim.db"]
@@ -373,6 +392,12 @@ def test_a_database_in_a_read_only_folder(unprivileged, dialogue_db: Path) -> No
         (("merge", "f.db"), "sim merge: missing option '--into'", ("merge",)),
         (("replay", "X"), "sim replay: missing option '--fork-at'", ("replay",)),
         (("show", "--limit", "0"), "sim show: invalid value for '--limit'", ("show",)),
+        (("show", "--limit"), "sim show: option '--limit' requires an argument", ("show",)),
+        (("compare", "--by"), "sim compare: option '--by' requires an argument", ("compare",)),
+        (("compare", "--sweeps", "latest"), "sim compare: no such option '--sweeps'", ("compare",)),
+        (("analyze", "--bogus"), "sim analyze: no such option '--bogus'", ("analyze",)),
+        (("reanalyze", "--bogus"), "sim reanalyze: no such option '--bogus'", ("reanalyze",)),
+        (("replay", "X", "--fork-at", "1", "--bogus"), "sim replay: no such option '--bogus'", ("replay",)),
         (("nope",), "sim: no such command 'nope'", ()),
         (("--nope",), "sim: no such option '--nope'", ()),
     ],

@@ -139,7 +139,7 @@ KILL_POINTS = [
     ),
     # The fourth turn's row and its full-text row are written, and their COMMIT has started: the turn must vanish.
     KillPoint("mid_commit", lambda args, cwd, db: kill_at_commit(args, cwd, "turns", 4), stored_turns=3, cache_hits=1),
-    # Generation is over; the analyzers are still loading (an embedding model) or writing.
+    # Generation is over and analysis has begun; the embedding analyzer is still loading its model.
     KillPoint(
         "in_analysis",
         lambda args, cwd, db: kill_when(args, cwd, lambda: scalar(db, "SELECT status FROM runs") == "analyzing"),

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from analyzers.free_text import FreeTextAnalyzer, flesch_reading_ease, mtld, style_features
+from analyzers.free_text import FOLDS, FreeTextAnalyzer, flesch_reading_ease, mtld, style_features
 from conftest import DATA
 from sim.analysis import analyze
+from sim.errors import SimError
 from sim.importing import import_file
 from sim.records import Episode, Turn
 
@@ -54,6 +55,28 @@ def test_sides_are_compared_feature_by_feature(store) -> None:
     assert words.difference == pytest.approx(24 - 3) and words.effect_size is None  # no spread in either group
     auc = next(m for m in summary.metrics if m.name == "classifier_auc[style]")
     assert auc.group == "hand: llm vs human" and auc.mean == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"max_texts": 0}, f"analyzer.free_text.max_texts must be at least {FOLDS}, got 0"),
+        ({"max_texts": FOLDS - 1}, f"analyzer.free_text.max_texts must be at least {FOLDS}, got {FOLDS - 1}"),
+        ({"seed": -1}, "analyzer.free_text.seed must not be negative, got -1"),
+    ],
+)
+def test_settings_that_would_silently_skip_or_break_the_classifier_are_refused(settings: dict, message: str) -> None:
+    with pytest.raises(SimError, match=f"^{message}$"):
+        FreeTextAnalyzer(embeddings=False, **settings)
+
+
+def test_the_fewest_texts_allowed_still_give_a_classifier_auc(store) -> None:
+    for i in range(2 * FOLDS):
+        store.add_imported_episode(text(i, f"Short note {i}.", "human"))
+        store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on." for _ in range(3)), "llm"))
+    (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=False, max_texts=FOLDS)])
+    auc = next(m for m in summary.metrics if m.name == "classifier_auc[style]")
+    assert auc.n == 2 * FOLDS
 
 
 def test_m4_human_against_llama2(store) -> None:

@@ -1,17 +1,24 @@
 """The hf and langchain backends on real local models, and the vLLM backend where it can run."""
 
 import asyncio
+import re
+import secrets
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from omegaconf import OmegaConf
 
 from conftest import db_rows as rows, SERVED_MODEL, TINY
+from fault_proxy import FaultProxy
 from sim.backends import ChatMessage, SamplingParams
+from sim.backends.base import NO_KEY
 from sim.backends.batching import MicroBatcher
+from sim.backends.embedded import EmbeddedBackend
+from sim.backends.langchain_chat import LangChainBackend
 from sim.backends.vllm_engine import VLLMBackend
+from sim.errors import SimError
 from test_bad_input import assert_one_line_error
-
 
 
 @pytest.fixture(scope="session")
@@ -59,27 +66,60 @@ def test_hf_backend_needs_a_model_directory(sim, tmp_path: Path) -> None:
     assert_one_line_error(sim("run", "backend=hf", f"backend.model_path={tmp_path}", *TINY), "not a local transformers model directory")
 
 
-def test_langchain_backend_against_the_llama_server(sim, tmp_path: Path, llama_server: str) -> None:
-    result = sim(
-        "run", "backend=langchain", f"backend.chat_model.base_url={llama_server}", f"backend.chat_model.model={SERVED_MODEL}",
-        "backend.api_key_env=null", "+backend.chat_model.api_key=sk-sentinel-not-a-key", "backend.max_concurrency=1",
-        *TINY, "scenario.n_episodes=1", "scenario.max_turns=2",
-    )
-    assert result.returncode == 0, result.stderr
+def langchain_args(base_url: str, *extra: str) -> list[str]:
+    """Overrides that point `backend=langchain` (ChatOpenAI) at a keyless local server."""
+    return [
+        "backend=langchain", f"backend.chat_model.base_url={base_url}", f"backend.chat_model.model={SERVED_MODEL}",
+        "backend.api_key_env=null", *extra,
+    ]
+
+
+def test_langchain_backend_against_the_llama_server(sim, tmp_path: Path, llama_server: str, monkeypatch) -> None:
+    # A key in the environment that the config never named: ChatOpenAI would pick it up by itself if let.
+    sentinel = f"sk-sentinel-{secrets.token_hex(8)}"
+    monkeypatch.setenv("OPENAI_API_KEY", sentinel)
+    # The proxy answers 401 to anything but the placeholder: the run succeeding proves every request sent it.
+    with FaultProxy(llama_server, required_key=NO_KEY) as proxy:
+        result = sim(
+            "run", *langchain_args(proxy.base_url, "backend.max_concurrency=1"), *TINY, "scenario.n_episodes=1", "scenario.max_turns=2",
+        )
+        assert result.returncode == 0, result.stderr
+        assert proxy.counts["forwarded"] >= 2
     db = tmp_path / "runs" / "sim.db"
     ((backend, model, config),) = rows(db, "SELECT backend, model, config_yaml FROM runs")
     assert (backend, model) == ("langchain", SERVED_MODEL)
-    assert "sk-sentinel-not-a-key" not in db.read_bytes().decode("latin-1")
-    assert "api_key: <redacted>" in config
+    assert "api_key_env: null" in config
+    assert sentinel not in db.read_bytes().decode("latin-1")
     turns = rows(db, "SELECT content, prompt_tokens, completion_tokens, finish_reason FROM turns")
     assert len(turns) == 2 and all(t[0] and t[1] and t[2] and t[3] in ("stop", "length") for t in turns)
 
 
+def test_langchain_never_sends_a_key_that_the_config_did_not_name(sim, tmp_path: Path, llama_server: str, monkeypatch) -> None:
+    sentinel = f"sk-sentinel-{secrets.token_hex(8)}"
+    monkeypatch.setenv("OPENAI_API_KEY", sentinel)
+    chat_model = OmegaConf.create({"_target_": "langchain_openai.ChatOpenAI", "model": SERVED_MODEL, "base_url": llama_server})
+    built = LangChainBackend(chat_model, api_key_env=None)._chat
+    assert built.openai_api_key.get_secret_value() == NO_KEY and built.root_async_client.api_key == NO_KEY
+    # A server that wants exactly that variable's key rejects the run: the key was never sent.
+    with FaultProxy(llama_server, required_key=sentinel) as proxy:
+        result = sim("run", *langchain_args(proxy.base_url), *TINY)
+        assert proxy.counts["forwarded"] == 0
+    assert_one_line_error(result, "backend=langchain: the provider rejected the key (HTTP 401)")
+
+
+def test_langchain_takes_a_key_only_from_the_named_variable(monkeypatch) -> None:
+    monkeypatch.setenv("SIM_TEST_LANGCHAIN_KEY", "sk-named")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-named")
+    chat_model = OmegaConf.create({"_target_": "langchain_openai.ChatOpenAI", "model": SERVED_MODEL})
+    built = LangChainBackend(chat_model, api_key_env="SIM_TEST_LANGCHAIN_KEY")._chat
+    assert built.openai_api_key.get_secret_value() == "sk-named"
+    typed = OmegaConf.create({"_target_": "langchain_openai.ChatOpenAI", "model": SERVED_MODEL, "openai_api_key": "sk-typed"})
+    with pytest.raises(SimError, match=r"^backend\.chat_model\.openai_api_key: a key is never given in the config"):
+        LangChainBackend(typed, api_key_env=None)
+
+
 def test_langchain_unreachable_provider_fails_the_run(sim, tmp_path: Path) -> None:
-    result = sim(
-        "run", "backend=langchain", "backend.chat_model.base_url=http://127.0.0.1:9/v1", "backend.api_key_env=null",
-        "+backend.chat_model.api_key=not-needed", *TINY, "run.id=lc",
-    )
+    result = sim("run", *langchain_args("http://127.0.0.1:9/v1"), *TINY, "run.id=lc")
     assert_one_line_error(result, "backend=langchain: cannot reach the provider")
     assert rows(tmp_path / "runs" / "sim.db", "SELECT status FROM runs") == [("failed",)]
 
@@ -87,6 +127,27 @@ def test_langchain_unreachable_provider_fails_the_run(sim, tmp_path: Path) -> No
 def test_langchain_target_must_be_a_chat_model(sim) -> None:
     result = sim("run", "backend=langchain", "backend.chat_model._target_=collections.OrderedDict", "backend.api_key_env=null", *TINY)
     assert_one_line_error(result, "is not a LangChain BaseChatModel")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: EmbeddedBackend(n_threads=-2), "backend.n_threads must be positive (or null for all cores), got -2"),
+        (lambda: EmbeddedBackend(n_threads=0), "backend.n_threads must be positive (or null for all cores), got 0"),
+        (lambda: EmbeddedBackend(n_ctx=0), "backend.n_ctx must be positive, got 0"),
+        (lambda: LangChainBackend(OmegaConf.create({"_target_": "x"}), max_concurrency=0), "backend.max_concurrency must be positive, got 0"),
+        # vLLM's settings are checked before vLLM is imported, so these hold on machines without it or a GPU.
+        (lambda: VLLMBackend("m", max_batch=0), "backend.max_batch must be positive, got 0"),
+        (lambda: VLLMBackend("m", max_concurrency=-1), "backend.max_concurrency must be positive, got -1"),
+        (lambda: VLLMBackend("m", tensor_parallel_size=0), "backend.tensor_parallel_size must be positive, got 0"),
+        (lambda: VLLMBackend("m", max_model_len=-4096), "backend.max_model_len must be positive, got -4096"),
+        (lambda: VLLMBackend("m", gpu_memory_utilization=1.5), "backend.gpu_memory_utilization must be above 0 and at most 1, got 1.5"),
+        (lambda: VLLMBackend("m", batch_wait_ms=-1), "backend.batch_wait_ms must not be negative, got -1"),
+    ],
+)
+def test_backend_sizes_and_counts_below_their_minimum_are_refused(make, message: str) -> None:
+    with pytest.raises(SimError, match=f"^{re.escape(message)}$"):
+        make()
 
 
 def vllm_usable() -> bool:

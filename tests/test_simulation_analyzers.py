@@ -3,17 +3,19 @@ conversations with known answers, on real corpora, and with the embedded model a
 
 import json
 import math
+import re
 
 import pytest
 
 from analyzers.conversation_stats import ConversationStatsAnalyzer, ending_of
 from analyzers.digression import CATEGORIES, DigressionAnalyzer
 from analyzers.human_likeness import HumanLikenessAnalyzer
-from analyzers.judging import parse_number, parse_yes_no
+from analyzers.judging import parse_number, parse_yes_no, transcript
 from analyzers.role_drift import RoleDriftAnalyzer
 from conftest import DATA
-from sim.analysis import analyze
+from sim.analysis import analyze, build_analyzers
 from sim.app import compose_config
+from sim.errors import SimError
 from sim.importing import import_file
 from sim.records import Annotation, Episode, Turn
 
@@ -48,6 +50,30 @@ def test_yes_no_answers(text: str, verdict) -> None:
 def test_numbered_answers() -> None:
     assert parse_number("4. irrelevant/off-topic", 7) == 4
     assert parse_number("Category 9", 7) is None and parse_number("none", 7) is None
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # A negative cut would slice from the end (`turns[:-1]`), zero would show the judge nothing.
+        ("analyzer.human_likeness.max_turns=-1", "analyzer.human_likeness.max_turns must be positive, got -1"),
+        ("analyzer.human_likeness.max_chars=-1", "analyzer.human_likeness.max_chars must be positive, got -1"),
+        ("analyzer.digression.max_turns=0", "analyzer.digression.max_turns must be positive, got 0"),
+        ("analyzer.digression.max_chars=-5", "analyzer.digression.max_chars must be positive, got -5"),
+        ("analyzer.role_drift.threshold=-0.1", "analyzer.role_drift.threshold must not be negative, got -0.1"),
+        ("analyzer.instructions.seed=-1", "analyzer.instructions.seed must not be negative, got -1"),
+    ],
+)
+def test_bad_sizes_are_refused_when_the_analyzer_is_built(override: str, message: str) -> None:
+    name = override.split(".")[1]
+    with pytest.raises(SimError, match=f"^{re.escape(message)}$"):
+        build_analyzers(compose_config([override]).analyzer, [name])
+
+
+def test_transcripts_keep_the_first_turns_within_the_limits() -> None:
+    episode = conversation([("A", "user", "one"), ("B", "assistant", "two"), ("A", "user", "three")])
+    assert transcript(episode, 1, 100) == "A (user): one"
+    assert transcript(episode, 3, 12) == "A (user): on [...]"
 
 
 def test_repetition_loops_and_endings() -> None:

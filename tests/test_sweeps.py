@@ -144,7 +144,7 @@ def test_merge_refuses_what_it_cannot_merge(sim, tmp_path: Path, shards: list[Pa
     target = tmp_path / "sim.db"
     assert sim("merge", str(shards[0]), "--into", str(target)).returncode == 0
     before = counts(target)
-    assert_one_line_error(sim("merge", str(tmp_path / "missing.db"), "--into", str(target)), "no shard at", "missing.db")
+    assert_one_line_error(sim("merge", str(tmp_path / "missing.db"), "--into", str(target)), "shard: no file at", "missing.db")
     assert_one_line_error(sim("merge", str(target), "--into", str(target)), "is the target database itself")
     (tmp_path / "notes.db").write_text("not a database")
     assert_one_line_error(sim("merge", str(tmp_path / "notes.db"), "--into", str(target)), "notes.db", "not a SQLite database")
@@ -158,7 +158,7 @@ def test_merge_refuses_what_it_cannot_merge(sim, tmp_path: Path, shards: list[Pa
     assert "another conversation" not in str(db_rows(target, "SELECT content FROM turns"))
 
 
-def test_slurm_preset_composes_into_a_valid_submitit_launcher(sim) -> None:
+def test_slurm_preset_composes_into_a_valid_submitit_launcher(sim, tmp_path: Path) -> None:
     from hydra.utils import instantiate
     from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 
@@ -171,6 +171,7 @@ def test_slurm_preset_composes_into_a_valid_submitit_launcher(sim) -> None:
     assert isinstance(instantiate(launcher_cfg), SlurmLauncher)  # every key is one the launcher takes
     # Here submitit gets as far as looking for SLURM; on a cluster it would submit the job array.
     assert_one_line_error(sim("run", "-m", "hydra/launcher=slurm", *SHORT, SHARD_PATH, "seed=1,2"), "slurm", "srun")
+    assert not (tmp_path / "runs").exists(), "a sweep that could not start leaves no folder (nor its multirun.yaml)"
 
 
 @pytest.mark.parametrize(

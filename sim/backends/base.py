@@ -16,6 +16,9 @@ from sim.errors import SimError
 from sim.registry import Registry
 
 Role = Literal["system", "user", "assistant"]
+# The key sent when backend.api_key_env is null: servers that need no key still require the SDKs to send one, and
+# an SDK given none reads a variable of its own choosing (OPENAI_API_KEY) that the config never named.
+NO_KEY = "not-needed"
 
 
 @dataclass(frozen=True)

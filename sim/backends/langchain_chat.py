@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig
 
 from sim.backends.base import (
+    NO_KEY,
     Backend,
     BackendError,
     BackendSetupError,
@@ -20,7 +21,7 @@ from sim.backends.base import (
     backends,
     read_api_key,
 )
-from sim.errors import SimError, one_line
+from sim.errors import SimError, one_line, require_positive
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
@@ -45,7 +46,19 @@ class LangChainBackend(Backend):
             from langchain_core.language_models import BaseChatModel
         except ImportError:
             raise SimError("backend=langchain needs langchain-core: pip install 'artifact-sim[langchain]'") from None
-        extra: dict[str, Any] = {"api_key": read_api_key("langchain", api_key_env)} if api_key_env else {}
+        require_positive("backend.max_concurrency", max_concurrency)
+        if typed := [key for key in chat_model if key == "api_key" or str(key).endswith("_api_key")]:
+            raise SimError(
+                f"backend.chat_model.{typed[0]}: a key is never given in the config; "
+                "put it in an environment variable and name that in backend.api_key_env"
+            )
+        extra: dict[str, Any] = {}
+        if api_key_env:
+            extra["api_key"] = read_api_key("langchain", api_key_env)
+        elif takes_api_key(chat_model.get("_target_")):
+            # Without an explicit key, models such as ChatOpenAI read OPENAI_API_KEY from the environment on their
+            # own: a key nobody named in the config would be sent to whatever base_url says.
+            extra["api_key"] = NO_KEY
         try:
             self._chat = instantiate(chat_model, **extra)
         except InstantiationException as exc:
@@ -109,6 +122,19 @@ class LangChainBackend(Backend):
             latency_ms=latency_ms,
             raw={"response_metadata": metadata, "usage_metadata": dict(usage)},
         )
+
+
+def takes_api_key(target: Any) -> bool:
+    """Whether the chat model class named by `target` has an `api_key` argument (a field or an alias of one);
+    False for anything that is not a pydantic model class that can be imported, which then fails to build later."""
+    try:
+        cls = get_class(str(target))
+    except Exception:  # an unimportable target is reported by `instantiate` with its own message
+        return False
+    fields = getattr(cls, "model_fields", None)
+    if not isinstance(fields, dict):
+        return False
+    return any(name == "api_key" or getattr(field, "alias", None) == "api_key" for name, field in fields.items())
 
 
 def _status_of(exc: BaseException) -> Any:

@@ -11,6 +11,7 @@ import openai
 from omegaconf import MISSING
 
 from sim.backends.base import (
+    NO_KEY,
     Backend,
     BackendError,
     BackendSetupError,
@@ -21,10 +22,7 @@ from sim.backends.base import (
     choice_logprob,
     read_api_key,
 )
-from sim.errors import SimError, one_line
-
-# Servers that need no key still require the SDK to send one.
-NO_KEY = "not-needed"
+from sim.errors import one_line, require_positive
 
 
 @dataclass
@@ -74,10 +72,8 @@ class OpenAIBackend(Backend):
         timeout_s: float = 60.0,
         check_model: bool = True,
     ) -> None:
-        if max_concurrency <= 0:
-            raise SimError(f"backend.max_concurrency must be positive, got {max_concurrency}")
-        if timeout_s <= 0:
-            raise SimError(f"backend.timeout_s must be positive, got {timeout_s}")
+        require_positive("backend.max_concurrency", max_concurrency)
+        require_positive("backend.timeout_s", timeout_s)
         api_key = read_api_key("openai", api_key_env) if api_key_env else NO_KEY
         self.base_url = base_url
         self._model = model

@@ -8,9 +8,16 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
+from sim.backends.base import (
+    Backend,
+    BackendError,
+    ChatMessage,
+    Completion,
+    SamplingParams,
+    backends,
+)
 from sim.backends.batching import MicroBatcher
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least, require_positive
 
 
 @dataclass
@@ -56,6 +63,14 @@ class VLLMBackend(Backend):
         batch_wait_ms: float = 10.0,
         max_concurrency: int = 256,
     ) -> None:
+        # Checked before vLLM is imported and the weights loaded, which take minutes on a GPU.
+        for key, value in (("tensor_parallel_size", tensor_parallel_size), ("max_batch", max_batch), ("max_concurrency", max_concurrency)):
+            require_positive(f"backend.{key}", value)
+        if max_model_len is not None:
+            require_positive("backend.max_model_len", max_model_len)
+        if not 0 < gpu_memory_utilization <= 1:
+            raise SimError(f"backend.gpu_memory_utilization must be above 0 and at most 1, got {gpu_memory_utilization}")
+        require_at_least("backend.batch_wait_ms", batch_wait_ms, 0)
         vllm = load_vllm()
         engine = vllm.LLM(
             model=model,
