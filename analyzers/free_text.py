@@ -18,8 +18,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import sentences, words
-from sim.errors import require_at_least
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate_statistic
 

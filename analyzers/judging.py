@@ -11,9 +11,8 @@ from omegaconf import OmegaConf
 
 from analyzers import embeddings as sentence_embeddings
 from sim.backends import Backend, ChatMessage, SamplingParams
-from sim.errors import require_positive
 from sim.config import build
-from sim.errors import SimError
+from sim.errors import SimError, require_positive
 
 if TYPE_CHECKING:
     from sim.records import Episode

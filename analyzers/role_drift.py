@@ -12,8 +12,7 @@ import numpy as np
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, analyzers
 from analyzers.judging import UsesJudge, judge_for_mode, parse_yes_no
-from sim.errors import require_at_least
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least
 from sim.records import Annotation, Episode, Turn
 
 REFERENCES = ("roles", "history")

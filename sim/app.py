@@ -140,9 +140,9 @@ def check_overrides(args: list[str]) -> None:
     overrides = [arg for arg in args if arg not in MULTIRUN_FLAGS]
     if keyless := [o for o in overrides if o.lstrip("+~").startswith("=")]:
         raise SimError(f"override {keyless[0]!r} has no key; expected KEY=VALUE")
-    if len(overrides) < len(args) and any(o.startswith("run.id=") and "," not in o for o in overrides):
-        raise SimError("with -m every job needs its own run id: leave run.id unset (or sweep it, run.id=a,b)")
-    if len(overrides) < len(args):
+    if len(overrides) < len(args):  # a sweep
+        if any(o.startswith("run.id=") and "," not in o for o in overrides):
+            raise SimError("with -m every job needs its own run id: leave run.id unset (or sweep it, run.id=a,b)")
         _check_shard_per_job(overrides)
     try:
         variants = _value_variants(overrides)

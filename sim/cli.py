@@ -29,9 +29,9 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
-class SimCommand(click.Command):
-    """A `sim` subcommand whose usage errors name it (click raises some, such as an option without its value,
-    before the error knows its command)."""
+class OneLineUsage(click.Command):
+    """A command whose usage errors are one line naming it (click raises some, such as an option without its
+    value, before the error knows its command)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         """Parse the command's arguments, saying a mistake in one line that names the command."""
@@ -42,18 +42,11 @@ class SimCommand(click.Command):
             _usage_error(exc)
 
 
-class SimGroup(click.Group):
+class SimGroup(OneLineUsage, click.Group):
     """Shows a SimError as one line on stderr and exits 1, unless --debug asks for the traceback; a usage
     error (a missing argument, an unknown option or command) is one line too, with exit status 2."""
 
-    command_class = SimCommand
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """Parse `sim`'s own options, saying a mistake in one line."""
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            _usage_error(exc)
+    command_class = OneLineUsage
 
     def invoke(self, ctx: click.Context) -> object:
         """Run the command, turning a SimError or a usage error into one line on stderr."""

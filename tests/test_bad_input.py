@@ -341,12 +341,18 @@ def test_an_unreadable_import_file(unprivileged) -> None:
     assert sorted(path.name for path in folder.iterdir()) == ["labels.jsonl"], "no database was created"
 
 
-def test_a_read_only_database_is_read_but_never_written(unprivileged, dialogue_db: Path) -> None:
-    folder, sim_as_user = unprivileged
-    db = folder / "readonly.db"
+@pytest.fixture
+def read_only_db(unprivileged, dialogue_db: Path) -> Path:
+    """A read-only copy of the dialogue store in the unprivileged test's folder."""
+    db = unprivileged[0] / "readonly.db"
     shutil.copy(dialogue_db, db)
     db.chmod(0o444)
-    before = db.read_bytes()
+    return db
+
+
+def test_a_read_only_database_is_read_but_never_written(unprivileged, read_only_db: Path) -> None:
+    folder, sim_as_user = unprivileged
+    db, before = read_only_db, read_only_db.read_bytes()
     listed = sim_as_user("episodes", "--all", "--db", str(db))
     assert listed.returncode == 0, listed.stderr
     assert "dailydialog_sample_2624-0" in listed.stdout
@@ -359,12 +365,9 @@ def test_a_read_only_database_is_read_but_never_written(unprivileged, dialogue_d
     assert not (folder / "runs").exists(), "the refused run left no Hydra folder"
 
 
-def test_analyze_refuses_a_read_only_database_in_one_line(unprivileged, dialogue_db: Path) -> None:
-    folder, sim_as_user = unprivileged
-    db = folder / "readonly.db"
-    shutil.copy(dialogue_db, db)
-    db.chmod(0o444)
-    before = db.read_bytes()
+def test_analyze_refuses_a_read_only_database_in_one_line(unprivileged, read_only_db: Path) -> None:
+    _, sim_as_user = unprivileged
+    db, before = read_only_db, read_only_db.read_bytes()
     assert_one_line_error(sim_as_user("analyze", "--db", str(db), "--analyzer", "conversation_stats"), "is read-only")
     assert db.read_bytes() == before
 

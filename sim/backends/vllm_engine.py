@@ -8,14 +8,7 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from sim.backends.base import (
-    Backend,
-    BackendError,
-    ChatMessage,
-    Completion,
-    SamplingParams,
-    backends,
-)
+from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
 from sim.backends.batching import MicroBatcher
 from sim.errors import SimError, require_at_least, require_positive
 
