@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
 from sim.records import Annotation, Episode, Turn
@@ -14,6 +15,17 @@ if TYPE_CHECKING:
 
 # An episode with the annotations this analyzer gave it.
 Scored = tuple[Episode, list[Annotation]]
+
+
+@dataclass(frozen=True)
+class Detector:
+    """What a known-answer test (`sim validate`) reads of an analyzer for perturbations of one `kind`: the per-turn
+    `score` (higher: more likely perturbed) and the turn `flag` set at the analyzer's default threshold (None where
+    the analyzer gives a score only)."""
+
+    kind: str
+    score: str
+    flag: Optional[str] = None
 
 
 class Analyzer(ABC):
@@ -30,8 +42,16 @@ class Analyzer(ABC):
     # True when turn-level annotations are flags written only where they fire: summaries then leave them out
     # (their mean would always be 1) and the analyzer reports rates from episode-level counts instead.
     sparse_turn_flags: bool = False
+    # True when annotating learns from the corpus (a model cross-fitted over its conversations): `annotate_many`
+    # then gets every applicable episode of the analysis at once, not batches.
+    fits_corpus: bool = False
     # Turn-level annotations that mark a problem where their value is non-zero (what `sim show --flagged` shows).
     turn_flags: tuple[str, ...] = ()
+    # The perturbations whose turns this analyzer claims to find, and by which score and flag (`sim validate`).
+    detectors: tuple[Detector, ...] = ()
+    # A digest of the settings it was built with (set by sim.analysis.build_analyzers), so that a validation
+    # speaks for these settings only.
+    settings_hash: str = "defaults"
 
     @abstractmethod
     def applies_to(self, episode: Episode) -> bool:
@@ -66,6 +86,10 @@ class Analyzer(ABC):
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
         """Statistics of a whole group (one side of it, where there are sides), by name."""
         return {}
+
+    def notes(self, scored: list[Scored]) -> list[str]:
+        """What a reader must know before reading the group's numbers (e.g. that a detector cannot work here)."""
+        return []
 
     def compare_corpora(self, reference: list[Scored], other: list[Scored]) -> dict[str, Estimate]:
         """Statistics that need both sides at once (a two-sample test), by name."""

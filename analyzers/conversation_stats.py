@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 import networkx as nx
 
-from analyzers.base import Analyzer, Scored, analyzers
+from analyzers.base import Analyzer, Detector, Scored, analyzers
 from analyzers.text import words
 from sim.graphs import transition_graph
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, entropy_bits, estimate
 
 NGRAM = 3
-# Two turns whose word sets overlap this much (Jaccard) are the same turn said again: a loop.
-LOOP_OVERLAP = 0.9
-LOOP_MIN_WORDS = 3
+# A turn whose loop score reaches this is flagged `looped`: a near copy of an earlier turn (one word dropped,
+# doubled or moved in a turn of four words scores 0.75 and more) or a turn that mostly repeats itself. Chosen by
+# the known-answer test in docs/validity.md (recall and false flags on PersuasionForGood).
+LOOP_THRESHOLD = 0.75
+# Shorter turns ("Yes.", "Thank you!") are said again in any conversation; they never count as loops.
+LOOP_MIN_WORDS = 4
 # "guard_stop: role_flip (role_flipped) at turn 3" and "done (guards: 1 guard_flag)" end as "guard_stop", "done".
 REASON_HEAD = re.compile(r"^[^:(]*")
 
@@ -25,6 +29,35 @@ REASON_HEAD = re.compile(r"^[^:(]*")
 def ngrams(tokens: list[str], n: int = NGRAM) -> set[tuple[str, ...]]:
     """The distinct n-grams of a token list."""
     return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
+
+
+def self_repetition(tokens: list[str]) -> float:
+    """The share of a turn's word trigrams that repeat an earlier trigram of the same turn: 0 for prose, near 1 for
+    "You bake the pizza." said thirty times."""
+    grams = [tuple(tokens[i : i + NGRAM]) for i in range(len(tokens) - NGRAM + 1)]
+    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def copy_similarity(tokens: list[str], earlier: list[list[str]]) -> float:
+    """How closely the turn copies its most similar earlier turn: the largest word-sequence similarity
+    (difflib's ratio, 2 x matched words / all words) to any of them."""
+    best = 0.0
+    matcher = SequenceMatcher(None, autojunk=False)
+    matcher.set_seq2(tokens)
+    for other in earlier:
+        matcher.set_seq1(other)
+        # quick_ratio bounds ratio from above: most pairs are dismissed without the full match.
+        if matcher.real_quick_ratio() > best and matcher.quick_ratio() > best:
+            best = max(best, matcher.ratio())
+    return best
+
+
+def loop_score(tokens: list[str], earlier: list[list[str]]) -> float:
+    """A turn's loop score in [0, 1]: the larger of its copy of an earlier turn and its repetition of itself;
+    0 for turns shorter than LOOP_MIN_WORDS."""
+    if len(tokens) < LOOP_MIN_WORDS:
+        return 0.0
+    return max(copy_similarity(tokens, earlier), self_repetition(tokens))
 
 
 def ending_of(episode: Episode) -> str:
@@ -43,13 +76,16 @@ class ConversationStatsConfig:
 
 @analyzers.register("conversation_stats", config=ConversationStatsConfig)
 class ConversationStatsAnalyzer(Analyzer):
-    """Per turn: words and the share of its word trigrams said earlier in the episode; per episode: turns, mean
-    turn length, repetition, loops (a turn that repeats an earlier one almost word for word), the task's
+    """Per turn: words, the share of its word trigrams said earlier in the episode, and `loop_score` (how closely
+    it copies an earlier turn or repeats itself) with the flag `looped`; per episode: turns, mean turn length,
+    repetition, loops (looped turns), the task's
     correctness where it has a ground truth, and for 3+ speakers the transition graph's density, reciprocity,
     self-loops and entropy of who speaks next; per group: the share of each way the conversations ended."""
 
-    version = "1"
+    version = "2"
     uses_corpus = True  # the share of each ending is a property of the group
+    turn_flags = ("looped",)
+    detectors = (Detector("loop", "loop_score", "looped"),)
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
         """The share of conversations that ended each way (`ended[max_turns]`, `ended[task_done]`, ...)."""
@@ -64,23 +100,26 @@ class ConversationStatsAnalyzer(Analyzer):
         """Turn-level words and repetition, then the episode's statistics."""
         annotations: list[Annotation] = []
         seen_ngrams: set[tuple[str, ...]] = set()
-        earlier: list[set[str]] = []
+        earlier: list[list[str]] = []
         lengths, repeated_shares, loops = [], [], 0
         for turn in episode.turns:
             tokens = words(turn.content)
             grams = ngrams(tokens)
             lengths.append(len(tokens))
-            annotations.append(Annotation(episode.id, "turn_words", float(len(tokens)), turn_idx=turn.idx))
+            score = loop_score(tokens, earlier)
+            looped = score >= LOOP_THRESHOLD
+            loops += looped
+            annotations += [
+                Annotation(episode.id, "turn_words", float(len(tokens)), turn_idx=turn.idx),
+                Annotation(episode.id, "loop_score", score, turn_idx=turn.idx),
+                Annotation(episode.id, "looped", float(looped), turn_idx=turn.idx),
+            ]
             if grams:
                 share = len(grams & seen_ngrams) / len(grams)
                 repeated_shares.append(share)
                 annotations.append(Annotation(episode.id, "repeated_trigram_share", share, turn_idx=turn.idx))
-            vocabulary = set(tokens)
-            if len(tokens) >= LOOP_MIN_WORDS and any(
-                len(vocabulary & other) / len(vocabulary | other) >= LOOP_OVERLAP for other in earlier
-            ):
-                loops += 1
-            earlier.append(vocabulary)
+            if len(tokens) >= LOOP_MIN_WORDS:
+                earlier.append(tokens)
             seen_ngrams |= grams
         values = {
             "n_turns": float(len(episode.turns)),

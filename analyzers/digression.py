@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Scored, analyzers
+from analyzers.base import Analyzer, Detector, Scored, analyzers
 from analyzers.judging import UsesJudge, judge_for_mode, parse_number, parse_yes_no, transcript, transcript_limits
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
@@ -65,6 +65,8 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
     def __init__(self, mode: str = "embedding", judge: Any = None, max_turns: int = 40, max_chars: int = 6000) -> None:
         self.max_turns, self.max_chars = transcript_limits("digression", max_turns, max_chars)
         self.judge = judge_for_mode(mode, judge, "digression", max_tokens=16)
+        # The judge reads whole conversations: only the embedding mode scores single turns.
+        self.detectors = () if self.judge is not None else (Detector("digression", "task_distance", None),)
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with a task statement and at least one turn."""

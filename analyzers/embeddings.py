@@ -42,9 +42,24 @@ def model() -> Any:
     return SentenceTransformer(str(get_model_path()), device="cpu")
 
 
+# Texts embedded in this process, kept so that a text is embedded once however often it is asked for (the turns
+# of a corpus and of its perturbed copies in `sim validate`); bounded, then cleared.
+CACHE_TEXTS = 200_000
+_cache: dict[str, np.ndarray] = {}
+
+
 def embed(texts: list[str]) -> np.ndarray:
-    """Unit-length embeddings, one row per text, computed in batches."""
-    return np.asarray(model().encode(texts, batch_size=BATCH_SIZE, normalize_embeddings=True, show_progress_bar=False))
+    """Unit-length embeddings, one row per text, computed in batches; each distinct text once per process."""
+    missing = list(dict.fromkeys(text for text in texts if text not in _cache))
+    if len(_cache) + len(missing) > CACHE_TEXTS:
+        _cache.clear()
+        missing = list(dict.fromkeys(texts))
+    if missing:
+        vectors = model().encode(missing, batch_size=BATCH_SIZE, normalize_embeddings=True, show_progress_bar=False)
+        _cache.update(zip(missing, np.asarray(vectors)))
+    if not texts:
+        return np.zeros((0, model().get_sentence_embedding_dimension()), dtype=np.float32)
+    return np.stack([_cache[text] for text in texts])
 
 
 def embed_groups(groups: list[list[str]]) -> list[np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from analyzers.base import Analyzer, analyzers
+from analyzers.base import Analyzer, Detector, analyzers
 from sim.camel import ASSISTANT_MARKER, TASK_DONE, USER_MARKER
 from sim.records import Annotation, Episode, Turn
 
@@ -35,6 +35,7 @@ class RoleFlipAnalyzer(Analyzer):
     checks_turns = True
     sparse_turn_flags = True
     turn_flags = ("role_flipped", "interruption")
+    detectors = (Detector("marker", "role_flipped", "role_flipped"),)
 
     def check_turn(self, turn: Turn) -> Optional[str]:
         """`role_flipped` when a user or assistant turn carries its partner's marker."""

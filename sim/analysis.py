@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from contextlib import ExitStack
 from itertools import chain, islice
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from analyzers import Analyzer, analyzers
@@ -67,6 +69,8 @@ class AnalyzerSummary:
     comparisons: list[Comparison] = field(default_factory=list)
     # Each group against a reference group (`sim compare`): `reference` and `other` name the groups.
     against_reference: list[Comparison] = field(default_factory=list)
+    # What a reader must know before reading the numbers: the analyzer's caveats per group, its validity.
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form; `against_reference` only where a reference group was given."""
@@ -76,6 +80,7 @@ class AnalyzerSummary:
             "n_episodes": self.n_episodes,
             "metrics": [asdict(m) for m in self.metrics],
             "comparisons": [asdict(c) for c in self.comparisons],
+            "notes": self.notes,
         }
         if self.against_reference:
             document["against_reference"] = [asdict(c) for c in self.against_reference]
@@ -150,6 +155,7 @@ class AnalyzerRun:
         self.group_of = group_of or analyzer.group_of
         self.reference = reference
         self.pending: dict[str, list[Annotation]] = {}
+        self.held: list[Episode] = []  # episodes kept for an analyzer that fits the corpus, annotated at the end
         self.groups: dict[str, dict[Optional[str], Side]] = defaultdict(lambda: defaultdict(Side))
         self.n_episodes = 0
         # On a store this analyzer never annotated there is nothing to replace: writes are inserts only.
@@ -158,7 +164,14 @@ class AnalyzerRun:
     def add(self, episodes: list[Episode]) -> None:
         """Annotate the episodes the analyzer applies to, in one call so that it can batch its work."""
         applicable = [episode for episode in episodes if self.analyzer.applies_to(episode)]
-        for episode, values in zip(applicable, self.analyzer.annotate_many(applicable) if applicable else []):
+        if self.analyzer.fits_corpus:
+            self.held += applicable
+        elif applicable:
+            self._keep(applicable, self.analyzer.annotate_many(applicable))
+
+    def _keep(self, applicable: list[Episode], annotated: list[list[Annotation]]) -> None:
+        """Queue the annotations for writing and keep what the summary needs."""
+        for episode, values in zip(applicable, annotated):
             self.pending[episode.id] = values
             side = self.groups[self.group_of(episode)][self.analyzer.side_of(episode)]
             side.annotations.append(values)
@@ -176,6 +189,9 @@ class AnalyzerRun:
 
     def summary(self) -> AnalyzerSummary:
         """Metrics per group and side, and comparisons of each side against the reference side."""
+        if self.held:
+            held, self.held = self.held, []
+            self._keep(held, self.analyzer.annotate_many(held))
         self.flush()
         result = AnalyzerSummary(self.analyzer.name, self.analyzer.version, self.n_episodes)
         for group, sides in self.groups.items():
@@ -187,6 +203,7 @@ class AnalyzerRun:
                 if self.analyzer.uses_corpus:
                     for name, value in self.analyzer.corpus_metrics(side.scored()).items():
                         result.metrics.append(corpus_metric(name, value, label))
+                    result.notes += [f"{label}: {note}" for note in self.analyzer.notes(side.scored())]
             self._compare_sides(group, sides, result)
         self._compare_with_reference(result)
         return result
@@ -273,5 +290,14 @@ def build_analyzers(settings: Optional[DictConfig], names: Iterable[str]) -> lis
     for name in dict.fromkeys(names):  # each once: two runs of one analyzer would write its annotations twice
         cls = analyzers.get(name)
         node = settings.get(name) if settings is not None else None
-        built.append(cls() if node is None else build(node, f"analyzer {name}"))
+        analyzer = cls() if node is None else build(node, f"analyzer {name}")
+        if node is not None:
+            analyzer.settings_hash = settings_digest(node)
+        built.append(analyzer)
     return built
+
+
+def settings_digest(node: DictConfig) -> str:
+    """A short digest of an analyzer's resolved settings (its judge's included): equal settings, equal digest."""
+    resolved = OmegaConf.to_container(node, resolve=True)
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -157,3 +157,21 @@ def distributions(name: str, title: str, caption: str, values: dict[str, dict[st
         axis.set_xticks(range(1, len(groups) + 1), [_short(g) for g in groups], rotation=30, ha="right", fontsize=8)
         axis.set_title(feature, fontsize=9)
     return Chart(name, title, caption, _render(figure))
+
+
+def roc_curves(name: str, title: str, caption: str, curves: dict[str, dict[str, tuple[list[float], list[float]]]]) -> Optional[Chart]:
+    """One panel per detector (analyzer), a ROC curve per perturbation kind, with the chance diagonal."""
+    panels = {panel: kinds for panel, kinds in curves.items() if any(fpr for fpr, _ in kinds.values())}
+    if not panels:
+        return None
+    figure, axes = _panels(len(panels))
+    for axis, (panel, kinds) in zip(axes, panels.items()):
+        axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        for color, (kind, (fpr, tpr)) in zip(COLORS, kinds.items()):
+            if fpr:
+                axis.plot(fpr, tpr, color=color, label=kind)
+        axis.set_title(_short(panel, 40), fontsize=9)
+        axis.set_xlabel("false positive rate")
+        axis.set_ylabel("true positive rate")
+        axis.legend(fontsize=8, loc="lower right")
+    return Chart(name, title, caption, _render(figure))

@@ -183,3 +183,25 @@ def m005_turns_full_text_search(db: Database) -> None:
 def m006_failed_request_attempts(db: Database) -> None:
     """How many attempts the request that failed an episode made, so that a run's retries count them too."""
     db["episodes"].add_column("failed_attempts", int)
+
+
+@migrations()
+def m007_validations(db: Database) -> None:
+    """One row per known-answer test of an analyzer (`sim validate`): what was perturbed, on which corpus, with
+    which settings, and the metrics it measured, so that `sim analyze` can say how far its detectors are valid."""
+    db["validations"].create(
+        {
+            "id": int,
+            "analyzer": str,
+            "analyzer_version": str,
+            "settings_hash": str,
+            "dataset": str,
+            "kind": str,
+            "rate": float,
+            "seed": int,
+            "metrics_json": str,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["validations"].create_index(["analyzer", "analyzer_version", "settings_hash"])

@@ -13,12 +13,16 @@ from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from sim.analysis import AnalyzerSummary, Comparison, Metric
 from sim.records import Annotation, Episode
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sim.runner import RunReport
+    from sim.validation import ValidityCard
 
 
 def interval(low: Optional[float], high: Optional[float]) -> str:
@@ -30,7 +34,7 @@ def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
     """Per analyzer and group, a table with a row per metric: n values and the mean (a rate for 0/1 flags) with its
     bootstrap 95% CI, and a p-value where the metric is a test; then the analyzer's comparisons of sides
     (difference with its CI, Cohen's d, permutation p). Fits 80 columns; `--json` adds each metric's total."""
-    tables: list[Table] = []
+    tables: list[Table | Text] = []
     for summary in summaries:
         groups: dict[str, list[Metric]] = defaultdict(list)
         for metric in summary.metrics:
@@ -52,6 +56,7 @@ def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
                 )
             tables.append(table)
         tables += comparisons_tables(summary)
+        tables += [Text(f"{summary.analyzer}: {note}", style="yellow") for note in summary.notes]
     return Group(*tables)
 
 
@@ -177,3 +182,67 @@ def html_table(tabular: Tabular) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in tabular.columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in tabular.rows)
     return f"<table><caption>{html.escape(tabular.title)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n"
+
+
+def _estimate_cell(estimate: Optional[dict[str, Any]]) -> str:
+    """A stored or fresh estimate as `value [low, high]`, or `-` where there is none."""
+    if not estimate or estimate.get("mean") is None or estimate["mean"] != estimate["mean"]:
+        return "-"
+    return f"{estimate['mean']:.3f}{interval(estimate.get('ci_low'), estimate.get('ci_high'))}"
+
+
+VALIDITY_METRICS = [
+    ("AUC [95% CI]", "auc"), ("precision", "precision"), ("recall", "recall"), ("F1", "f1"),
+    ("false flags (untouched)", "false_flag_rate"),
+]
+
+
+def validity_tables(cards: list["ValidityCard"]) -> list[Tabular]:
+    """One table per validity card, a column per perturbation kind: what was perturbed, the AUC of the detector's
+    score and, where it flags, its precision, recall, F1 and false-flag rate on untouched conversations, each with
+    the 95% interval from resampling conversations."""
+    tables = []
+    for card in cards:
+        found = [result.as_dict() for result in card.results]
+        rows = [
+            ["score / flag", *(f"{r['score']} / {r['flag'] or '(none)'}" for r in found)],
+            ["conversations (perturbed)", *(f"{r['n_conversations']} ({r['n_perturbed_conversations']})" for r in found)],
+            ["turns (replaced)", *(f"{r['n_turns']} ({r['n_replaced']})" for r in found)],
+            ["replaced turns scored", *(f"{r['coverage']:.3f}" for r in found)],
+        ]
+        for label, name in VALIDITY_METRICS:
+            rows.append([label, *(_estimate_cell(r[name]) for r in found)])
+        title = f"{card.analyzer} v{card.version} (settings {card.settings_hash}) on {card.dataset}, rate {card.rate}, seed {card.seed}"
+        tables.append(Tabular(title, ["measure", *(r["kind"] for r in found)], rows))
+    return tables
+
+
+def validity_note(validations: list[dict[str, Any]], analyzer: str, kinds: list[str]) -> str:
+    """One line saying how valid an analyzer's detectors were last shown to be (`validations`: the newest stored
+    row per kind), or that they were not validated with these settings."""
+    if not validations:
+        return (f"not validated with these settings; its rates are uncalibrated until "
+                f"`sim validate --dataset NAME --analyzer {analyzer}` ({', '.join(kinds)}) measures them")
+    parts = []
+    for row in validations:
+        part = f"{row['kind']} on {row['dataset']}: AUC {_estimate_cell(row['auc'])}"
+        if row.get("false_flag_rate"):
+            part += f", recall {_estimate_cell(row['recall'])}, false flags {_estimate_cell(row['false_flag_rate'])}"
+        parts.append(part)
+    return "validated by sim validate: " + "; ".join(parts)
+
+
+def write_validity_report(folder: "Path", cards: list["ValidityCard"], command: str) -> None:
+    """`validity.md` (the command, then a table per card and its notes) and `roc.png` (ROC curve per detector and
+    kind) in `folder`, which is created if missing."""
+    from sim.figures import roc_curves
+
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["# Validity of the detectors", "", "```bash", command, "```", ""]
+    for card, table in zip(cards, validity_tables(cards)):
+        lines += [markdown_table(table)] + [f"- {note}" for note in card.notes] + [""]
+    (folder / "validity.md").write_text("\n".join(lines))
+    curves = {card.analyzer: {r.kind: r.roc for r in card.results} for card in cards}
+    chart = roc_curves("roc", "ROC curves", "each detector's score against the replaced turns", curves)
+    if chart is not None:
+        (folder / "roc.png").write_bytes(chart.png)
