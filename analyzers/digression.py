@@ -13,6 +13,7 @@ import numpy as np
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Detector, Scored, analyzers
 from analyzers.judging import UsesJudge, judge_for_mode, parse_number, parse_yes_no, transcript, transcript_limits
+from sim.errors import SimError
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
 
@@ -36,13 +37,32 @@ CATEGORY = (
 )
 # Turns whose index goes past this share one point of the topic-drift curve.
 CURVE_TURNS = 10
+# A turn is compared with the turns this many places before and after it: the talk it is part of.
+CONTEXT = 2
+# off_task_score at or above which a turn is flagged `off_task`: chosen by `sim validate --kinds digression` on
+# PersuasionForGood and the SPP transcripts for a false-flag rate under 5% (docs/validity.md).
+THRESHOLD = 0.9
+
+
+def off_task_scores(turns: np.ndarray, task: np.ndarray) -> np.ndarray:
+    """Per turn, 1 - the larger of its cosine similarity to the task and its mean similarity to the turns around
+    it (CONTEXT on each side): high only for a turn that is about neither the task nor what is being talked
+    about, which the task statement alone cannot tell from a greeting or an aside that the talk takes up."""
+    similarity = turns @ turns.T
+    scores = np.empty(len(turns))
+    for i in range(len(turns)):
+        around = [j for j in range(max(0, i - CONTEXT), min(len(turns), i + CONTEXT + 1)) if j != i]
+        context = float(similarity[i, around].mean()) if around else -1.0
+        scores[i] = 1.0 - max(float(turns[i] @ task), context)
+    return scores
 
 
 @dataclass
 class DigressionConfig:
     """Schema of `analyzer.digression`: `mode` is `embedding` (distance of each turn from the task statement) or
     `judge` (the `judge` backend answers, by default the composed `backend`); transcripts shown to the judge are
-    cut to `max_turns` and `max_chars`; `embeddings` must be installed for the embedding mode."""
+    cut to `max_turns` and `max_chars`; `embeddings` must be installed for the embedding mode, where a turn is
+    flagged `off_task` when its off_task_score reaches `threshold`."""
 
     _target_: str = "analyzers.digression.DigressionAnalyzer"
     _recursive_: bool = False  # the judge's backend is built when the analysis starts, not with the analyzer
@@ -50,23 +70,31 @@ class DigressionConfig:
     judge: Any = None
     max_turns: int = 40
     max_chars: int = 6000
+    threshold: float = THRESHOLD
 
 
 @analyzers.register("digression", config=DigressionConfig)
 class DigressionAnalyzer(UsesJudge, Analyzer):
-    """Embedding mode: per turn `task_distance` (1 - cosine similarity to the task), per episode its mean, its
-    maximum and `drift_slope` (distance gained per turn); per group the mean distance at each turn index.
+    """Embedding mode: per turn `task_distance` (1 - cosine similarity to the task), `off_task_score` (far from
+    both the task and the turns around it) and its flag `off_task`; per episode the mean and maximum distance,
+    `drift_slope` (distance gained per turn) and `off_task_rate`; per group the mean distance at each turn index.
     Judge mode: per episode `digresses` and, for a digression, `category[NAME]`; per group accuracy with and
     without digression where episodes carry `meta.correct`."""
 
-    version = "1"
+    version = "2"
     uses_corpus = True
+    turn_flags = ("off_task",)
 
-    def __init__(self, mode: str = "embedding", judge: Any = None, max_turns: int = 40, max_chars: int = 6000) -> None:
+    def __init__(
+        self, mode: str = "embedding", judge: Any = None, max_turns: int = 40, max_chars: int = 6000, threshold: float = THRESHOLD
+    ) -> None:
+        if not 0 < threshold <= 2:
+            raise SimError(f"analyzer.digression.threshold must be in (0, 2] (a cosine distance), got {threshold}")
+        self.threshold = threshold
         self.max_turns, self.max_chars = transcript_limits("digression", max_turns, max_chars)
         self.judge = judge_for_mode(mode, judge, "digression", max_tokens=16)
         # The judge reads whole conversations: only the embedding mode scores single turns.
-        self.detectors = () if self.judge is not None else (Detector("digression", "task_distance", None),)
+        self.detectors = () if self.judge is not None else (Detector("digression", "off_task_score", "off_task"),)
 
     def applies_to(self, episode: Episode) -> bool:
         """Conversations with a task statement and at least one turn."""
@@ -84,9 +112,20 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
         return [self._embedded(episode, vectors) for episode, vectors in zip(episodes, sentence_embeddings.embed_groups(texts))]
 
     def _embedded(self, episode: Episode, vectors: np.ndarray) -> list[Annotation]:
-        distances = 1.0 - vectors[1:] @ vectors[0]
-        annotations = [Annotation(episode.id, "task_distance", float(d), turn_idx=t.idx) for t, d in zip(episode.turns, distances)]
-        values = {"mean_task_distance": float(distances.mean()), "max_task_distance": float(distances.max())}
+        task, turns = vectors[0], vectors[1:]
+        distances = 1.0 - turns @ task
+        off_task = off_task_scores(turns, task)
+        annotations = []
+        for turn, distance, score in zip(episode.turns, distances, off_task):
+            annotations += [
+                Annotation(episode.id, "task_distance", float(distance), turn_idx=turn.idx),
+                Annotation(episode.id, "off_task_score", float(score), turn_idx=turn.idx),
+                Annotation(episode.id, "off_task", float(score >= self.threshold), turn_idx=turn.idx),
+            ]
+        values = {
+            "mean_task_distance": float(distances.mean()), "max_task_distance": float(distances.max()),
+            "off_task_rate": float((off_task >= self.threshold).mean()),
+        }
         if len(distances) >= 2:
             values["drift_slope"] = float(np.polyfit(np.arange(len(distances)), distances, 1)[0])
         return annotations + [Annotation(episode.id, name, value) for name, value in values.items()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Optional
@@ -179,13 +180,15 @@ def _kinds(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> 
 @click.option("--rate", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Share of turns replaced in each perturbed conversation.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1), help="Seed of the perturbations.")
+@click.option("--sample", type=click.IntRange(min=1), help="Test on this many conversations drawn at random (for the seed) from a larger corpus.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.option("--out", type=click.Path(path_type=Path), help="Also write validity.md and roc.png into this folder.")
 @click.option("--record/--no-record", default=True, show_default=True, help="Store the results in the database's validations table.")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def validate(
     db: str, dataset: Optional[str], run_id: Optional[str], distractors: Optional[str], names: tuple[str, ...],
-    kinds: Optional[list[str]], rate: float, seed: int, as_json: bool, out: Optional[Path], record: bool, overrides: tuple[str, ...],
+    kinds: Optional[list[str]], rate: float, seed: int, sample: Optional[int], as_json: bool, out: Optional[Path], record: bool,
+    overrides: tuple[str, ...],
 ) -> None:
     """Known-answer tests of the detectors on a stored corpus: perturb a copy in a scratch store (turns of the
     other role, off-task turns, near-copy loops, CAMEL markers), run the analyzers, and report per kind the AUC
@@ -204,7 +207,7 @@ def validate(
     from sim.app import analysis_settings
     from sim.perturbation import OFF_TASK
     from sim.report import rich_table, validity_tables, write_validity_report
-    from sim.validation import MIN_CONVERSATIONS, distractor_texts, kinds_to_run, validate as run_validation
+    from sim.validation import MIN_CONVERSATIONS, distractor_texts, kinds_to_run, sampled, validate as run_validation
     from sim.validation import record as record_cards
 
     if (dataset is None) == (run_id is None):
@@ -219,7 +222,7 @@ def validate(
         name = dataset or run_id
         if run_id is not None:
             store.run(run_id)
-        corpus = [e for e in store.episodes(run_id=run_id, dataset=dataset, text_only=True) if e.kind == "conversation"]
+        corpus = sampled([e for e in store.episodes(run_id=run_id, dataset=dataset, text_only=True) if e.kind == "conversation"], sample, seed)
         if len(corpus) < MIN_CONVERSATIONS:
             where = "--dataset" if dataset else "--run"
             raise _bad(f"{name!r} holds {len(corpus)} conversations in {db}; a known-answer test needs at least {MIN_CONVERSATIONS}", where)
@@ -234,7 +237,7 @@ def validate(
         store.close()
     tables = validity_tables(cards)
     if out is not None:
-        write_validity_report(out, cards, "sim validate " + " ".join(sys.argv[2:]))
+        write_validity_report(out, cards, shlex.join(["sim", "validate", *sys.argv[sys.argv.index("validate") + 1 :]]))
     if as_json:
         click.echo(json.dumps({"db": db, "corpus": name, "rate": rate, "seed": seed, "cards": [c.as_dict() for c in cards]}, indent=2))
         return

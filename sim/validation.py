@@ -123,8 +123,10 @@ def annotated_episodes(store: Store, analyzer: str) -> set[str]:
 def measure(perturbed: Perturbed, detector: Detector, analyzer: Analyzer, store: Store) -> KindResult:
     """Score the analyzer's stored values against the known replacements."""
     values = turn_values(store, analyzer.name, [name for name in (detector.score, detector.flag) if name])
-    annotated = annotated_episodes(store, analyzer.name)
-    scored_episodes = [episode for episode in perturbed.episodes if episode.id in annotated]
+    # Every perturbed conversation counts (a dense score that is missing leaves its turns unscored); flags stored
+    # only where they fire count on the conversations the analyzer applied to.
+    annotated = annotated_episodes(store, analyzer.name) if analyzer.sparse_turn_flags else None
+    scored_episodes = [episode for episode in perturbed.episodes if annotated is None or episode.id in annotated]
     scores, labels, clusters = [], [], []
     # Per conversation: true positives, false positives, false negatives, flagged and scored turns, untouched.
     counts = np.zeros((len(scored_episodes), 6))
@@ -201,6 +203,14 @@ def validate(
             finally:
                 copy.close()
     return [card for card in cards.values() if card.results or card.notes]
+
+
+def sampled(corpus: list[Episode], size: Optional[int], seed: int) -> list[Episode]:
+    """`size` conversations of `corpus` drawn without replacement for `seed`, in corpus order (all when None or more)."""
+    if size is None or size >= len(corpus):
+        return corpus
+    keep = set(np.random.default_rng(seed).choice(len(corpus), size=size, replace=False).tolist())
+    return [episode for i, episode in enumerate(corpus) if i in keep]
 
 
 def kinds_to_run(corpus: list[Episode], selected: list[Analyzer], wanted: Optional[Sequence[str]]) -> list[str]:

@@ -68,7 +68,7 @@ def contents(folder: Path) -> dict[str, bytes | None]:
         (("backend=langchain", "backend.max_concurrency=0"), ("backend.max_concurrency must be positive, got 0",)),
         (("runner.analyze=[human_likeness]", "analyzer.human_likeness.max_turns=-1"), ("analyzer.human_likeness.max_turns must be positive, got -1",)),
         (("runner.analyze=[digression]", "analyzer.digression.max_chars=0"), ("analyzer.digression.max_chars must be positive, got 0",)),
-        (("runner.analyze=[role_drift]", "analyzer.role_drift.threshold=-0.1"), ("analyzer.role_drift.threshold must not be negative, got -0.1",)),
+        (("runner.analyze=[role_drift]", "analyzer.role_drift.threshold=-0.1"), ("analyzer.role_drift.threshold must be in (0, 1], got -0.1",)),
         ("store.path=", ("store.path: . is a directory",)),
         # an API key typed on the command line, under any secret-looking key, is refused before Hydra records it
         ("backend.api_key=sk-typed-key", ("backend.api_key: keys are not taken on the command line", "api_key_env")),
@@ -192,7 +192,7 @@ def test_debug_shows_the_traceback(sim) -> None:
         (("--analyzer", "nope"), ("unknown analyzer 'nope'", "free_text")),
         (("scenario.n_episodes=3",), ("sim analyze takes analyzer and judge settings", "scenario.n_episodes=3")),
         (("--analyzer", "digression", "analyzer.digression.mode=guess"), ("analyzer.digression.mode must be one of embedding, judge",)),
-        (("--analyzer", "role_drift", "analyzer.role_drift.reference=nobody"), ("analyzer.role_drift.reference must be one of roles, history",)),
+        (("--analyzer", "role_drift", "analyzer.role_drift.mode=guess"), ("analyzer.role_drift.mode must be one of embedding, judge",)),
         (("analyzer.free_text.embeddings=maybe",), ("analyzer.free_text.embeddings must be auto, true or false",)),
         (("analyzer.nope.x=1",), ("analyzer.nope.x",)),
         (("analyzer.instructions.rouge_pairs=many",), ("rouge_pairs", "many")),

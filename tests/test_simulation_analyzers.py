@@ -60,7 +60,8 @@ def test_numbered_answers() -> None:
         ("analyzer.human_likeness.max_chars=-1", "analyzer.human_likeness.max_chars must be positive, got -1"),
         ("analyzer.digression.max_turns=0", "analyzer.digression.max_turns must be positive, got 0"),
         ("analyzer.digression.max_chars=-5", "analyzer.digression.max_chars must be positive, got -5"),
-        ("analyzer.role_drift.threshold=-0.1", "analyzer.role_drift.threshold must not be negative, got -0.1"),
+        ("analyzer.role_drift.threshold=-0.1", "analyzer.role_drift.threshold must be in (0, 1], got -0.1"),
+        ("analyzer.digression.threshold=0", "analyzer.digression.threshold must be in (0, 2] (a cosine distance), got 0.0"),
         ("analyzer.instructions.seed=-1", "analyzer.instructions.seed must not be negative, got -1"),
     ],
 )
@@ -78,15 +79,21 @@ def test_transcripts_keep_the_first_turns_within_the_limits() -> None:
 
 def test_repetition_loops_and_endings() -> None:
     episode = conversation(
-        [("A", "user", "a b c d"), ("B", "assistant", "a b c e"), ("A", "user", "x y z"), ("B", "assistant", "a b c d")],
+        [
+            ("A", "user", "a b c d"), ("B", "assistant", "a b c e"), ("A", "user", "x y z"), ("B", "assistant", "a b c d"),
+            ("A", "user", "you bake the pizza " * 30), ("B", "assistant", "p q r s t"),
+        ],
         termination_reason="guard_stop: role_flip (role_flipped) at turn 3",
         meta={"correct": True},
     )
     annotations = ConversationStatsAnalyzer().annotate(episode)
-    assert turn_values(annotations, "repeated_trigram_share") == [0.0, 0.5, 0.0, 1.0]
+    assert turn_values(annotations, "repeated_trigram_share")[:4] == [0.0, 0.5, 0.0, 1.0]
+    # A near copy (3 of 4 words in order: 0.75), a verbatim copy, and a turn that says one sentence thirty times.
+    assert turn_values(annotations, "loop_score") == pytest.approx([0.0, 0.75, 0.0, 1.0, 1 - 4 / 118, 0.0])
+    assert turn_values(annotations, "looped") == [0.0, 1.0, 0.0, 1.0, 1.0, 0.0]
     values = episode_values(annotations)
-    assert values["loop_turns"] == 1.0 and values["mean_turn_words"] == 3.75 and values["correct"] == 1.0
-    assert values["mean_repeated_trigram_share"] == pytest.approx(1.5 / 4)
+    assert values["loop_turns"] == 3.0 and values["has_loop"] == 1.0 and values["correct"] == 1.0
+    assert values["mean_turn_words"] == pytest.approx((4 + 4 + 3 + 4 + 120 + 5) / 6)
     analyzer = ConversationStatsAnalyzer()
     endings = analyzer.corpus_metrics([(episode, []), (conversation([("A", "u", "x")]), []), (conversation([("A", "u", "x")]), [])])
     assert endings["ended[guard_stop]"].mean == pytest.approx(1 / 3) and endings["ended[max_turns]"].mean == pytest.approx(2 / 3)
@@ -120,14 +127,18 @@ def test_embedding_distance_from_the_task_grows_with_a_digression() -> None:
         [
             ("A", "user", "Let us bake a chocolate cake: first melt the chocolate and butter."),
             ("B", "assistant", "Then whisk eggs and sugar and fold in the melted chocolate for the cake batter."),
-            ("A", "user", "By the way, the stock market fell sharply today after the bank report."),
+            ("A", "user", "Pour the chocolate batter into the cake tin and bake it for thirty minutes."),
+            ("B", "assistant", "By the way, the stock market fell sharply today after the bank report."),
         ],
         task="Bake a chocolate cake.",
     )
     annotations = DigressionAnalyzer(mode="embedding").annotate(episode)
     distances = turn_values(annotations, "task_distance")
-    assert distances[2] > max(distances[:2]) + 0.3
+    assert distances[3] > max(distances[:3]) + 0.3
     assert episode_values(annotations)["drift_slope"] > 0
+    # Off task: far from the task and from the talk around it; only the aside about the stock market.
+    assert turn_values(annotations, "off_task") == [0.0, 0.0, 0.0, 1.0]
+    assert episode_values(annotations)["off_task_rate"] == 0.25
 
 
 def test_accuracy_with_and_without_digression() -> None:
@@ -138,23 +149,6 @@ def test_accuracy_with_and_without_digression() -> None:
         scored.append((episode, [Annotation(f"e{number}", "digresses", float(digresses))]))
     metrics = analyzer.corpus_metrics(scored)
     assert metrics["accuracy[with digression]"].mean == 0.5 and metrics["accuracy[without digression]"].mean == pytest.approx(2 / 3)
-
-
-def test_role_drift_against_role_descriptions_and_history() -> None:
-    roles = {"user": "a chef who cooks Italian pasta and sauces", "assistant": "a software engineer who writes Python code"}
-    turns = [
-        ("Chef", "user", "Today I will cook fresh pasta with a rich tomato sauce and basil."),
-        ("Engineer", "assistant", "I will write a Python function with unit tests and fix the bug in the parser code."),
-        ("Chef", "user", "Simmer the tomato sauce, then add the pasta and some olive oil."),
-        ("Engineer", "assistant", "Let me also cook the pasta in salted water and stir the tomato sauce with basil."),
-    ]
-    annotations = RoleDriftAnalyzer(mode="embedding").annotate(conversation(turns, roles=roles))
-    assert turn_values(annotations, "drifted") == [0.0, 0.0, 0.0, 1.0]
-    values = episode_values(annotations)
-    assert (values["drift_rate"], values["drift_happens"], values["first_drift_turn"]) == (0.25, 1.0, 3.0)
-    # Against each speaker's earlier turns, the engineer's cooking turn is closer to the chef's.
-    history = RoleDriftAnalyzer(mode="embedding", reference="history").annotate(conversation(turns, roles=roles))
-    assert turn_values(history, "history_margin")[-1] < 0 and turn_values(history, "drifted")[-1] == 1.0
 
 
 def keep_first(store, n: int) -> list[str]:
@@ -174,19 +168,14 @@ def test_embedding_analyzers_on_real_conversations(store) -> None:
     store.db.execute("DELETE FROM turns WHERE episode_id IN (SELECT id FROM episodes WHERE dataset = 'casino' AND rowid NOT IN (SELECT rowid FROM episodes WHERE dataset = 'casino' ORDER BY rowid LIMIT 12))")
     store.db.execute("DELETE FROM episodes WHERE dataset = 'casino' AND rowid NOT IN (SELECT rowid FROM episodes WHERE dataset = 'casino' ORDER BY rowid LIMIT 12)")
     store.db.conn.commit()
-    digression, drift = analyze(store, [DigressionAnalyzer(mode="embedding"), RoleDriftAnalyzer(mode="embedding", reference="history")])
+    digression, drift = analyze(store, [DigressionAnalyzer(mode="embedding"), RoleDriftAnalyzer(mode="embedding")])
     distances = {m.name: m for m in digression.metrics if m.group == "spp"}
     assert distances["mean_task_distance"].n == 12 and 0 < distances["mean_task_distance"].mean < 1
     assert distances["task_distance_at_turn[0]"].level == "corpus"
-    shares = {(m.group, m.name): m for m in drift.metrics}
-    assert shares[("casino", "drift_rate")].n == 12 and 0 <= shares[("casino", "drift_rate")].mean <= 1
-    turns = store.db.execute(
-        "SELECT count(*) FROM annotations a JOIN episodes e ON e.id = a.episode_id"
-        " WHERE a.analyzer = 'role_drift' AND a.name = 'role_margin' AND e.dataset = 'casino'"
-    ).fetchone()[0]
-    assert turns == store.db.execute(
-        "SELECT count(*) FROM turns t JOIN episodes e ON e.id = t.episode_id WHERE e.dataset = 'casino'"
-    ).fetchone()[0]
+    # Twelve conversations are too few to learn what each role says: no drift rates, and the notes say why.
+    assert not [m for m in drift.metrics if m.name.startswith("drift")]
+    assert any("casino: role drift is not identifiable" in note for note in drift.notes)
+    assert any("spp: role drift is not identifiable" in note for note in drift.notes)
 
 
 def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:

@@ -11,6 +11,9 @@ import pytest
 
 from conftest import DATA
 
+# Each test runs `sim` in a subprocess that loads the sentence-embedding model.
+pytestmark = pytest.mark.slow
+
 PFG = DATA / "conversations" / "persuasionforgood" / "full_dialog.csv"
 
 
@@ -107,3 +110,24 @@ def test_bad_input_is_one_line_and_writes_nothing(pfg_db: Path, sim, args: tuple
     assert result.returncode == (1 if "=" in "".join(args) else 2) and message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
     assert table_dump(pfg_db, skip="") == dump
+
+
+def test_role_flip_finds_every_inserted_marker(tmp_path: Path, sim) -> None:
+    chats = tmp_path / "camel"
+    chats.mkdir()
+    for number in range(24):
+        messages = {}
+        for i in range(8):
+            user = i % 2 == 0
+            text = (f"Instruction: gather the data for step {i} of plan {number}.\nInput: None" if user
+                    else f"Solution: I gathered the data for step {i - 1} of plan {number}. Next request.")
+            messages[f"message_{i + 1}"] = {"role_type": "USER" if user else "ASSISTANT", "role_name": "Planner" if user else "Analyst", "content": text}
+        (chats / f"chat_{number:02d}.json").write_text(json.dumps({"role_1": "Analyst", "role_2": "Planner", "original_task": "Plan", **messages}))
+    assert sim("import", "camel", str(chats), "--dataset", "camel").returncode == 0
+    result = sim("validate", "--dataset", "camel", "--kinds", "marker", "--json")
+    assert result.returncode == 0, result.stderr
+    (card,) = json.loads(result.stdout)["cards"]
+    (marker,) = card["results"]
+    assert card["analyzer"] == "role_flip" and marker["n_replaced"] == 12  # round(0.2 * 6) = 1 turn in each of 12 chats
+    assert marker["recall"]["mean"] == 1.0 and marker["precision"]["mean"] == 1.0 and marker["false_flag_rate"]["mean"] == 0.0
+    assert marker["auc"]["mean"] == 1.0
