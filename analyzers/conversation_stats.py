@@ -12,6 +12,7 @@ import networkx as nx
 from analyzers.base import Analyzer, Detector, Scored, analyzers
 from analyzers.text import words
 from sim.graphs import transition_graph
+from sim.errors import SimError
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, entropy_bits, estimate
 
@@ -69,9 +70,11 @@ def ending_of(episode: Episode) -> str:
 
 @dataclass
 class ConversationStatsConfig:
-    """Schema of `analyzer.conversation_stats`; the definitions have no settings."""
+    """Schema of `analyzer.conversation_stats`: a turn is flagged `looped` when its loop score reaches
+    `loop_threshold`."""
 
     _target_: str = "analyzers.conversation_stats.ConversationStatsAnalyzer"
+    loop_threshold: float = LOOP_THRESHOLD
 
 
 @analyzers.register("conversation_stats", config=ConversationStatsConfig)
@@ -86,6 +89,11 @@ class ConversationStatsAnalyzer(Analyzer):
     uses_corpus = True  # the share of each ending is a property of the group
     turn_flags = ("looped",)
     detectors = (Detector("loop", "loop_score", "looped"),)
+
+    def __init__(self, loop_threshold: float = LOOP_THRESHOLD) -> None:
+        if not 0 < loop_threshold <= 1:
+            raise SimError(f"analyzer.conversation_stats.loop_threshold must be in (0, 1], got {loop_threshold}")
+        self.loop_threshold = loop_threshold
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
         """The share of conversations that ended each way (`ended[max_turns]`, `ended[task_done]`, ...)."""
@@ -107,7 +115,7 @@ class ConversationStatsAnalyzer(Analyzer):
             grams = ngrams(tokens)
             lengths.append(len(tokens))
             score = loop_score(tokens, earlier)
-            looped = score >= LOOP_THRESHOLD
+            looped = score >= self.loop_threshold
             loops += looped
             annotations += [
                 Annotation(episode.id, "turn_words", float(len(tokens)), turn_idx=turn.idx),

@@ -116,3 +116,39 @@ def test_intervals_resample_conversations() -> None:
     rate = ratio_estimate([0, 1, 2, 0, 3], [10, 10, 10, 10, 10])
     assert rate.mean == pytest.approx(6 / 50) and rate.n == 5 and rate.ci_low <= 6 / 50 <= rate.ci_high
     assert np.isnan(ratio_estimate([0, 0], [0, 0]).mean)
+
+
+def test_card_metrics_match_scikit_learn(pfg, tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from sklearn.metrics import f1_score, precision_score, recall_score
+
+    from analyzers.base import Detector
+    from sim.records import Annotation
+    from sim.validation import measure, scratch_copy
+
+    perturbed = perturb(pfg, "swap", seed=2)
+    store = scratch_copy(perturbed, tmp_path / "scratch.db", "pfg")
+    rng = np.random.default_rng(7)
+    truth, scores, flags, untouched = [], [], [], []
+    annotations = []
+    for episode in perturbed.episodes:
+        for turn in episode.turns:
+            replaced = turn.idx in perturbed.replaced.get(episode.id, set())
+            score = float(rng.random() + 0.5 * replaced)
+            truth.append(replaced)
+            scores.append(score)
+            flags.append(score > 0.9)
+            untouched.append(episode.id not in perturbed.chosen)
+            annotations += [Annotation(episode.id, "s", score, turn.idx), Annotation(episode.id, "f", float(score > 0.9), turn.idx)]
+    store.add_annotations("fake", "1", annotations)
+    result = measure(perturbed, Detector("swap", "s", "f"), SimpleNamespace(name="fake", sparse_turn_flags=False), store)
+    store.close()
+    truth, flags, untouched = np.array(truth), np.array(flags), np.array(untouched)
+    assert result.auc.mean == pytest.approx(roc_auc_score(truth, scores))
+    assert result.precision.mean == pytest.approx(precision_score(truth, flags))
+    assert result.recall.mean == pytest.approx(recall_score(truth, flags))
+    assert result.f1.mean == pytest.approx(f1_score(truth, flags))
+    assert result.false_flag_rate.mean == pytest.approx(flags[untouched].mean())
+    assert (result.n_conversations, result.n_turns, result.n_replaced) == (len(pfg), truth.size, perturbed.n_replaced)
+    assert result.n_untouched_conversations == len(pfg) - len(perturbed.chosen) and result.coverage == 1.0

@@ -11,9 +11,6 @@ import pytest
 
 from conftest import DATA
 
-# Each test runs `sim` in a subprocess that loads the sentence-embedding model.
-pytestmark = pytest.mark.slow
-
 PFG = DATA / "conversations" / "persuasionforgood" / "full_dialog.csv"
 
 
