@@ -48,6 +48,11 @@ CACHE_TEXTS = 200_000
 _cache: dict[str, np.ndarray] = {}
 
 
+def clear_cache() -> None:
+    """Forget the embeddings computed so far (benchmarks that time the model itself)."""
+    _cache.clear()
+
+
 def embed(texts: list[str]) -> np.ndarray:
     """Unit-length embeddings, one row per text, computed in batches; each distinct text once per process."""
     missing = list(dict.fromkeys(text for text in texts if text not in _cache))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,9 @@ CORPORA = {  # dataset: (importer, file under --data, importer options)
         {"puzzles": "conversations/artifacts-llmgendata-spp/logic_grid_puzzle_200.jsonl"},
     ),
 }
+# Role-play generated here by the embedded model (SmolLM2-135M): CAMEL roles, markers and all.
+RUN = "roleplay-validity"
+GENERATE = ["scenario.n_episodes=24", "scenario.max_turns=6", "scenario.max_tokens=80", f"run.id={RUN}", "runner.analyze=[]", "runner.progress=false"]
 # name: (what the check shows, `sim validate` arguments)
 CHECKS = {
     "pfg_role_drift": (
@@ -43,6 +47,11 @@ CHECKS = {
     "spp_role_drift": (
         "Role drift on the GPT-4 Solo-Performance-Prompting transcripts (personas): reported, no target.",
         ["--dataset", "spp_gpt4", "--analyzer", "role_drift", "--kinds", "swap"],
+    ),
+    "roleplay_markers_and_drift": (
+        "Generated CAMEL role-play (SmolLM2-135M, 24 conversations of 6 turns): role_flip must find every inserted "
+        "marker; role drift is reported, no target.",
+        ["--run", RUN, "--kinds", "marker,swap"],
     ),
     "pfg_digression": (
         "Off-task turns in PersuasionForGood, from the built-in small talk and from DailyDialog: target AUC >= 0.90.",
@@ -83,12 +92,16 @@ produced its numbers.
 
 
 def prepare(db: Path, data: Path) -> None:
-    """Import every corpus not yet in the database."""
+    """Import every corpus not yet in the database, and generate the role-play run if it is missing."""
     for dataset, (importer, relative, options) in CORPORA.items():
         args = ["import", importer, str(data / relative), "--db", str(db), "--dataset", dataset]
         for key, value in options.items():
             args += ["-o", f"{key}={data / value}"]
         subprocess.run([sys.executable, "-m", "sim", *args], check=True, stdout=subprocess.DEVNULL)
+    with sqlite3.connect(db) as conn:
+        generated = conn.execute("SELECT count(*) FROM runs WHERE id = ?", [RUN]).fetchone()[0]
+    if not generated:
+        subprocess.run([sys.executable, "-m", "sim", "run", *GENERATE, f"store.path={db}"], check=True, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:

@@ -300,4 +300,6 @@ def build_analyzers(settings: Optional[DictConfig], names: Iterable[str]) -> lis
 def settings_digest(node: DictConfig) -> str:
     """A short digest of an analyzer's resolved settings (its judge's included): equal settings, equal digest."""
     resolved = OmegaConf.to_container(node, resolve=True)
+    if isinstance(resolved, dict) and resolved.get("mode", "judge") != "judge":
+        resolved.pop("judge", None)  # a judge that is not asked changes nothing the analyzer measures
     return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -230,7 +230,7 @@ def validate(
         if distractors and not pool:
             raise _bad(f"no imported dataset {distractors!r} with turns of 4 words or more in {db}", "--distractors")
         kinds = _checked_kinds(kinds_to_run(corpus, selected, kinds), corpus, selected, name)
-        cards = run_validation(store, corpus, name, selected, kinds, rate, seed, pool or OFF_TASK, progress=not as_json)
+        cards = run_validation(corpus, name, selected, kinds, rate, seed, pool or OFF_TASK, progress=not as_json)
         if record:
             record_cards(store, cards)
     finally:
@@ -273,7 +273,7 @@ def _bad(message: str, option: str) -> click.BadParameter:
 @cli.command()
 @click.argument("episode_id", required=False)
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
-@click.option("--flagged", is_flag=True, help="Only turns an analyzer (role_flip, role_drift) or a live guard flagged.")
+@click.option("--flagged", is_flag=True, help="Only turns an analyzer (role_flip, or the calibrated looped, off_task, drifted) or a live guard flagged.")
 @click.option("--search", "query", help="Only turns matching this full-text query (SQLite FTS5 syntax: words, \"a phrase\", OR, prefix*).")
 @click.option("--run", "run_id", help="Without EPISODE_ID: only episodes of this run.")
 @click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1), help="Without EPISODE_ID: at most this many episodes.")

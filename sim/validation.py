@@ -173,7 +173,6 @@ def roc_points(scores: Sequence[float], labels: Sequence[bool]) -> tuple[list[fl
 
 
 def validate(
-    store: Store,
     corpus: list[Episode],
     name: str,
     selected: list[Analyzer],
@@ -184,7 +183,7 @@ def validate(
     progress: bool = False,
 ) -> list[ValidityCard]:
     """Perturb `corpus` (called `name`) once per kind, run each selected analyzer that detects that kind on the
-    perturbed copy in a scratch store, and measure what it found: one card per analyzer. `store` is only read."""
+    perturbed copy in a scratch store, and measure what it found: one card per analyzer."""
     cards = {a.name: ValidityCard(a.name, a.version, a.settings_hash, name, rate, seed) for a in selected}
     with tempfile.TemporaryDirectory(prefix="sim-validate-") as scratch:
         for kind in kinds:

@@ -150,7 +150,8 @@ def test_a_scenario_without_turn_requests_cannot_be_forked(sim, tmp_path: Path) 
 
 
 def test_show_filters_flagged_turns_and_full_text_matches(sim, db: Path) -> None:
-    flagged = {idx for (idx,) in db_rows(db, f"SELECT turn_idx FROM annotations WHERE analyzer = 'role_flip' AND turn_idx IS NOT NULL AND episode_id = '{PARENT}'")}
+    flags = "('role_flipped', 'interruption', 'looped')"  # role_flip's and conversation_stats' turn flags
+    flagged = {idx for (idx,) in db_rows(db, f"SELECT turn_idx FROM annotations WHERE name IN {flags} AND value != 0 AND episode_id = '{PARENT}'")}
     shown = sim("show", PARENT, "--flagged")
     assert shown.returncode == 0, shown.stderr
     assert {idx for idx in range(4) if f"[{idx}] " in shown.stdout} == flagged
