@@ -50,11 +50,11 @@ CHECKS = {
     ),
     "roleplay_markers_and_drift": (
         "Generated CAMEL role-play (SmolLM2-135M, 24 conversations of 6 turns): role_flip must find every inserted "
-        "marker; role drift is reported, no target.",
+        "marker (its flags in untouched conversations are the model's own role flips); role drift is reported, no target.",
         ["--run", RUN, "--kinds", "marker,swap"],
     ),
     "pfg_digression": (
-        "Off-task turns in PersuasionForGood, from the built-in small talk and from DailyDialog: target AUC >= 0.90.",
+        "Off-task turns (the built-in small talk) in PersuasionForGood: target AUC >= 0.90.",
         ["--dataset", "persuasionforgood", "--analyzer", "digression", "--kinds", "digression"],
     ),
     "pfg_digression_dailydialog": (
