@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analyzers.text import words
@@ -95,8 +96,10 @@ def test_preferences_judges_each_pair_in_both_orders(sim, tmp_path: Path) -> Non
     codes = {"output_1": 1.0, "output_2": -1.0, "tie": 0.0}
     for episode_id, judgments, consistent in zip(frame["episode_id"], frame["judgments"], frame["position_consistent"]):
         assert values[episode_id]["choice[human]"] == codes[judgments["human"]]
-        if consistent is not None:
+        if pd.notna(consistent):  # an unparsed judgment leaves it empty (NaN in the frame)
             assert values[episode_id]["position_consistent[judge]"] == float(consistent)
+        else:
+            assert "position_consistent[judge]" not in values[episode_id]
     assert len(frame) == 2
     assert frame["prompt"].iloc[0] == "How do I boil an egg?"
     for judgments, swapped, consistent in zip(frame["judgments"], frame["swapped_judgments"], frame["position_consistent"]):

@@ -58,6 +58,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
         ("m004_logprobs_and_kind_views",),
         ("m005_turns_full_text_search",),
         ("m006_failed_request_attempts",),
+        ("m007_validations",),
     ]
 
 
