@@ -12,7 +12,7 @@ import networkx as nx
 from analyzers.base import Analyzer, Detector, Scored, analyzers
 from analyzers.text import words
 from sim.graphs import transition_graph
-from sim.errors import SimError
+from sim.errors import require_score
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, entropy_bits, estimate
 
@@ -35,8 +35,8 @@ def ngrams(tokens: list[str], n: int = NGRAM) -> set[tuple[str, ...]]:
 def self_repetition(tokens: list[str]) -> float:
     """The share of a turn's word trigrams that repeat an earlier trigram of the same turn: 0 for prose, near 1 for
     "You bake the pizza." said thirty times."""
-    grams = [tuple(tokens[i : i + NGRAM]) for i in range(len(tokens) - NGRAM + 1)]
-    return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+    positions = len(tokens) - NGRAM + 1
+    return 1.0 - len(ngrams(tokens)) / positions if positions > 0 else 0.0
 
 
 def copy_similarity(tokens: list[str], earlier: list[list[str]]) -> float:
@@ -91,8 +91,7 @@ class ConversationStatsAnalyzer(Analyzer):
     detectors = (Detector("loop", "loop_score", "looped"),)
 
     def __init__(self, loop_threshold: float = LOOP_THRESHOLD) -> None:
-        if not 0 < loop_threshold <= 1:
-            raise SimError(f"analyzer.conversation_stats.loop_threshold must be in (0, 1], got {loop_threshold}")
+        require_score("analyzer.conversation_stats.loop_threshold", loop_threshold)
         self.loop_threshold = loop_threshold
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:

@@ -13,7 +13,7 @@ import numpy as np
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Detector, Scored, analyzers
 from analyzers.judging import UsesJudge, judge_for_mode, parse_number, parse_yes_no, transcript, transcript_limits
-from sim.errors import SimError
+from sim.errors import require_score
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
 
@@ -88,8 +88,7 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
     def __init__(
         self, mode: str = "embedding", judge: Any = None, max_turns: int = 40, max_chars: int = 6000, threshold: float = THRESHOLD
     ) -> None:
-        if not 0 < threshold <= 2:
-            raise SimError(f"analyzer.digression.threshold must be in (0, 2] (a cosine distance), got {threshold}")
+        require_score("analyzer.digression.threshold", threshold, 2, " (a cosine distance)")
         self.threshold = threshold
         self.max_turns, self.max_chars = transcript_limits("digression", max_turns, max_chars)
         self.judge = judge_for_mode(mode, judge, "digression", max_tokens=16)

@@ -16,7 +16,7 @@ from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Detector, Scored, analyzers
 from analyzers.judging import UsesJudge, judge_for_mode, parse_yes_no
 from analyzers.role_model import role_probabilities
-from sim.errors import SimError
+from sim.errors import require_score
 from sim.records import Annotation, Episode, Turn
 from sim.stats import Estimate, cluster_auc
 
@@ -78,8 +78,7 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
     uses_corpus = True  # the role model and its separability are properties of the group
 
     def __init__(self, mode: str = "embedding", threshold: float = THRESHOLD, judge: Any = None) -> None:
-        if not 0 < threshold <= 1:
-            raise SimError(f"analyzer.role_drift.threshold must be in (0, 1], got {threshold}")
+        require_score("analyzer.role_drift.threshold", threshold)
         self.judge = judge_for_mode(mode, judge, "role_drift", max_tokens=8)
         self.threshold = threshold
         self.fits_corpus = self.judge is None  # the role model learns from every episode of the group

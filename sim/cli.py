@@ -235,14 +235,13 @@ def validate(
             record_cards(store, cards)
     finally:
         store.close()
-    tables = validity_tables(cards)
     if out is not None:
         write_validity_report(out, cards, shlex.join(["sim", "validate", *sys.argv[sys.argv.index("validate") + 1 :]]))
     if as_json:
         click.echo(json.dumps({"db": db, "corpus": name, "rate": rate, "seed": seed, "cards": [c.as_dict() for c in cards]}, indent=2))
         return
     console = Console()
-    for card, table in zip(cards, tables):
+    for card, table in zip(cards, validity_tables(cards)):
         console.print(rich_table(table))
         for note in card.notes:
             console.print(f"[yellow]{card.analyzer}: {note}[/]")

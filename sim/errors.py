@@ -22,6 +22,12 @@ def require_positive(setting: str, value: float) -> None:
         raise SimError(f"{setting} must be positive, got {value}")
 
 
+def require_score(setting: str, value: float, highest: float = 1.0, what: str = "") -> None:
+    """Refuse a threshold outside (0, highest], the range of the score it cuts (`what` says which, if not obvious)."""
+    if not 0 < value <= highest:  # written with `not` so that nan is refused too
+        raise SimError(f"{setting} must be in (0, {highest:g}]{what}, got {value}")
+
+
 def require_at_least(setting: str, value: float, minimum: float) -> None:
     """Refuse a number below `minimum` (0: `must not be negative`); `setting` is its full key."""
     if not value >= minimum:
