@@ -7,6 +7,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.proportion import proportion_confint
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -29,6 +30,8 @@ class Estimate:
     ci_low: Optional[float]
     ci_high: Optional[float]
     p_value: Optional[float] = None
+    # How the interval was made: wilson, bootstrap, cluster bootstrap, subsample, split half (docs/statistics.md).
+    interval: str = "bootstrap"
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,36 @@ def subsample_statistic(
     if values.size == 0:
         return Estimate(n, float("nan"), None, None)
     return Estimate(n, float(values.mean()), *percentile_interval(values))
+
+
+def proportion(successes: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
+    """A rate of `successes` in `n` independent trials with Wilson's score interval (statsmodels), which keeps
+    its coverage near nominal for small n and rates near 0 or 1, where a bootstrap collapses (0/40 gives [0, 0])."""
+    if n <= 0:
+        raise ValueError("no trials to estimate a rate from")
+    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
+    return Estimate(int(n), successes / n, float(low), float(high), interval="wilson")
+
+
+def split_half_difference(
+    n: int, statistic: Callable[[np.ndarray], float], draws: int = CORPUS_RESAMPLES, seed: int = SEED
+) -> Estimate:
+    """How far a set statistic moves between two random halves of one corpus (|statistic(A) - statistic(B)| over
+    `draws` random splits of the n items): the mean gap with its 2.5-97.5 percentile range. Between two halves of
+    a human corpus it is the human ceiling, the gap no other corpus can be expected to close. Splits where the
+    statistic is undefined (nan) are left out."""
+    if n < 2:
+        raise ValueError("a split half needs at least two items")
+    rng = np.random.default_rng(seed)
+    gaps = []
+    for _ in range(draws):
+        order = rng.permutation(n)
+        gaps.append(abs(statistic(order[: n // 2]) - statistic(order[n // 2 : 2 * (n // 2)])))
+    values = np.asarray(gaps, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return Estimate(n, float("nan"), None, None, interval="split half")
+    return Estimate(n, float(values.mean()), *percentile_interval(values), interval="split half")
 
 
 def correlation(x: Sequence[float], y: Sequence[float], seed: int = SEED) -> Estimate:
