@@ -3,14 +3,31 @@
 Majority and minority follow the published definitions (Das et al. 2024): labels of -1 are dropped; the
 majority is the most frequent label or labels, none when all labels are distinct; the minority is the least
 frequent label or labels, none when all counts are equal; a match is a non-empty intersection of the human
-and the model set, and a set that is none matches nothing."""
+and the model set, and a set that is none matches nothing.
+
+Human ceilings (leave one annotator out), on items with at least three human labels: each human label h_i in
+turn is held out, and the one-label set {h_i} is matched against the majority (minority) set of the remaining
+human labels; the item's `human_majority_match` (`human_minority_match`) is the mean over its humans. They are the
+human yardstick of `majority_match` and `minority_match`. Human labels are stored without annotator identity
+(the artifacts-llmgendata files keep a list per item), so they are treated as exchangeable annotators: each
+label is one annotator, whoever gave it.
+
+Why a like-for-like model value as well: `majority_match` sets the model's majority of several sampled labels
+against the majority of all n humans, while the held-out human is one label against n - 1 humans. Both
+differences favour the model (an aggregate of several draws is less noisy than one label, and on three-label
+items two remaining humans have a majority only when they agree, so a 2-1 item scores 0 for every human), so the
+gap between `majority_match` and `human_majority_match` is not the model's alone. `model_label_majority_match`
+(`model_label_minority_match`) puts one model label in the held-out human's seat: the mean, over the model's labels
+and the same n leave-one-out references, of whether the one-label set matches; compare it with the human value.
+The minority values need at least four human labels: the two labels left of a three-label item never have a
+minority set (equal counts), so there the ceiling would be 0 by construction, not a finding."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 from analyzers.base import Analyzer, analyzers
@@ -18,6 +35,9 @@ from sim.records import Annotation, Episode
 from sim.stats import entropy_bits
 
 MISSING_LABEL = -1.0
+# Fewest human labels for a leave-one-out majority (minority) ceiling; see the module docstring.
+CEILING_MIN_HUMANS = 3
+MINORITY_CEILING_MIN_HUMANS = 4
 
 
 def clean_labels(values: Optional[Iterable[Any]]) -> list[float]:
@@ -46,6 +66,25 @@ def minority_set(labels: list[float]) -> Optional[frozenset[float]]:
 def sets_match(first: Optional[frozenset[float]], second: Optional[frozenset[float]]) -> bool:
     """Whether two label sets share a label; a None set matches nothing."""
     return first is not None and second is not None and bool(first & second)
+
+
+LabelSet = Callable[[list[float]], Optional[frozenset[float]]]
+
+
+def leave_one_out(labels: list[float]) -> list[tuple[float, list[float]]]:
+    """Each label with the labels of the other annotators."""
+    return [(label, labels[:i] + labels[i + 1 :]) for i, label in enumerate(labels)]
+
+
+def human_ceiling(human: list[float], reference: LabelSet) -> float:
+    """Mean over held-out humans of whether their label lies in `reference` (majority_set or minority_set) of the rest."""
+    return float(np.mean([sets_match(frozenset({label}), reference(rest)) for label, rest in leave_one_out(human)]))
+
+
+def model_label_match(model: list[float], human: list[float], reference: LabelSet) -> float:
+    """One model label in a held-out human's seat: mean over model labels and leave-one-out references of a match."""
+    references = [reference(rest) for _, rest in leave_one_out(human)]
+    return float(np.mean([sets_match(frozenset({label}), ref) for ref in references for label in model]))
 
 
 # Items hold a handful of labels each, and a corpus tens of thousands of items: SciPy's per-call checks cost
@@ -91,9 +130,10 @@ class TaskLabelsConfig:
 @analyzers.register("task_labels", config=TaskLabelsConfig)
 class TaskLabelsAnalyzer(Analyzer):
     """Per item: human and model label sets (majority and minority matches), distances between the two label
-    distributions, each side's entropy and spread, and whether the model voices the human minority."""
+    distributions, each side's entropy and spread, whether the model voices the human minority, and the human
+    ceilings of the majority and minority matches (leave one annotator out) with their like-for-like model values."""
 
-    version = "1"
+    version = "2"
 
     def applies_to(self, episode: Episode) -> bool:
         """Labeled items with at least one model label."""
@@ -124,4 +164,15 @@ class TaskLabelsAnalyzer(Analyzer):
             human_minority = minority_set(human)
             if human_minority is not None:
                 values["voices_human_minority"] = float(bool(human_minority & set(model)))
+            values.update(ceilings(human, model))
         return [Annotation(episode.id, name, value) for name, value in values.items()]
+
+
+def ceilings(human: list[float], model: list[float]) -> dict[str, float]:
+    """Leave-one-annotator-out human values and their one-model-label counterparts, where the item has enough humans."""
+    values: dict[str, float] = {}
+    for kind, reference, fewest in (("majority", majority_set, CEILING_MIN_HUMANS), ("minority", minority_set, MINORITY_CEILING_MIN_HUMANS)):
+        if len(human) >= fewest:
+            values[f"human_{kind}_match"] = human_ceiling(human, reference)
+            values[f"model_label_{kind}_match"] = model_label_match(model, human, reference)
+    return values

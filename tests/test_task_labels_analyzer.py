@@ -3,10 +3,12 @@
 import csv
 import json
 import math
+from collections import Counter
 
+import numpy as np
 import pytest
 
-from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, majority_set, minority_set, sets_match
+from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, leave_one_out, majority_set, minority_set, sets_match
 from conftest import DATA
 from sim.analysis import analyze
 from sim.importing import import_file
@@ -65,6 +67,29 @@ def test_a_split_model_can_voice_the_human_minority() -> None:
     values = values_of(item([0, 0, 1, -1], [1, 1, 0, 0, 0, None]))
     assert (values["majority_match"], values["minority_match"], values["voices_human_minority"]) == (1.0, 1.0, 1.0)
     assert values["model_unanimous"] == 0.0
+
+
+def test_leave_one_out_ceilings_by_hand() -> None:
+    # [0, 0, 1]: holding out a 0 leaves {0, 1}, all distinct, so no majority; holding out the 1 leaves the majority
+    # {0}, which 1 misses. No human keeps the others' majority, while the model's five 0s keep the full majority.
+    values = values_of(item([0, 0, 1], [0, 0, 0, 0, 0]))
+    assert values["human_majority_match"] == 0.0 and values["majority_match"] == 1.0
+    # One model label (0) in the held-out human's seat matches only the third reference, {0}.
+    assert values["model_label_majority_match"] == pytest.approx(1 / 3)
+    assert "human_minority_match" not in values  # two remaining labels never have a minority set
+    assert values_of(item([2, 2, 2], [2]))["human_majority_match"] == 1.0
+
+
+def test_leave_one_out_minority_on_five_labels() -> None:
+    # [0, 0, 0, 1, 1]: a held-out 0 leaves {0: 2, 1: 2} (no minority); a held-out 1 leaves {0: 3, 1: 1}, minority {1}.
+    values = values_of(item([0, 0, 0, 1, 1, -1], [1, 0, 0, 0]))
+    assert values["human_minority_match"] == pytest.approx(2 / 5)
+    # Majority: a held-out 0 leaves {0: 2, 1: 2}, majority {0, 1}, matched; a held-out 1 leaves majority {0}, missed.
+    assert values["human_majority_match"] == pytest.approx(3 / 5)
+    # Model labels 1, 0, 0, 0 against the references {0,1} x3 and {0} x2: 1 matches 3 of 5, each 0 all 5.
+    assert values["model_label_majority_match"] == pytest.approx((3 + 5 * 3) / 20)
+    # Minority references: None x3, {1} x2; only the model's single 1 matches, twice.
+    assert values["model_label_minority_match"] == pytest.approx(2 / 20)
 
 
 def test_without_human_labels_only_the_model_side_is_scored() -> None:
@@ -134,3 +159,31 @@ def test_distances_agree_with_scipy() -> None:
         assert js_distance(p, q) == pytest.approx(np.nan_to_num(jensenshannon(p, q, base=2)), abs=1e-7)
         assert wasserstein(p, q, support) == pytest.approx(wasserstein_distance(human, model))
         assert entropy_bits(p) == pytest.approx(entropy(p, base=2))
+
+
+def test_human_ceilings_on_real_sentiment_labels(store) -> None:
+    path = LABELS / "Sentiment_intermodel.jsonl"
+    import_file(store, "task_labels", path, progress=False)
+    (summary,) = analyze(store, [TaskLabelsAnalyzer()])
+    by_group: dict[str, dict[str, object]] = {}
+    for metric in summary.metrics:
+        by_group.setdefault(metric.group, {})[metric.name] = metric
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    gpt = [clean_labels(r["human_annots"]) for r in records if r["model_name"] == "open_ai_gpt35turbo"]
+    metrics = by_group["Sentiment_intermodel / open_ai_gpt35turbo"]
+    assert metrics["human_majority_match"].n == len(gpt) == 1407  # every item has four human labels
+    # Chance: the held-out label drawn from the corpus's label frequencies, blind to the item (about 0.23 here).
+    pooled = Counter(label for labels in gpt for label in labels)
+    total = sum(pooled.values())
+    chance = np.mean([
+        np.mean([sum(pooled[label] for label in (majority_set(rest) or ())) / total for _, rest in leave_one_out(labels)])
+        for labels in gpt
+    ])
+    for name in ("human_majority_match", "human_minority_match", "model_label_majority_match", "model_label_minority_match"):
+        metric = metrics[name]
+        assert 0 <= metric.ci_low <= metric.mean <= metric.ci_high <= 1, name
+    # Humans keep each other's majority more often than a label drawn blind to the item would (0.31 against 0.23).
+    assert metrics["human_majority_match"].ci_low > chance
+    # The ceiling is a property of the items, so it is the same whichever model labeled them.
+    means = {round(m["human_majority_match"].mean, 9) for group, m in by_group.items()}
+    assert len(means) == 1 and len(by_group) == 5
