@@ -1,12 +1,24 @@
 """Preferences: agreement of LLM judges with human judges, position bias, and coupling of choices with surface
-features (length, overlap with the prompt or reference, style lexicons) — per judge, human and LLM alike."""
+features (length, overlap with the prompt or reference, style lexicons) — per judge, human and LLM alike.
+
+Human ceiling: where several people judged the same pair, `human_human_agreement` is the chance that two distinct
+humans, drawn at random for a pair drawn at random, make the same choice (as MT-Bench's agreement of Zheng et al.
+2023): per pair, the share of its pairs of distinct humans who agree, then the mean over pairs. The MT-Bench
+importer keeps one episode per human judgment (the CSV's rows), so a pair is the episodes sharing question, turn
+and the two models (`pair_of`), and humans are told apart by `meta.human_judge`. Beside it,
+`judge_human_agreement[JUDGE]` is the LLM judge's agreement with those same humans on the same pairs, each pair
+weighted once, so the two differ only in who is compared. Both also without ties (pairs of choices where neither
+is a tie). The unit is the pair: the intervals resample pairs, never single judgments."""
 
 from __future__ import annotations
 
 import csv
+import json
+from collections import defaultdict
 from dataclasses import dataclass
+from itertools import combinations
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -14,7 +26,7 @@ from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import overlap, words
 from sim.errors import SimError
 from sim.records import Annotation, Episode
-from sim.stats import Estimate, correlation, estimate_statistic
+from sim.stats import Estimate, correlation, estimate, estimate_statistic
 
 # A choice as a number, so that it can be correlated with a feature difference (output_1 minus output_2).
 CHOICE_CODES = {"output_1": 1.0, "output_2": -1.0, "tie": 0.0}
@@ -50,6 +62,62 @@ def lexicon_score(tokens: list[str], lexicon: dict[str, float]) -> float:
 def judge_choices(episode: Episode) -> dict[str, str]:
     """Each judge's pairwise choice (output_1, output_2 or tie); unparsed and non-pairwise judgments left out."""
     return {judge: choice for judge, choice in (episode.meta.get("judgments") or {}).items() if choice in CHOICE_CODES}
+
+
+def pair_of(episode: Episode) -> str:
+    """The compared pair an episode holds a judgment of: question, turn and models for MT-Bench rows (one row per
+    human judgment), the episode itself elsewhere."""
+    if episode.meta.get("question_id") is None:
+        return episode.id
+    models = [turn.speaker for turn in episode.turns if turn.role in ("output_1", "output_2")]
+    return json.dumps([episode.meta["question_id"], episode.meta.get("turn"), *models])
+
+
+def human_of(episode: Episode) -> str:
+    """Who the human judge was; without a recorded identity every judgment is taken as a different person."""
+    return str(episode.meta.get("human_judge") or episode.id)
+
+
+def panels(episodes: Iterable[Episode]) -> list[list[Episode]]:
+    """The human-judged episodes of each pair that at least two distinct humans judged."""
+    by_pair: dict[str, list[Episode]] = defaultdict(list)
+    for episode in episodes:
+        if HUMAN in judge_choices(episode):
+            by_pair[pair_of(episode)].append(episode)
+    return [panel for panel in by_pair.values() if len({human_of(e) for e in panel}) >= 2]
+
+
+def agreement(pairs: list[tuple[str, str]], without_ties: bool) -> Optional[float]:
+    """Share of (choice, choice) pairs that agree, ties left out if asked; None when no pair is left."""
+    kept = [first == second for first, second in pairs if not (without_ties and "tie" in (first, second))]
+    return float(np.mean(kept)) if kept else None
+
+
+def human_human_agreement(panel: list[Episode], without_ties: bool) -> Optional[float]:
+    """Agreement of the pairs of distinct humans who judged one pair."""
+    pairs = [(judge_choices(a)[HUMAN], judge_choices(b)[HUMAN]) for a, b in combinations(panel, 2) if human_of(a) != human_of(b)]
+    return agreement(pairs, without_ties)
+
+
+def judge_human_agreement(panel: list[Episode], judge: str, without_ties: bool) -> Optional[float]:
+    """Agreement of one LLM judge with each human who judged one pair."""
+    pairs = [(choices[judge], choices[HUMAN]) for choices in map(judge_choices, panel) if judge in choices]
+    return agreement(pairs, without_ties)
+
+
+def ceiling_metrics(episodes: list[Episode], judges: list[str]) -> dict[str, Estimate]:
+    """Human-human agreement over pairs judged by several people, and each LLM judge's agreement with the same people."""
+    found = panels(episodes)
+    result: dict[str, Estimate] = {}
+    for suffix, without_ties in (("", False), ("_without_ties", True)):
+        scorers = {f"human_human_agreement{suffix}": lambda panel: human_human_agreement(panel, without_ties)}
+        for judge in judges:
+            scorers[f"judge_human_agreement{suffix}[{judge}]"] = lambda panel, j=judge: judge_human_agreement(panel, j, without_ties)
+        for name, score in scorers.items():
+            values = [value for value in map(score, found) if value is not None]
+            if values:
+                result[name] = estimate(values)  # one value per pair: the pair is the unit resampled
+    return result
 
 
 @dataclass
@@ -112,7 +180,8 @@ class PreferencesAnalyzer(Analyzer):
         return [Annotation(episode.id, name, value) for name, value in values.items()]
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
-        """Per judge: Cohen's kappa with the human judge, and Pearson's r of its choices with each feature difference."""
+        """Per judge: Cohen's kappa with the human judge, and Pearson's r of its choices with each feature difference;
+        human-human agreement and the LLM judges' agreement with the same humans where pairs have several humans."""
         rows = [{a.name: a.value for a in annotations} for _, annotations in scored]
         judges = sorted({name[len("choice["):-1] for row in rows for name in row if name.startswith("choice[")})
         features = sorted({name for row in rows for name in row if name.endswith("_diff") or name.startswith("lexicon_diff[")})
@@ -128,6 +197,7 @@ class PreferencesAnalyzer(Analyzer):
                 if len(both) >= 3:
                     xs, ys = zip(*both)
                     result[f"r[{judge}, {feature}]"] = correlation(xs, ys)
+        result.update(ceiling_metrics([episode for episode, _ in scored], [judge for judge in judges if judge != HUMAN]))
         return result
 
 

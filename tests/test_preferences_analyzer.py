@@ -1,8 +1,11 @@
 """The preference analyzer: agreement, position consistency and surface features on hand-built pairs, and real judgments."""
 
 import csv
+from collections import Counter, defaultdict
+from itertools import combinations
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from analyzers.preferences import PreferencesAnalyzer, kappa
@@ -81,6 +84,32 @@ def test_kappa_and_correlations_per_judge() -> None:
     assert metrics["kappa[llm]"].n == 30
 
 
+def mtbench_row(number: int, question: str, human: str, judge: str, gpt4: str) -> Episode:
+    episode = pair(number, "answer of model a", "answer of model b", {"human": human, "gpt-4": gpt4}, question_id=question, turn="1", human_judge=judge)
+    episode.turns[0].speaker, episode.turns[1].speaker = "model-a", "model-b"
+    return episode
+
+
+def test_human_ceiling_on_a_hand_built_panel() -> None:
+    analyzer = PreferencesAnalyzer()
+    rows = [
+        mtbench_row(1, "81", "output_1", "expert_1", "output_1"),
+        mtbench_row(2, "81", "output_1", "expert_2", "output_1"),
+        mtbench_row(3, "81", "tie", "author_1", "output_1"),
+        mtbench_row(4, "82", "output_2", "expert_1", "output_1"),  # one human only: no ceiling for question 82
+        mtbench_row(5, "83", "output_2", "expert_1", "output_2"),
+        mtbench_row(6, "83", "output_1", "expert_1", "output_2"),  # the same person twice is no pair of humans
+    ]
+    metrics = analyzer.corpus_metrics([(e, analyzer.annotate(e)) for e in rows])
+    # Question 81: of the three pairs of humans one agrees; GPT-4 agrees with two of the three humans.
+    assert metrics["human_human_agreement"].n == 1
+    assert metrics["human_human_agreement"].mean == pytest.approx(1 / 3)
+    assert metrics["judge_human_agreement[gpt-4]"].mean == pytest.approx(2 / 3)
+    # Without ties only the two experts remain, who agree, and GPT-4 agrees with both.
+    assert metrics["human_human_agreement_without_ties"].mean == metrics["judge_human_agreement_without_ties[gpt-4]"].mean == 1.0
+    assert "judge_human_agreement[human]" not in metrics
+
+
 def test_bad_lexicon_folders(tmp_path: Path) -> None:
     with pytest.raises(SimError, match="is not a folder"):
         PreferencesAnalyzer(lexicons=str(tmp_path / "missing"))
@@ -110,3 +139,25 @@ def test_mtbench_gpt4_against_human_judges(store) -> None:
     assert -1 <= metrics["kappa[gpt-4]"].ci_low <= metrics["kappa[gpt-4]"].mean <= metrics["kappa[gpt-4]"].ci_high <= 1
     assert {f"r[{judge}, lexicon_diff[politeness]]" for judge in ("gpt-4", "human")} <= set(metrics)
     assert 0 <= metrics["r[gpt-4, length_diff]"].p_value <= 1
+
+
+def test_mtbench_human_ceiling_from_repeated_judgments(store) -> None:
+    path = PREFERENCES / "mtbench-gpt4-human-pref.csv"
+    import_file(store, "preferences", path, dataset="mtbench", progress=False)
+    (summary,) = analyze(store, [PreferencesAnalyzer()])
+    metrics = {m.name: m for m in summary.metrics}
+    # Straight from the file: rows of one question, turn and model pair are one pair judged by several people.
+    by_pair: dict[tuple, list[dict]] = defaultdict(list)
+    for row in csv.DictReader(path.open(encoding="utf-8")):
+        by_pair[(row["question_id"], row["turn"], row["model_a"], row["model_b"])].append(row)
+    panels = [rows for rows in by_pair.values() if len({r["human_info"] for r in rows}) >= 2]
+    per_pair = [np.mean([a["human_model"] == b["human_model"] for a, b in combinations(rows, 2)]) for rows in panels]
+    gpt4 = [np.mean([r["human_model"] == (r["gpt4_model"] if r["gpt4_model"] in ("model_a", "model_b") else "tie") for r in rows]) for rows in panels]
+    human, judge = metrics["human_human_agreement"], metrics["judge_human_agreement[gpt-4]"]
+    assert human.n == judge.n == len(panels) == 205  # the unit is the pair: 205 pairs, not their 334 pairs of humans
+    assert human.mean == pytest.approx(np.mean(per_pair)) and judge.mean == pytest.approx(np.mean(gpt4))
+    for metric in (human, judge, metrics["human_human_agreement_without_ties"]):
+        assert 0 <= metric.ci_low < metric.mean < metric.ci_high <= 1
+    # Two humans agree far more often than two choices drawn independently from the humans' choice frequencies.
+    shares = np.array(list(Counter(r["human_model"] for rows in by_pair.values() for r in rows).values())) / 882
+    assert human.ci_low > float(shares @ shares) + 0.1
