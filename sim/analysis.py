@@ -7,9 +7,10 @@ import json
 from collections import defaultdict
 from contextlib import ExitStack
 from itertools import chain, islice
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable, Iterable, Optional
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
@@ -17,7 +18,9 @@ from analyzers import Analyzer, analyzers
 from analyzers.base import Scored
 from sim.config import build
 from sim.records import Annotation, Episode
-from sim.stats import Difference, Estimate, compare, estimate
+from sim.stats import (
+    Difference, Estimate, clustered_rate, compare, compare_clustered, estimate, q_values, ratio_estimate,
+)
 from sim.store import Store
 
 # Analyzers get this many episodes per call (embedding analyzers embed them in one pass).
@@ -34,11 +37,13 @@ GroupOf = Callable[[Episode], str]
 
 @dataclass
 class Metric:
-    """One value of a group: an annotation name summarized over episodes or turns (n values, total, mean and
-    bootstrap 95% CI), or a corpus statistic (level `corpus`, no total; a p-value where it is a test)."""
+    """One value of a group with its 95% interval: an annotation summarized over episodes (unit `episode`: n
+    episode values) or over turns (unit `turn`: n turn values pooled over n_episodes conversations, the interval
+    from resampling conversations), or a statistic of the whole group (unit `corpus`, no total; a p-value and a
+    Benjamini-Hochberg q-value where it is a test). `interval` names how the interval was made."""
 
     name: str
-    level: str
+    unit: str
     n: int
     total: Optional[float]
     mean: float
@@ -46,16 +51,24 @@ class Metric:
     ci_high: Optional[float]
     group: str = ""
     p_value: Optional[float] = None
+    q_value: Optional[float] = None
+    n_episodes: int = 0
+    n_turns: Optional[int] = None
+    interval: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Comparison(Difference):
-    """One episode-level annotation compared between two sides of a group (e.g. llm against human)."""
+    """One annotation compared between two sides of a group (e.g. llm against human) or two groups: an episode
+    value (unit `episode`) or a turn value pooled per conversation (unit `turn`), with the q-value of its p among
+    the analyzer's comparisons of the same group (Benjamini-Hochberg)."""
 
     name: str
     group: str
     reference: str
     other: str
+    unit: str = "episode"
+    q_value: Optional[float] = None
 
 
 @dataclass
@@ -87,22 +100,57 @@ class AnalyzerSummary:
         return document
 
 
-def summarize(annotations: Iterable[Annotation], group: str = "") -> list[Metric]:
-    """n, total, mean and bootstrap CI of every annotation name, episode-level and turn-level apart."""
-    values: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for annotation in annotations:
-        level = "episode" if annotation.turn_idx is None else "turn"
-        values[(annotation.name, level)].append(annotation.value)
+def summarize(annotations: list[list[Annotation]], group: str = "", turns: bool = True) -> list[Metric]:
+    """Every annotation name of a group's episodes (a list of annotations per episode) with its 95% interval:
+    episode values as one value per episode (`estimate`), turn values (unless `turns` is False) pooled per
+    conversation, so that their interval resamples conversations, not turns (`clustered_rate` for 0/1 flags,
+    `ratio_estimate` otherwise)."""
+    values = GroupValues.of(annotations, turns)
     metrics = []
-    for (name, level), vs in sorted(values.items(), key=lambda item: (item[0][1], item[0][0])):
-        est = estimate(vs)
-        metrics.append(Metric(name, level, est.n, float(sum(vs)), est.mean, est.ci_low, est.ci_high, group))
+    for name, episode_values in sorted(values.episodes.items()):
+        est = estimate(episode_values)
+        metrics.append(Metric(name, "episode", est.n, float(sum(episode_values)), est.mean, est.ci_low, est.ci_high, group,
+                              n_episodes=est.n, interval=est.interval))
+    for name, per_episode in sorted(values.turns.items()):
+        sums, counts = (np.array(column, dtype=float) for column in zip(*per_episode))
+        est = ratio_estimate(sums, counts) if name in values.non_binary else clustered_rate(sums, counts)
+        metrics.append(Metric(name, "turn", int(counts.sum()), float(sums.sum()), est.mean, est.ci_low, est.ci_high, group,
+                              n_episodes=len(per_episode), n_turns=int(counts.sum()), interval=est.interval))
     return metrics
 
 
-def corpus_metric(name: str, value: Estimate, group: str) -> Metric:
-    """A corpus statistic as a metric row."""
-    return Metric(name, "corpus", value.n, None, value.mean, value.ci_low, value.ci_high, group, value.p_value)
+@dataclass
+class GroupValues:
+    """A group's annotation values by name: one value per episode, and per conversation the sum and number of its
+    turn values (the unit a turn-level interval resamples); `non_binary` names turn values that are not 0/1 flags."""
+
+    episodes: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    turns: dict[str, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
+    non_binary: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, annotations: list[list[Annotation]], turns: bool = True) -> "GroupValues":
+        """The values of episodes given as a list of annotations each; turn values left out unless `turns`."""
+        values = cls()
+        for episode in annotations:
+            pooled: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+            for annotation in episode:
+                if annotation.turn_idx is None:
+                    values.episodes[annotation.name].append(annotation.value)
+                elif turns:
+                    pooled[annotation.name][0] += annotation.value
+                    pooled[annotation.name][1] += 1
+                    if annotation.value not in (0.0, 1.0):
+                        values.non_binary.add(annotation.name)
+            for name, (total, count) in pooled.items():
+                values.turns[name].append((total, int(count)))
+        return values
+
+
+def corpus_metric(name: str, value: Estimate, group: str, n_episodes: int) -> Metric:
+    """A corpus statistic of a group of `n_episodes` episodes as a metric row."""
+    return Metric(name, "corpus", value.n, None, value.mean, value.ci_low, value.ci_high, group, value.p_value,
+                  n_episodes=n_episodes, interval=value.interval)
 
 
 @dataclass
@@ -116,14 +164,9 @@ class Side:
         """Each kept episode with its annotations."""
         return list(zip(self.episodes, self.annotations))
 
-    def episode_values(self) -> dict[str, list[float]]:
-        """Episode-level annotation values by name."""
-        values: dict[str, list[float]] = defaultdict(list)
-        for episode_annotations in self.annotations:
-            for annotation in episode_annotations:
-                if annotation.turn_idx is None:
-                    values[annotation.name].append(annotation.value)
-        return values
+    def values(self, turns: bool) -> GroupValues:
+        """This side's annotation values by name (turn values left out unless `turns`)."""
+        return GroupValues.of(self.annotations, turns)
 
 
 def side_label(group: str, side: Optional[str]) -> str:
@@ -131,14 +174,46 @@ def side_label(group: str, side: Optional[str]) -> str:
     return group if side is None else f"{group} / {side}"
 
 
-def compare_values(reference: Side, other: Side, group: str, reference_label: str, other_label: str) -> list[Comparison]:
-    """Every episode-level annotation both sides have, compared (other minus reference)."""
-    reference_values, other_values = reference.episode_values(), other.episode_values()
-    return [
-        Comparison(**asdict(compare(reference_values[metric], other_values[metric])), name=metric, group=group,
-                   reference=reference_label, other=other_label)
-        for metric in sorted(set(reference_values) & set(other_values))
+def compare_values(
+    reference: Side, other: Side, group: str, reference_label: str, other_label: str, turns: bool = True
+) -> list[Comparison]:
+    """Every annotation both sides have, compared (other minus reference): episode values unit by unit (`compare`),
+    turn values (unless `turns` is False) conversation by conversation (`compare_clustered`)."""
+    first, second = reference.values(turns), other.values(turns)
+    labels = dict(group=group, reference=reference_label, other=other_label)
+    comparisons = [
+        Comparison(**asdict(compare(first.episodes[name], second.episodes[name])), name=name, **labels)
+        for name in sorted(set(first.episodes) & set(second.episodes))
     ]
+    comparisons += [
+        Comparison(**asdict(compare_clustered(tuple(zip(*first.turns[name])), tuple(zip(*second.turns[name])))),
+                   name=name, unit="turn", **labels)
+        for name in sorted(set(first.turns) & set(second.turns))
+    ]
+    return comparisons
+
+
+def with_q_values(comparisons: list[Comparison]) -> list[Comparison]:
+    """The comparisons with Benjamini-Hochberg q-values, each group's comparisons one family."""
+    families: dict[str, list[int]] = defaultdict(list)
+    for i, comparison in enumerate(comparisons):
+        families[comparison.group].append(i)
+    result = list(comparisons)
+    for members in families.values():
+        for i, q in zip(members, q_values([comparisons[i].p_value for i in members])):
+            result[i] = replace(comparisons[i], q_value=q)
+    return result
+
+
+def set_metric_q_values(metrics: list[Metric]) -> None:
+    """Benjamini-Hochberg q-values for the metrics that are tests (a p-value), each group's tests one family."""
+    families: dict[str, list[Metric]] = defaultdict(list)
+    for metric in metrics:
+        if metric.p_value is not None:
+            families[metric.group].append(metric)
+    for members in families.values():
+        for metric, q in zip(members, q_values([metric.p_value for metric in members])):
+            metric.q_value = q
 
 
 class AnalyzerRun:
@@ -197,16 +272,22 @@ class AnalyzerRun:
         for group, sides in self.groups.items():
             for side_name, side in sorted(sides.items(), key=lambda item: side_order(item[0])):
                 label = side_label(group, side_name)
-                dense = not self.analyzer.sparse_turn_flags
-                values = (a for episode in side.annotations for a in episode if dense or a.turn_idx is None)
-                result.metrics += summarize(values, label)
+                result.metrics += summarize(side.annotations, label, self.dense)
                 if self.analyzer.uses_corpus:
                     for name, value in self.analyzer.corpus_metrics(side.scored()).items():
-                        result.metrics.append(corpus_metric(name, value, label))
+                        result.metrics.append(corpus_metric(name, value, label, len(side.annotations)))
                     result.notes += [f"{label}: {note}" for note in self.analyzer.notes(side.scored())]
             self._compare_sides(group, sides, result)
         self._compare_with_reference(result)
+        result.comparisons = with_q_values(result.comparisons)
+        result.against_reference = with_q_values(result.against_reference)
+        set_metric_q_values(result.metrics)
         return result
+
+    @property
+    def dense(self) -> bool:
+        """Whether turn annotations are values of every turn, to be summarized (not flags written where they fire)."""
+        return not self.analyzer.sparse_turn_flags
 
     def _compare_with_reference(self, result: AnalyzerSummary) -> None:
         """Each side of each other group against the reference group's side of the same name (else its human
@@ -221,7 +302,8 @@ class AnalyzerRun:
                 matches = [name for name in (side_name, REFERENCE_SIDE, None) if name in reference]
                 if matches:
                     result.against_reference += compare_values(
-                        reference[matches[0]], side, group, side_label(self.reference, matches[0]), side_label(group, side_name)
+                        reference[matches[0]], side, group, side_label(self.reference, matches[0]), side_label(group, side_name),
+                        self.dense,
                     )
 
     def _compare_sides(self, group: str, sides: dict[Optional[str], Side], result: AnalyzerSummary) -> None:
@@ -230,11 +312,12 @@ class AnalyzerRun:
             return
         reference, others = names[0], names[1:]
         for other in others:
-            result.comparisons += compare_values(sides[reference], sides[other], group, reference, other)
+            result.comparisons += compare_values(sides[reference], sides[other], group, reference, other, self.dense)
             if self.analyzer.uses_corpus:
                 label = f"{group}: {other} vs {reference}"
+                n_episodes = len(sides[reference].annotations) + len(sides[other].annotations)
                 for name, value in self.analyzer.compare_corpora(sides[reference].scored(), sides[other].scored()).items():
-                    result.metrics.append(corpus_metric(name, value, label))
+                    result.metrics.append(corpus_metric(name, value, label, n_episodes))
 
 
 def side_order(side: Optional[str]) -> tuple[int, str]:

@@ -22,7 +22,7 @@ from sim.app import analysis_settings
 from sim.errors import SimError
 from sim.figures import Chart, distributions, label_distributions, metric_bars, stacked_shares, turn_histogram
 from sim.records import Episode
-from sim.report import Tabular, html_table, interval, markdown_table
+from sim.report import Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance
 from sim.store import Store
 
 # `--by` names a column of `runs` (these names) or a key of the runs' resolved config.
@@ -244,9 +244,9 @@ def groups_table(selection: Selection) -> Tabular:
 
 
 def metric_cell(metric: Metric) -> str:
-    """Mean, 95% CI and n (and p where the metric is a test) in one cell."""
-    p = "" if metric.p_value is None else f" p={metric.p_value:.2g}"
-    return f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)} n={metric.n}{p}"
+    """Mean, 95% CI and what it rests on (and p with its q-value where the metric is a test) in one cell."""
+    p = "" if metric.p_value is None else f" p={significance(metric.p_value, metric.q_value)}"
+    return f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)} n={metric_size(metric)}{p}"
 
 
 def metrics_table(summary: AnalyzerSummary) -> Tabular:
@@ -254,35 +254,35 @@ def metrics_table(summary: AnalyzerSummary) -> Tabular:
     labels = list(dict.fromkeys(metric.group for metric in summary.metrics))
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for metric in summary.metrics:
-        cells.setdefault((metric.name, metric.level), {})[metric.group] = metric_cell(metric)
+        cells.setdefault((metric.name, metric.unit), {})[metric.group] = metric_cell(metric)
     rows = [
-        [name if level == "episode" else f"{name} ({level})", *(values.get(label, "") for label in labels)]
-        for (name, level), values in cells.items()
+        [name if unit == "episode" else f"{name} ({unit})", *(values.get(label, "") for label in labels)]
+        for (name, unit), values in cells.items()
     ]
     return Tabular(f"{summary.analyzer}: metrics per group, mean [95% CI]", ["metric", *labels], rows)
 
 
 def comparisons_table(title: str, comparisons: Iterable[Comparison], within_groups: bool) -> Tabular:
-    """A row per compared metric: the two means, the difference (other minus reference) with its 95% CI,
-    Cohen's d and the permutation p-value. Sides compared `within_groups` are named with their group."""
+    """A row per compared metric: the two means, the difference (other minus reference) with its 95% CI, Cohen's d,
+    and p with its Benjamini-Hochberg q-value. Sides compared `within_groups` are named with their group."""
 
     def label(c: Comparison, side: str) -> str:
         return side_label(c.group, side) if within_groups else side
 
     rows = [
         [
-            f"{label(c, c.other)} vs {label(c, c.reference)}", c.name, f"{c.mean_reference:.3g} → {c.mean_other:.3g}",
-            f"{c.difference:.3g}{'' if c.ci_low is None else f' [{c.ci_low:.3g}, {c.ci_high:.3g}]'}",
-            "" if c.effect_size is None else f"{c.effect_size:.2f}", "" if c.p_value is None else f"{c.p_value:.2g}",
+            f"{label(c, c.other)} vs {label(c, c.reference)}", c.name if c.unit == "episode" else f"{c.name} ({c.unit})",
+            f"{c.mean_reference:.3g} → {c.mean_other:.3g}", difference_cell(c),
+            "" if c.effect_size is None else f"{c.effect_size:.2f}", significance(c.p_value, c.q_value),
         ]
         for c in comparisons
     ]
-    return Tabular(title, ["compared", "metric", "reference → other", "difference [95% CI]", "d", "p"], rows)
+    return Tabular(title, ["compared", "metric", "reference → other", "difference [95% CI]", "d", "p (q)"], rows)
 
 
 def episode_metric_names(summary: AnalyzerSummary) -> list[str]:
     """The episode-level metric names of a summary, in order."""
-    return list(dict.fromkeys(metric.name for metric in summary.metrics if metric.level == "episode"))
+    return list(dict.fromkeys(metric.name for metric in summary.metrics if metric.unit == "episode"))
 
 
 def stored_annotations(store: Store, selection: Selection, summary: AnalyzerSummary, condition: str) -> list[tuple]:
@@ -301,7 +301,8 @@ def role_flip_charts(store: Store, selection: Selection, summary: AnalyzerSummar
     """The role-flip rate per group, and the turns at which flips happen."""
     rate = metric_bars(
         "role_flip_rate", "Role-flip rate per group",
-        "Share of episodes with at least one flipped turn, and of checked turns that flip; bars are 95% bootstrap CIs.",
+        "Share of episodes with at least one flipped turn, and of checked turns that flip; bars are 95% CIs"
+        " (Wilson; for turns at the effective sample size of clustered turns).",
         summary.metrics, ["role_flipping_happens", "role_flipped_turn_share"],
     )
     checked = {metric.group: metric.n for metric in summary.metrics if metric.name == "role_flipping_happens"}
@@ -390,7 +391,8 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
         section.tables.append(comparisons_table(f"{summary.analyzer}: sides within each group", summary.comparisons, True))
     charts: list[Optional[Chart]] = [metric_bars(
         f"{summary.analyzer}_metrics", f"{summary.analyzer}: episode-level metrics per group",
-        "Mean of each episode-level value (a rate for 0/1 flags) per group, with 95% bootstrap CIs as error bars.",
+        "Mean of each episode-level value (a rate for 0/1 flags) per group, with 95% CIs as error bars (Wilson for"
+        " rates, the expanded percentile bootstrap otherwise).",
         summary.metrics, [name for name in episode_metric_names(summary) if not name.startswith("category[")],
     )]
     if summary.analyzer == "role_flip":

@@ -25,15 +25,34 @@ if TYPE_CHECKING:
     from sim.validation import ValidityCard
 
 
+# Tables mark a finding as significant where its Benjamini-Hochberg q-value is below this, never on p alone.
+SIGNIFICANT_Q = 0.05
+
+
 def interval(low: Optional[float], high: Optional[float]) -> str:
     """` [low, high]`, or nothing when there is no interval."""
     return "" if low is None or high is None else f" [{low:.3f}, {high:.3f}]"
 
 
+def metric_size(metric: Metric) -> str:
+    """How many values a metric rests on: episodes, or turns in episodes, or the items of a corpus statistic."""
+    if metric.unit == "turn":
+        return f"{metric.n_turns}t/{metric.n_episodes}e"
+    return str(metric.n)
+
+
+def significance(p_value: Optional[float], q_value: Optional[float]) -> str:
+    """p and its Benjamini-Hochberg q-value, starred where q < 0.05 (the only significance mark tables use)."""
+    if p_value is None:
+        return ""
+    q = "" if q_value is None else f" q={q_value:.2g}{'*' if q_value < SIGNIFICANT_Q else ''}"
+    return f"{p_value:.2g}{q}"
+
+
 def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
-    """Per analyzer and group, a table with a row per metric: n values and the mean (a rate for 0/1 flags) with its
-    bootstrap 95% CI, and a p-value where the metric is a test; then the analyzer's comparisons of sides
-    (difference with its CI, Cohen's d, permutation p). Fits 80 columns; `--json` adds each metric's total."""
+    """Per analyzer and group, a table with a row per metric: what it rests on (episodes; turns in episodes; a
+    corpus's items) and the mean (a rate for 0/1 flags) with its 95% CI, and p with its q-value where the metric is
+    a test; then the analyzer's comparisons of sides. Fits 80 columns; `--json` adds totals and interval methods."""
     tables: list[Table | Text] = []
     for summary in summaries:
         groups: dict[str, list[Metric]] = defaultdict(list)
@@ -42,17 +61,17 @@ def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
         heading = f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)"
         for group, metrics in groups.items() or [("", [])]:
             table = Table(title=f"{heading}{': ' + escape(group) if group else ''}")
-            table.add_column("metric (level)", overflow="fold", max_width=32)
+            table.add_column("metric (unit)", overflow="fold", max_width=32)
             table.add_column("n", justify="right", no_wrap=True, min_width=5)
             table.add_column("mean [95% CI]", justify="right", no_wrap=True, min_width=22)
-            table.add_column("p", justify="right", no_wrap=True)
+            table.add_column("p", justify="right", overflow="fold")
             if not metrics:
                 table.add_row("(no applicable episodes)", "0", "", "")
             for metric in metrics:
-                level = "" if metric.level == "episode" else f" ({metric.level})"
+                unit = "" if metric.unit == "episode" else f" ({metric.unit})"
                 table.add_row(
-                    escape(metric.name) + level, str(metric.n), f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)}",
-                    "" if metric.p_value is None else f"{metric.p_value:.2g}",
+                    escape(metric.name) + unit, metric_size(metric), f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)}",
+                    significance(metric.p_value, metric.q_value),
                 )
             tables.append(table)
         tables += comparisons_tables(summary)
@@ -62,27 +81,31 @@ def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
 
 def comparisons_tables(summary: AnalyzerSummary) -> list[Table]:
     """Per group and pair of sides, one row per compared metric: the two means, the difference (other minus
-    reference) with its bootstrap 95% CI, Cohen's d and the permutation p-value."""
+    reference) with its 95% CI, Cohen's d, and p with its Benjamini-Hochberg q-value."""
     pairs: dict[tuple[str, str, str], list[Comparison]] = defaultdict(list)
     for comparison in summary.comparisons:
         pairs[(comparison.group, comparison.reference, comparison.other)].append(comparison)
     tables = []
     for (group, reference, other), comparisons in pairs.items():
         table = Table(title=f"{summary.analyzer}: {escape(group)}, {escape(other)} vs {escape(reference)}", box=box.SIMPLE_HEAD)
-        table.add_column("metric", no_wrap=True)
+        table.add_column("metric (unit)", no_wrap=True)
         table.add_column(f"{escape(reference)} → {escape(other)}", justify="right", no_wrap=True)
         table.add_column("difference [95% CI]", justify="right", overflow="fold")
         table.add_column("d", justify="right", no_wrap=True)
-        table.add_column("p", justify="right", no_wrap=True)
+        table.add_column("p", justify="right", overflow="fold")
         for c in comparisons:
             table.add_row(
-                escape(c.name), f"{c.mean_reference:.3g} → {c.mean_other:.3g}",
-                f"{c.difference:.3g}{'' if c.ci_low is None else f' [{c.ci_low:.3g}, {c.ci_high:.3g}]'}",
-                "" if c.effect_size is None else f"{c.effect_size:.2f}",
-                "" if c.p_value is None else f"{c.p_value:.2g}",
+                escape(c.name) + ("" if c.unit == "episode" else f" ({c.unit})"), f"{c.mean_reference:.3g} → {c.mean_other:.3g}",
+                difference_cell(c), "" if c.effect_size is None else f"{c.effect_size:.2f}", significance(c.p_value, c.q_value),
             )
         tables.append(table)
     return tables
+
+
+def difference_cell(comparison: Comparison) -> str:
+    """The difference with its 95% CI."""
+    c = comparison
+    return f"{c.difference:.3g}{'' if c.ci_low is None else f' [{c.ci_low:.3g}, {c.ci_high:.3g}]'}"
 
 
 def print_run(console: Console, report: "RunReport") -> None:

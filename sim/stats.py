@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.proportion import proportion_confint
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
 CONFIDENCE = 0.95
 RESAMPLES = 2000
@@ -16,6 +17,8 @@ CORPUS_RESAMPLES = 300
 SEED = 0
 # Resamples drawn at once: bounds memory to BATCH x n values for corpora of 100k annotations.
 BATCH = 50
+# Resampled numbers held at once where resamples are drawn as a (resamples x units) matrix: about 80 MB.
+BATCH_CELLS = 10_000_000
 # Up to this many distinct values (flags, counts, labels), the bootstrap draws counts instead of values.
 MULTINOMIAL_MAX_DISTINCT = 256
 
@@ -36,8 +39,8 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Difference:
-    """Two independent groups compared: their means, the difference (other - reference) with a bootstrap CI,
-    Cohen's d, and a two-sided permutation p-value."""
+    """Two independent groups compared: their means, the difference (other - reference) with a 95% interval,
+    Cohen's d where the values are one per unit, and a two-sided p-value; `interval` and `test` name the methods."""
 
     n_reference: int
     n_other: int
@@ -48,6 +51,9 @@ class Difference:
     ci_high: Optional[float]
     effect_size: Optional[float]
     p_value: Optional[float]
+    # How the interval and the p-value were made (docs/statistics.md).
+    interval: str = "bootstrap"
+    test: str = "permutation"
 
 
 def entropy_bits(weights: Sequence[float] | np.ndarray) -> float:
@@ -61,18 +67,39 @@ def entropy_bits(weights: Sequence[float] | np.ndarray) -> float:
     return float(-(probabilities * np.log2(probabilities)).sum())
 
 
-def percentile_interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """The central `confidence` range of resampled values (the percentile bootstrap interval)."""
-    alpha = (1 - confidence) / 2
+def expanded_confidence(n: int, confidence: float = CONFIDENCE) -> float:
+    """The percentile level that makes a bootstrap interval of a mean over n independent units cover as a
+    t-interval would (Hesterberg 2015, the expanded percentile interval): the bootstrap's spread is that of a
+    variance divided by n instead of n - 1, and the normal quantile is narrower than t with n - 1 degrees of
+    freedom. Without it a 95% interval over 20 conversations covers about 92% of the time."""
+    if n < 2:
+        return confidence
+    scale = np.sqrt(n / (n - 1)) * stats.t.ppf((1 + confidence) / 2, n - 1)
+    return float(1 - 2 * stats.norm.sf(scale))
+
+
+def percentile_interval(draws: np.ndarray, confidence: float = CONFIDENCE, n: Optional[int] = None) -> tuple[float, float]:
+    """The central `confidence` range of resampled values (the percentile bootstrap interval); expanded for a
+    mean over `n` independent units where n is given (`expanded_confidence`)."""
+    level = confidence if n is None else expanded_confidence(n, confidence)
+    alpha = (1 - level) / 2
     low, high = np.quantile(draws, [alpha, 1 - alpha])
     return float(low), float(high)
 
 
+def is_binary(values: np.ndarray) -> bool:
+    """Whether every value is 0 or 1 (a flag), so that its mean is a rate."""
+    return bool(np.isin(values, (0.0, 1.0)).all())
+
+
 def estimate(values: Sequence[float], confidence: float = CONFIDENCE, seed: int = SEED) -> Estimate:
-    """The mean of `values` with a percentile-bootstrap confidence interval, repeatable for a given seed."""
+    """The mean of `values` (one per independent unit: an episode, an item) with a 95% interval: Wilson's for
+    0/1 flags (`proportion`), the expanded percentile bootstrap for anything else, repeatable for a given seed."""
     data = np.asarray(values, dtype=float)
     if data.size == 0:
         raise ValueError("no values to estimate from")
+    if is_binary(data):
+        return proportion(int(data.sum()), int(data.size), confidence)
     mean = float(data.mean())
     if data.size < 2:
         return Estimate(int(data.size), mean, None, None)
@@ -81,21 +108,21 @@ def estimate(values: Sequence[float], confidence: float = CONFIDENCE, seed: int 
     distinct, counts = np.unique(data, return_counts=True)
     if distinct.size <= MULTINOMIAL_MAX_DISTINCT:
         # Resampling n values with replacement draws each distinct value's count from a multinomial, so the
-        # bootstrap means come from (resamples x distinct values) numbers instead of (resamples x n): flags and
-        # counts over a million turns cost milliseconds, with the same distribution as scipy's resampling.
-        draws = np.random.default_rng(seed).multinomial(data.size, counts / data.size, size=RESAMPLES)
-        return Estimate(int(data.size), mean, *percentile_interval(draws @ distinct / data.size, confidence))
-    result = stats.bootstrap(
-        (data,),
-        np.mean,
-        confidence_level=confidence,
-        n_resamples=RESAMPLES,
-        method="percentile",
-        batch=BATCH,
-        rng=np.random.default_rng(seed),
-    )
-    interval = result.confidence_interval
-    return Estimate(int(data.size), mean, float(interval.low), float(interval.high))
+        # bootstrap means come from (resamples x distinct values) numbers instead of (resamples x n): counts over
+        # a million turns cost milliseconds, with the same distribution as resampling the values.
+        draws = np.random.default_rng(seed).multinomial(data.size, counts / data.size, size=RESAMPLES) @ distinct / data.size
+    else:
+        rng = np.random.default_rng(seed)
+        draws = np.concatenate([
+            data[rng.integers(0, data.size, (size, data.size))].mean(axis=1) for size in batch_sizes(RESAMPLES, data.size)
+        ])
+    return Estimate(int(data.size), mean, *percentile_interval(draws, confidence, int(data.size)))
+
+
+def batch_sizes(resamples: int, width: int) -> list[int]:
+    """Resamples per batch so that a batch holds about BATCH_CELLS numbers (BATCH_CELLS / width rows, at least one)."""
+    rows = max(1, BATCH_CELLS // max(width, 1))
+    return [min(rows, resamples - start) for start in range(0, resamples, rows)]
 
 
 def estimate_statistic(
@@ -185,56 +212,153 @@ def cohens_d(reference: np.ndarray, other: np.ndarray) -> Optional[float]:
 
 
 def compare(reference: Sequence[float], other: Sequence[float], seed: int = SEED) -> Difference:
-    """Compare two independent samples: difference in means with a bootstrap CI, Cohen's d and a permutation p."""
+    """Compare two independent samples (one value per unit) by the difference in means, other minus reference:
+    for 0/1 flags Newcombe's interval of a difference of rates and Fisher's exact test; otherwise the expanded
+    percentile bootstrap with a two-sided permutation test; Cohen's d either way."""
     ref, oth = np.asarray(reference, dtype=float), np.asarray(other, dtype=float)
     if ref.size == 0 or oth.size == 0:
         raise ValueError("both groups need values")
     difference = float(oth.mean() - ref.mean())
     if ref.size < 2 or oth.size < 2:
         return Difference(ref.size, oth.size, float(ref.mean()), float(oth.mean()), difference, None, None, None, None)
+    if is_binary(ref) and is_binary(oth):
+        return compare_rates(int(ref.sum()), ref.size, int(oth.sum()), oth.size, cohens_d(ref, oth))
+    if np.ptp(np.concatenate([ref, oth])) == 0:
+        return Difference(ref.size, oth.size, float(ref.mean()), float(oth.mean()), 0.0, 0.0, 0.0, None, 1.0)
 
     def mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.mean(b, axis=axis) - np.mean(a, axis=axis)
 
-    if np.ptp(np.concatenate([ref, oth])) == 0:
-        return Difference(ref.size, oth.size, float(ref.mean()), float(oth.mean()), 0.0, 0.0, 0.0, None, 1.0)
-    interval = stats.bootstrap(
-        (ref, oth), mean_difference, n_resamples=RESAMPLES, method="percentile", batch=BATCH, rng=np.random.default_rng(seed)
-    ).confidence_interval
+    rng = np.random.default_rng(seed)
+    draws = np.concatenate([
+        oth[rng.integers(0, oth.size, (size, oth.size))].mean(axis=1) - ref[rng.integers(0, ref.size, (size, ref.size))].mean(axis=1)
+        for size in batch_sizes(RESAMPLES, ref.size + oth.size)
+    ])
     test = stats.permutation_test(
         (ref, oth), mean_difference, n_resamples=RESAMPLES, batch=BATCH, alternative="two-sided", rng=np.random.default_rng(seed)
     )
     return Difference(
         int(ref.size), int(oth.size), float(ref.mean()), float(oth.mean()), difference,
-        float(interval.low), float(interval.high), cohens_d(ref, oth), float(test.pvalue),
+        *percentile_interval(draws, n=min(ref.size, oth.size)), cohens_d(ref, oth), float(test.pvalue),
+        "bootstrap", "permutation",
     )
 
 
-def cluster_resamples(n_clusters: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
-    """How often each of `n_clusters` clusters (conversations) is drawn in each bootstrap resample: a
-    (resamples x n_clusters) matrix of multinomial counts, the weights that resampling whole clusters gives."""
+def compare_rates(
+    successes_ref: int, n_ref: int, successes_other: int, n_other: int, effect_size: Optional[float] = None
+) -> Difference:
+    """Two independent rates compared: the difference (other minus reference) with Newcombe's hybrid score
+    interval (statsmodels), which stays inside [-1, 1] and keeps its coverage for rates near 0 or 1, and the
+    two-sided p-value of Fisher's exact test (SciPy)."""
+    low, high = confint_proportions_2indep(successes_other, n_other, successes_ref, n_ref, method="newcomb")
+    table = [[successes_other, n_other - successes_other], [successes_ref, n_ref - successes_ref]]
+    rate_ref, rate_other = successes_ref / n_ref, successes_other / n_other
+    return Difference(
+        n_ref, n_other, rate_ref, rate_other, rate_other - rate_ref, float(low), float(high), effect_size,
+        float(stats.fisher_exact(table).pvalue), "newcombe", "fisher exact",
+    )
+
+
+def cluster_weights(n_clusters: int, resamples: int = RESAMPLES, seed: int = SEED) -> Iterator[np.ndarray]:
+    """How often each of `n_clusters` clusters (conversations) is drawn in each bootstrap resample, in batches of
+    (resamples x n_clusters) multinomial counts: the weights that resampling whole clusters gives."""
+    rng = np.random.default_rng(seed)
     uniform = np.full(n_clusters, 1.0 / n_clusters)
-    return np.random.default_rng(seed).multinomial(n_clusters, uniform, size=resamples).astype(float)
+    for size in batch_sizes(resamples, n_clusters):
+        yield rng.multinomial(n_clusters, uniform, size=size).astype(float)
 
 
 def ratio_estimate(
     numerators: Sequence[float], denominators: Sequence[float], resamples: int = RESAMPLES, seed: int = SEED
 ) -> Estimate:
-    """sum(numerators) / sum(denominators) over clusters (one pair per conversation: flagged and scored turns,
-    true and all positives, ...) with a percentile interval from resampling whole clusters: the ratio estimator
-    of a turn-level rate, whose uncertainty comes from the conversations, not from turns taken as independent.
-    n counts the clusters; None when the denominator is 0."""
+    """sum(numerators) / sum(denominators) over clusters (one pair per conversation: the sum and the number of
+    its turn values; its flagged and scored turns) with an expanded percentile interval from resampling whole
+    clusters: the ratio estimator of a turn-level mean, whose uncertainty comes from the conversations, not from
+    turns taken as independent. n counts the clusters; None when the denominator is 0."""
     num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
     total = den.sum()
     if total <= 0:
-        return Estimate(int(num.size), float("nan"), None, None)
+        return Estimate(int(num.size), float("nan"), None, None, interval="cluster bootstrap")
     value = float(num.sum() / total)
     if num.size < 2:
-        return Estimate(int(num.size), value, None, None)
-    counts = cluster_resamples(num.size, resamples, seed)
-    drawn_den = counts @ den
+        return Estimate(int(num.size), value, None, None, interval="cluster bootstrap")
+    numerator_draws, denominator_draws = [], []
+    for counts in cluster_weights(num.size, resamples, seed):
+        numerator_draws.append(counts @ num)
+        denominator_draws.append(counts @ den)
+    drawn_num, drawn_den = np.concatenate(numerator_draws), np.concatenate(denominator_draws)
     kept = drawn_den > 0
-    return Estimate(int(num.size), value, *percentile_interval((counts @ num)[kept] / drawn_den[kept]))
+    low, high = percentile_interval(drawn_num[kept] / drawn_den[kept], n=int(num.size))
+    return Estimate(int(num.size), value, low, high, interval="cluster bootstrap")
+
+
+def clustered_rate(successes: Sequence[float], trials: Sequence[float], confidence: float = CONFIDENCE) -> Estimate:
+    """A rate of 0/1 turn values pooled over clusters (`successes[g]` of `trials[g]` turns of conversation g) with
+    Korn & Graubard's (1998) interval: Clopper-Pearson at the effective sample size, the number of turns divided by
+    the design effect (the cluster-robust variance of the pooled rate over the binomial one, kept between 1 and
+    the mean cluster size) and shrunk for the degrees of freedom of few conversations. Where no or every turn is
+    a success the design effect cannot be estimated, so the most conservative one is taken: as many independent
+    trials as conversations. n counts the turns."""
+    hits, sizes = np.asarray(successes, dtype=float), np.asarray(trials, dtype=float)
+    n_turns, n_clusters = sizes.sum(), int((sizes > 0).sum())
+    if n_turns <= 0:
+        return Estimate(0, float("nan"), None, None, interval="clopper-pearson, design effect")
+    rate = hits.sum() / n_turns
+    max_effect = n_turns / max(n_clusters, 1)
+    if 0 < rate < 1 and n_clusters > 1:
+        residuals = hits - rate * sizes
+        robust_variance = n_clusters / (n_clusters - 1) * (residuals**2).sum() / n_turns**2
+        design_effect = min(max(robust_variance / (rate * (1 - rate) / n_turns), 1.0), max_effect)
+    else:
+        design_effect = max_effect
+    # Korn & Graubard's degrees-of-freedom correction: with few conversations the variance is itself uncertain.
+    effective = n_turns / design_effect * (stats.norm.ppf((1 + confidence) / 2) / stats.t.ppf((1 + confidence) / 2, max(n_clusters - 1, 1))) ** 2
+    low, high = proportion_confint(rate * effective, effective, alpha=1 - confidence, method="beta")
+    return Estimate(int(n_turns), float(rate), float(low), float(high), interval="clopper-pearson, design effect")
+
+
+def compare_clustered(
+    reference: tuple[Sequence[float], Sequence[float]], other: tuple[Sequence[float], Sequence[float]], seed: int = SEED
+) -> Difference:
+    """Two groups' turn-level means compared, each given as (sum of values, number of turns) per conversation:
+    the difference of pooled means (other minus reference) with an expanded percentile interval from resampling
+    conversations within each group, and the two-sided p-value of a permutation test that reassigns whole
+    conversations between the groups. n counts conversations."""
+    ref_num, ref_den = (np.asarray(part, dtype=float) for part in reference)
+    oth_num, oth_den = (np.asarray(part, dtype=float) for part in other)
+    mean_ref, mean_other = ref_num.sum() / ref_den.sum(), oth_num.sum() / oth_den.sum()
+    difference = float(mean_other - mean_ref)
+    n_ref, n_other = ref_num.size, oth_num.size
+    if n_ref < 2 or n_other < 2:
+        return Difference(n_ref, n_other, float(mean_ref), float(mean_other), difference, None, None, None, None,
+                          "cluster bootstrap", "cluster permutation")
+    draws = [
+        (b @ oth_num) / (b @ oth_den) - (a @ ref_num) / (a @ ref_den)
+        for a, b in zip(cluster_weights(n_ref, RESAMPLES, seed), cluster_weights(n_other, RESAMPLES, seed + 1))
+    ]
+    low, high = percentile_interval(np.concatenate(draws), n=min(n_ref, n_other))
+    pooled_num, pooled_den = np.concatenate([ref_num, oth_num]), np.concatenate([ref_den, oth_den])
+    rng = np.random.default_rng(seed)
+    permuted = []
+    for size in batch_sizes(RESAMPLES, n_ref + n_other):
+        in_other = rng.permuted(np.tile(np.r_[np.ones(n_other), np.zeros(n_ref)], (size, 1)), axis=1)
+        permuted.append((in_other @ pooled_num) / (in_other @ pooled_den) - ((1 - in_other) @ pooled_num) / ((1 - in_other) @ pooled_den))
+    permuted = np.concatenate(permuted)
+    # The observed split counts as one of the permutations, so p is never 0 (Phipson & Smyth 2010).
+    p_value = (1 + np.sum(np.abs(permuted) >= abs(difference) - 1e-12)) / (RESAMPLES + 1)
+    return Difference(n_ref, n_other, float(mean_ref), float(mean_other), difference, low, high, None, float(p_value),
+                      "cluster bootstrap", "cluster permutation")
+
+
+def q_values(p_values: Sequence[Optional[float]]) -> list[Optional[float]]:
+    """Benjamini-Hochberg q-values (statsmodels) of one family of tests, in order; None where p is None."""
+    present = [i for i, p in enumerate(p_values) if p is not None and not np.isnan(p)]
+    result: list[Optional[float]] = [None] * len(p_values)
+    if present:
+        adjusted = multipletests([p_values[i] for i in present], method="fdr_bh")[1]
+        for i, q in zip(present, adjusted):
+            result[i] = float(q)
+    return result
 
 
 def weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -266,7 +390,10 @@ def cluster_auc(
         return Estimate(n_clusters, value, None, None)
     draws = np.concatenate([
         weighted_auc(score, label, counts[:, cluster])
-        for counts in np.array_split(cluster_resamples(n_clusters, resamples, seed), max(1, resamples // BATCH))
+        for batch in cluster_weights(n_clusters, resamples, seed)
+        for counts in np.array_split(batch, max(1, batch.shape[0] // BATCH))
     ])
     draws = draws[~np.isnan(draws)]
-    return Estimate(n_clusters, value, *percentile_interval(draws)) if draws.size else Estimate(n_clusters, value, None, None)
+    if not draws.size:
+        return Estimate(n_clusters, value, None, None, interval="cluster bootstrap")
+    return Estimate(n_clusters, value, *percentile_interval(draws, n=n_clusters), interval="cluster bootstrap")

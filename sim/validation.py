@@ -18,7 +18,7 @@ from analyzers.base import Analyzer, Detector
 from sim.analysis import analyze
 from sim.perturbation import KINDS, OFF_TASK, Perturbed, applicable, perturb
 from sim.records import Episode, utc_now
-from sim.stats import Estimate, cluster_auc, ratio_estimate
+from sim.stats import Estimate, cluster_auc, clustered_rate, ratio_estimate
 from sim.store import Store
 
 # Fewer conversations than this leave the intervals too wide to say anything, and cross-fitted models unfit.
@@ -155,10 +155,12 @@ def measure(perturbed: Perturbed, detector: Detector, analyzer: Analyzer, store:
     )
     if detector.flag:
         keep = untouched == 1
-        result.precision = ratio_estimate(tp, tp + fp)
-        result.recall = ratio_estimate(tp, tp + fn)
+        # Precision, recall and the false-flag rate are rates of turns pooled over conversations: clustered_rate
+        # keeps a bound where none or all turns hit (0 false flags is not a rate of 0). F1 is not a rate of turns.
+        result.precision = clustered_rate(tp, tp + fp)
+        result.recall = clustered_rate(tp, tp + fn)
         result.f1 = ratio_estimate(2 * tp, 2 * tp + fp + fn)
-        result.false_flag_rate = ratio_estimate(flagged[keep], scored[keep])
+        result.false_flag_rate = clustered_rate(flagged[keep], scored[keep])
     return result
 
 

@@ -71,3 +71,34 @@ def test_analyzing_again_replaces_and_naming_twice_runs_once(store) -> None:
         analyze(store, [RoleFlipAnalyzer()])
         counts.append(store.db.execute("SELECT count(*) FROM annotations WHERE analyzer = 'role_flip'").fetchone()[0])
     assert counts[0] == counts[1] == 3 * (1 + 6)  # one flipped user turn and six episode values each
+
+
+def test_turn_metrics_resample_conversations_end_to_end(sim, tmp_path) -> None:
+    """`sim analyze --json` on 40 conversations whose turn lengths cluster strongly by conversation: the interval of
+    the mean turn length is as wide as a bootstrap over conversations, and 0 role flips in 40 is no proof of 0."""
+    import json
+
+    import numpy as np
+
+    from sim.store import Store
+
+    rng = np.random.default_rng(3)
+    lengths = [np.clip(rng.normal(level, 1.5, 8).round(), 1, None).astype(int) for level in rng.uniform(3, 40, 40)]
+    store = Store.open(tmp_path / "clustered.db")
+    with store.db.atomic():
+        for g, conversation in enumerate(lengths):
+            roles = ["user" if i % 2 == 0 else "assistant" for i in range(conversation.size)]
+            turns = [Turn(i, role, role, " ".join(["word"] * n)) for i, (role, n) in enumerate(zip(roles, conversation))]
+            store.add_imported_episode(Episode(f"c{g}", None, "import", "conversation", None, {}, "done", None, "clustered", {}, turns))
+    store.close()
+    result = sim("analyze", "--db", str(tmp_path / "clustered.db"), "--analyzer", "conversation_stats", "--analyzer", "role_flip", "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = {(s["analyzer"], m["name"], m["unit"]): m for s in json.loads(result.stdout)["analyzers"] for m in s["metrics"]}
+    words = metrics[("conversation_stats", "turn_words", "turn")]
+    assert (words["n_episodes"], words["n_turns"], words["interval"]) == (40, 320, "cluster bootstrap")
+    sums, counts = np.array([c.sum() for c in lengths], float), np.array([c.size for c in lengths], float)
+    draws = rng.multinomial(40, np.full(40, 1 / 40), size=4000)
+    by_conversation = np.subtract(*np.quantile((draws @ sums) / (draws @ counts), [0.975, 0.025]))
+    assert 0.75 * by_conversation <= words["ci_high"] - words["ci_low"] <= 1.5 * by_conversation
+    flips = metrics[("role_flip", "role_flipping_happens", "episode")]
+    assert (flips["mean"], flips["n"], flips["interval"]) == (0.0, 40, "wilson") and flips["ci_high"] >= 0.05

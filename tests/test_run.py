@@ -55,11 +55,11 @@ def test_run_stores_analyzes_and_shows(sim, tmp_path: Path) -> None:
     assert summaries["task_labels"]["n_episodes"] == 0 and summaries["task_labels"]["metrics"] == []
     summary = summaries["role_flip"]
     assert summary["n_episodes"] == 2 and {m["group"] for m in summary["metrics"]} == {"first"}
-    metrics = {(m["name"], m["level"]): m for m in summary["metrics"]}
+    metrics = {(m["name"], m["unit"]): m for m in summary["metrics"]}
     flipped_turns = rows(db, "SELECT count(*) FROM annotations WHERE name='role_flipped' AND value=1")[0][0]
     assert metrics[("n_checked_turns", "episode")]["total"] == len(turns)
     assert metrics[("n_role_flipped_turns", "episode")]["total"] == flipped_turns
-    assert not any(level == "turn" for _, level in metrics)  # turn flags are stored, not averaged
+    assert not any(unit == "turn" for _, unit in metrics)  # turn flags are stored, not averaged
     share = metrics[("role_flipped_turn_share", "episode")]
     assert share["ci_low"] <= share["mean"] <= share["ci_high"]
     # Re-analysis replaces annotations instead of adding to them.

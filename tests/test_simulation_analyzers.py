@@ -171,7 +171,7 @@ def test_embedding_analyzers_on_real_conversations(store) -> None:
     digression, drift = analyze(store, [DigressionAnalyzer(mode="embedding"), RoleDriftAnalyzer(mode="embedding")])
     distances = {m.name: m for m in digression.metrics if m.group == "spp"}
     assert distances["mean_task_distance"].n == 12 and 0 < distances["mean_task_distance"].mean < 1
-    assert distances["task_distance_at_turn[0]"].level == "corpus"
+    assert distances["task_distance_at_turn[0]"].unit == "corpus"
     # Twelve conversations are too few to learn what each role says: no drift rates, and the notes say why.
     assert not [m for m in drift.metrics if m.name.startswith("drift")]
     assert any("casino: role drift is not identifiable" in note for note in drift.notes)
