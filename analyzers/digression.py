@@ -35,7 +35,9 @@ CATEGORY = (
     "What kind of digression is it? Answer with one number:\n"
     + "\n".join(f"{number}. {name}" for number, name in enumerate(CATEGORIES, start=1))
 )
-# Turns whose index goes past this share one point of the topic-drift curve.
+# The topic-drift curve follows one cohort of conversations at every turn: those with at least as many turns as
+# the median conversation (at most this many). Turn indices reached by different conversations (all reach turn 1,
+# few turn 9) would confound drift with which conversations run long.
 CURVE_TURNS = 10
 # A turn is compared with the turns this many places before and after it: the talk it is part of.
 CONTEXT = 2
@@ -129,6 +131,14 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
             values["drift_slope"] = float(np.polyfit(np.arange(len(distances)), distances, 1)[0])
         return annotations + [Annotation(episode.id, name, value) for name, value in values.items()]
 
+    def notes(self, scored: list[Scored]) -> list[str]:
+        """Which conversations the topic-drift curve follows."""
+        curves = drift_cohort(scored)
+        if not curves:
+            return []
+        return [f"task_distance_at_turn follows the same {len(curves)} of {len(scored)} conversations at every turn:"
+                f" those with at least {len(curves[0])} turns"]
+
     def _judged(self, episode: Episode) -> list[Annotation]:
         shown = {"task": episode.task, "transcript": transcript(episode, self.max_turns, self.max_chars)}
         (answer,) = self.judge.ask([DIGRESSES.format(**shown)])
@@ -147,18 +157,12 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
         return annotations
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
-        """The topic-drift curve (mean distance at each turn index) and accuracy with and without digression."""
+        """The topic-drift curve (mean distance at each turn index over one cohort of conversations, `drift_cohort`)
+        and accuracy with and without digression."""
         result: dict[str, Estimate] = {}
-        by_turn: dict[int, list[float]] = {}
-        for _, episode_annotations in scored:
-            position = 0
-            for annotation in episode_annotations:
-                if annotation.name == "task_distance":
-                    by_turn.setdefault(min(position, CURVE_TURNS), []).append(annotation.value)
-                    position += 1
-        for position in sorted(by_turn):
-            label = f"{position}+" if position == CURVE_TURNS else str(position)
-            result[f"task_distance_at_turn[{label}]"] = estimate(by_turn[position])
+        curves = drift_cohort(scored)
+        for position, values in enumerate(zip(*curves)):
+            result[f"task_distance_at_turn[{position}]"] = estimate(values)
         correct_by_digression: dict[bool, list[float]] = {True: [], False: []}
         for episode, episode_annotations in scored:
             digresses = next((a.value for a in episode_annotations if a.name == "digresses"), None)
@@ -168,3 +172,14 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
             if values:
                 result[f"accuracy[{'with' if digresses else 'without'} digression]"] = estimate(values)
         return result
+
+
+def drift_cohort(scored: list[Scored]) -> list[list[float]]:
+    """The task distances of each conversation's first L turns, for the conversations that have L turns, where L
+    is the median number of scored turns (at most CURVE_TURNS): one cohort, followed turn by turn."""
+    distances = [[a.value for a in annotations if a.name == "task_distance"] for _, annotations in scored]
+    distances = [values for values in distances if values]
+    if not distances:
+        return []
+    length = min(int(np.median([len(values) for values in distances])), CURVE_TURNS)
+    return [values[:length] for values in distances if len(values) >= length]

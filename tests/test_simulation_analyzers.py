@@ -151,6 +151,20 @@ def test_accuracy_with_and_without_digression() -> None:
     assert metrics["accuracy[with digression]"].mean == 0.5 and metrics["accuracy[without digression]"].mean == pytest.approx(2 / 3)
 
 
+def test_drift_curve_follows_one_cohort_of_conversations() -> None:
+    # Conversations of 2, 4, 4 and 6 turns whose distance is their length at every turn: a curve over whoever
+    # reached each turn would rise with turn index (only long conversations reach late turns); the cohort's is flat.
+    scored = [
+        (Episode(f"e{n}", None, "import", "conversation", "t", {}, "done", None),
+         [Annotation(f"e{n}", "task_distance", float(n), turn_idx=i) for i in range(n)])
+        for n in (2, 4, 4, 6)
+    ]
+    analyzer = DigressionAnalyzer(mode="embedding")
+    curve = {name: m.mean for name, m in analyzer.corpus_metrics(scored).items() if name.startswith("task_distance_at_turn")}
+    assert curve == {f"task_distance_at_turn[{i}]": pytest.approx(14 / 3) for i in range(4)}
+    assert analyzer.notes(scored) == ["task_distance_at_turn follows the same 3 of 4 conversations at every turn: those with at least 4 turns"]
+
+
 def keep_first(store, n: int) -> list[str]:
     """Delete all but the first `n` stored episodes; their ids."""
     keep = [row["id"] for row in store.episode_rows()][:n]
