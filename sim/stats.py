@@ -7,6 +7,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 from scipy import stats
+from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_confint
 
@@ -241,6 +242,39 @@ def compare(reference: Sequence[float], other: Sequence[float], seed: int = SEED
         int(ref.size), int(oth.size), float(ref.mean()), float(oth.mean()), difference,
         *percentile_interval(draws, n=min(ref.size, oth.size)), cohens_d(ref, oth), float(test.pvalue),
         "bootstrap", "permutation",
+    )
+
+
+def compare_paired(first: Sequence[float], second: Sequence[float], seed: int = SEED) -> Difference:
+    """Two measurements of the same units (two judges on the same pairs, two backends on the same tasks) compared
+    by the mean of their differences, second minus first, with an expanded percentile interval from resampling
+    units; the two-sided p-value of McNemar's exact test for 0/1 values (statsmodels), of Wilcoxon's signed-rank
+    test otherwise (SciPy). Units missing a value on either side must be left out by the caller."""
+    a, b = np.asarray(first, dtype=float), np.asarray(second, dtype=float)
+    if a.size != b.size:
+        raise ValueError("paired values need one value of each side per unit")
+    if a.size == 0:
+        raise ValueError("no pairs to compare")
+    binary = is_binary(a) and is_binary(b)
+    methods = ("paired bootstrap", "mcnemar exact" if binary else "wilcoxon signed-rank")
+    differences = b - a
+    mean = float(differences.mean())
+    if a.size < 2:
+        return Difference(1, 1, float(a.mean()), float(b.mean()), mean, None, None, None, None, *methods)
+    if binary:
+        both, only_first = int(((a == 1) & (b == 1)).sum()), int(((a == 1) & (b == 0)).sum())
+        only_second, neither = int(((a == 0) & (b == 1)).sum()), int(((a == 0) & (b == 0)).sum())
+        p_value = float(mcnemar([[both, only_first], [only_second, neither]], exact=True).pvalue)
+    else:
+        p_value = 1.0 if not differences.any() else float(stats.wilcoxon(a, b).pvalue)
+    rng = np.random.default_rng(seed)
+    draws = np.concatenate([
+        differences[rng.integers(0, a.size, (size, a.size))].mean(axis=1) for size in batch_sizes(RESAMPLES, a.size)
+    ])
+    spread = differences.std(ddof=1)
+    return Difference(
+        int(a.size), int(b.size), float(a.mean()), float(b.mean()), mean, *percentile_interval(draws, n=int(a.size)),
+        None if spread == 0 else float(mean / spread), p_value, *methods,
     )
 
 

@@ -6,7 +6,9 @@ from scipy import stats
 
 from sim.analysis import summarize
 from sim.records import Annotation
-from sim.stats import clustered_rate, compare, compare_clustered, compare_rates, estimate, proportion, q_values
+from sim.stats import (
+    clustered_rate, compare, compare_clustered, compare_paired, compare_rates, estimate, proportion, q_values,
+)
 
 
 def test_continuous_interval_brackets_the_mean_and_is_repeatable() -> None:
@@ -110,6 +112,29 @@ def test_turn_means_compared_conversation_by_conversation() -> None:
     assert shifted.p_value < 0.01 and shifted.ci_low > 0 and shifted.test == "cluster permutation"
     # An interval over turns as if independent (480 values) would be several times narrower.
     assert shifted.ci_high - shifted.ci_low > 2.5 * 2 * 1.96 * 3 / 8 / np.sqrt(240)
+
+
+def test_paired_designs_get_paired_tests() -> None:
+    # Agresti (2002), Table 10.1: approval of the same 1600 people at two surveys (794 both, 150 first only, 86
+    # second only, 570 neither): a drop of 0.04, Wald interval -0.059 to -0.021; McNemar's exact p is the
+    # binomial test of 86 against 150 discordant pairs.
+    first = np.r_[np.ones(794 + 150), np.zeros(86 + 570)]
+    second = np.r_[np.ones(794), np.zeros(150), np.ones(86), np.zeros(570)]
+    paired = compare_paired(first, second)
+    assert paired.difference == pytest.approx(-0.04) and paired.test == "mcnemar exact"
+    assert paired.ci_low == pytest.approx(-0.059, abs=0.003) and paired.ci_high == pytest.approx(-0.021, abs=0.003)
+    assert paired.p_value == pytest.approx(stats.binomtest(86, 236, 0.5).pvalue)
+    # Continuous values: Wilcoxon's signed-rank test, as SciPy computes it.
+    rng = np.random.default_rng(7)
+    before = rng.normal(size=40)
+    after = before + 0.2 + rng.normal(0, 0.3, 40)
+    continuous = compare_paired(before, after)
+    assert continuous.test == "wilcoxon signed-rank" and continuous.p_value == pytest.approx(stats.wilcoxon(before, after).pvalue)
+    assert continuous.ci_low < continuous.difference < continuous.ci_high
+    # The pairing is the point: the same shift between independent samples is lost in their spread.
+    assert continuous.p_value < 0.01 < compare(before, after).p_value
+    with pytest.raises(ValueError):
+        compare_paired([1.0, 2.0], [1.0])
 
 
 def test_q_values_match_the_benjamini_hochberg_definition() -> None:
