@@ -171,7 +171,8 @@ class TaskLabelsAnalyzer(Analyzer):
 def ceilings(human: list[float], model: list[float]) -> dict[str, float]:
     """Leave-one-annotator-out human values and their one-model-label counterparts, where the item has enough humans."""
     values: dict[str, float] = {}
-    for kind, reference, fewest in (("majority", majority_set, CEILING_MIN_HUMANS), ("minority", minority_set, MINORITY_CEILING_MIN_HUMANS)):
+    kinds = (("majority", majority_set, CEILING_MIN_HUMANS), ("minority", minority_set, MINORITY_CEILING_MIN_HUMANS))
+    for kind, reference, fewest in kinds:
         if len(human) >= fewest:
             values[f"human_{kind}_match"] = human_ceiling(human, reference)
             values[f"model_label_{kind}_match"] = model_label_match(model, human, reference)
