@@ -1,5 +1,15 @@
 """Instructions: how diverse and how repetitive a set of instructions is — distinct n-grams, compressibility,
-pairwise ROUGE-L, embedding dispersion, duplicates, the spread of verb-object roots, and lengths."""
+pairwise ROUGE-L, embedding dispersion, duplicates, the spread of verb-object roots, and lengths.
+
+Human ceiling: on a human side, `X@k_human_split_gap` is how far X@k moves between two random halves of the human
+set (`sim.stats.split_half_difference`, SPLIT_DRAWS splits): the gap between an LLM set's X@k and the human X@k
+means little unless it is wider than this. Both halves are the same size (n // 2), and within each half X is taken
+exactly as it is reported, at k = `subset_size` items (the mean over HALF_DRAWS random k-subsets of the half), so
+size-dependent statistics compare at equal size; the gap is left out where a half holds fewer than k items. A half
+draws its subsets from half as many instructions as the whole set, so the gap is on the generous side.
+`pairwise_rouge_l_human_split_gap` reuses the scored ROUGE pairs: each half's mean is over the pairs with both
+instructions in it (about a quarter of them). `duplicate_rate` grows with set size and has no fixed-size form
+here, so it has no split gap."""
 
 from __future__ import annotations
 
@@ -7,7 +17,8 @@ import re
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from functools import partial
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
@@ -16,7 +27,17 @@ from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import words
 from sim.errors import require_at_least
 from sim.records import Annotation, Episode
-from sim.stats import Estimate, entropy_bits, estimate, subsample_statistic
+from sim.stats import Estimate, entropy_bits, estimate, split_half_difference, subsample_statistic
+
+HUMAN = "human"
+# A statistic of the items at the given indices.
+SetStatistic = Callable[[np.ndarray], float]
+# Sampled ROUGE-L pairs: first and second instruction of each pair, and its score.
+RougePairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+# Human split-half gaps: random splits, and random subsets of `subset_size` within each half per split (the gap
+# compares two half-set means, so fewer draws than a reported mean needs).
+SPLIT_DRAWS = 100
+HALF_DRAWS = 20
 
 # Lead-in clauses that come before the imperative verb ("Given a list of numbers, sort them").
 LEAD_IN = re.compile(r"^(?:given|in this task|for|if|using|based on|according to|as|with|from|after|when)\b[^,:]*[,:]\s*", re.I)
@@ -58,7 +79,20 @@ def normalized(text: str) -> str:
 
 def distinct_n(tokenized: list[list[str]], n: int) -> float:
     """Distinct n-grams over all n-grams of a set of texts; nan when the texts hold no n-gram."""
-    grams = [tuple(tokens[i : i + n]) for tokens in tokenized for i in range(len(tokens) - n + 1)]
+    return distinct_share(ngram_ids(tokenized, n), range(len(tokenized)))
+
+
+def ngram_ids(tokenized: list[list[str]], n: int) -> list[list[int]]:
+    """Each text's n-grams as integers (one integer per distinct n-gram of all the texts)."""
+    # Statistics on subsets count the same texts' n-grams thousands of times: integers, built once, count faster
+    # than slicing and hashing tuples of words on every call.
+    index: dict[tuple[str, ...], int] = {}
+    return [[index.setdefault(tuple(tokens[i : i + n]), len(index)) for i in range(len(tokens) - n + 1)] for tokens in tokenized]
+
+
+def distinct_share(ids: list[list[int]], items: Iterable[int]) -> float:
+    """Distinct n-grams over all n-grams of the texts `items`, given as `ngram_ids`; nan when they hold none."""
+    grams = [gram for i in items for gram in ids[i]]
     return len(set(grams)) / len(grams) if grams else float("nan")
 
 
@@ -123,48 +157,94 @@ class InstructionsAnalyzer(Analyzer):
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
         """Diversity of the set: statistics that depend on set size are taken on random subsets of `subset_size`
-    instructions (name suffix `@size`); ROUGE-L has a bootstrap CI over sampled pairs."""
+        instructions (name suffix `@size`); ROUGE-L has a bootstrap CI over sampled pairs. On a human side, each
+        also gets its human ceiling, the gap between two random halves of the set (`_human_split_gap`)."""
         texts = [instruction_of(episode) for episode, _ in scored]
-        tokenized = [words(text) for text in texts]
         n, k = len(texts), self.subset_size
+        rng = np.random.default_rng(self.seed)
+        statistics = self._set_statistics(scored, texts)
+        rouge = self._pairwise_rouge(texts, rng) if n >= 2 else None
+        if self.use_embeddings and n >= 2:
+            sample = texts if n <= self.max_texts else [texts[i] for i in rng.choice(n, self.max_texts, replace=False)]
+            vectors = sentence_embeddings.embed(sample)
+            statistics["embedding_dispersion"] = (lambda idx: dispersion(vectors[idx]), len(sample))
+        result = {f"{name}@{k}": subsample_statistic(items, stat, k, seed=self.seed) for name, (stat, items) in statistics.items()}
+        result["duplicate_rate"] = estimate(repeat_flags(texts))
+        if rouge is not None:
+            result["pairwise_rouge_l"] = estimate(rouge[2])
+        if scored and self.side_of(scored[0][0]) == HUMAN:
+            result.update(self._human_split_gaps(statistics, rouge, n))
+        return result
 
-        def at_size(statistic: Callable[[np.ndarray], float], items: int = n) -> Estimate:
-            return subsample_statistic(items, statistic, k, seed=self.seed)
-
-        result = {f"distinct_{g}@{k}": at_size(lambda idx, g=g: distinct_n([tokenized[i] for i in idx], g)) for g in (1, 2, 3)}
-        result[f"compression_ratio@{k}"] = at_size(lambda idx: compression_ratio([texts[i] for i in idx]))
-        seen: set[str] = set()
-        repeats = []
-        for text in texts:
-            key = normalized(text)
-            repeats.append(float(key in seen))
-            seen.add(key)
-        result["duplicate_rate"] = estimate(repeats)
+    def _set_statistics(self, scored: list[Scored], texts: list[str]) -> dict[str, tuple[SetStatistic, int]]:
+        """Each statistic that depends on set size, as a function of item indices, with the number of its items."""
+        tokenized = [words(text) for text in texts]
+        ids = {g: ngram_ids(tokenized, g) for g in (1, 2, 3)}
+        statistics: dict[str, tuple[SetStatistic, int]] = {
+            f"distinct_{g}": (lambda idx, g=g: distinct_share(ids[g], idx), len(texts)) for g in (1, 2, 3)
+        }
+        statistics["compression_ratio"] = (lambda idx: compression_ratio([texts[i] for i in idx]), len(texts))
         roots = [a.detail for _, annotations in scored for a in annotations if a.name == "has_verb_root" and a.detail]
         if roots:
             verbs = [root["verb"] for root in roots]
             pairs = [f"{root['verb']} {root['object']}" for root in roots]
-            result[f"root_verb_entropy@{k}"] = at_size(lambda idx: entropy_bits(list(Counter(verbs[i] for i in idx).values())), len(verbs))
-            result[f"distinct_verb_objects@{k}"] = at_size(lambda idx: len({pairs[i] for i in idx}) / len(idx), len(pairs))
-            result[f"top_verb_share@{k}"] = at_size(lambda idx: Counter(verbs[i] for i in idx).most_common(1)[0][1] / len(idx), len(verbs))
-        rng = np.random.default_rng(self.seed)
-        if n >= 2:
-            result["pairwise_rouge_l"] = estimate(self._pairwise_rouge(texts, rng))
-        if self.use_embeddings and n >= 2:
-            sample = texts if n <= self.max_texts else [texts[i] for i in rng.choice(n, self.max_texts, replace=False)]
-            vectors = sentence_embeddings.embed(sample)
-            result[f"embedding_dispersion@{k}"] = at_size(lambda idx: dispersion(vectors[idx]), len(sample))
+            statistics["root_verb_entropy"] = (lambda idx: entropy_bits(list(Counter(verbs[i] for i in idx).values())), len(verbs))
+            statistics["distinct_verb_objects"] = (lambda idx: len({pairs[i] for i in idx}) / len(idx), len(pairs))
+            statistics["top_verb_share"] = (lambda idx: Counter(verbs[i] for i in idx).most_common(1)[0][1] / len(idx), len(verbs))
+        return statistics
+
+    def _human_split_gaps(
+        self, statistics: dict[str, tuple[SetStatistic, int]], rouge: Optional[RougePairs], n: int
+    ) -> dict[str, Estimate]:
+        """The split-half gap of each statistic at `subset_size` (where both halves hold that many) and of ROUGE-L."""
+        k = self.subset_size
+        result = {
+            f"{name}@{k}_human_split_gap": self._split_gap(stat, items)
+            for name, (stat, items) in statistics.items()
+            if items // 2 >= k
+        }
+        if rouge is not None:
+            result["pairwise_rouge_l_human_split_gap"] = split_half_difference(n, partial(rouge_within, rouge, n=n), seed=self.seed)
         return result
 
-    def _pairwise_rouge(self, texts: list[str], rng: np.random.Generator) -> list[float]:
-        """ROUGE-L F1 of up to `rouge_pairs` random pairs of different instructions."""
+    def _split_gap(self, statistic: SetStatistic, items: int) -> Estimate:
+        """|statistic@subset_size of one random half - that of the other half|, over random splits."""
+
+        def at_size(half: np.ndarray) -> float:
+            return subsample_statistic(len(half), lambda idx: statistic(half[idx]), self.subset_size, HALF_DRAWS, self.seed).mean
+
+        return split_half_difference(items, at_size, SPLIT_DRAWS, self.seed)
+
+    def _pairwise_rouge(self, texts: list[str], rng: np.random.Generator) -> RougePairs:
+        """ROUGE-L F1 of up to `rouge_pairs` random pairs of different instructions: (firsts, seconds, scores)."""
         from rouge_score import rouge_scorer  # loaded only where instructions are analyzed
 
         scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
         n = len(texts)
         firsts = rng.integers(0, n, self.rouge_pairs)
         seconds = (firsts + rng.integers(1, n, self.rouge_pairs)) % n  # never the same instruction twice
-        return [scorer.score(texts[a], texts[b])["rougeL"].fmeasure for a, b in zip(firsts, seconds)]
+        scores = np.array([scorer.score(texts[a], texts[b])["rougeL"].fmeasure for a, b in zip(firsts, seconds)])
+        return firsts, seconds, scores
+
+
+def repeat_flags(texts: list[str]) -> list[float]:
+    """1 for each text that repeats an earlier one (case and white space aside), else 0."""
+    seen: set[str] = set()
+    flags = []
+    for text in texts:
+        key = normalized(text)
+        flags.append(float(key in seen))
+        seen.add(key)
+    return flags
+
+
+def rouge_within(rouge: RougePairs, half: np.ndarray, n: int) -> float:
+    """Mean ROUGE-L of the scored pairs whose two instructions both lie in `half`; nan when none does."""
+    firsts, seconds, scores = rouge
+    inside = np.zeros(n, dtype=bool)
+    inside[half] = True
+    kept = inside[firsts] & inside[seconds]
+    return float(scores[kept].mean()) if kept.any() else float("nan")
 
 
 def instruction_of(episode: Episode) -> str:

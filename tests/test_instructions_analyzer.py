@@ -75,6 +75,26 @@ def test_duplicates_and_lengths_on_a_hand_built_set(store) -> None:
     assert 0 < metrics["pairwise_rouge_l"].mean < 1
 
 
+def scored_set(analyzer: InstructionsAnalyzer, texts: list[str], author: str) -> list:
+    return [(episode(i, text, author), analyzer.annotate(episode(i, text, author))) for i, text in enumerate(texts)]
+
+
+def test_identical_halves_have_no_split_gap() -> None:
+    analyzer = InstructionsAnalyzer(subset_size=10, rouge_pairs=200, embeddings=False)
+    # Every half of one repeated instruction is that instruction again: every gap is exactly 0.
+    same = analyzer.corpus_metrics(scored_set(analyzer, ["Write a poem about the sea."] * 60, "human"))
+    names = {f"{name}@10_human_split_gap" for name in (
+        "distinct_1", "distinct_2", "distinct_3", "compression_ratio", "root_verb_entropy", "distinct_verb_objects", "top_verb_share"
+    )} | {"pairwise_rouge_l_human_split_gap"}
+    assert {name for name in same if name.endswith("_human_split_gap")} == names
+    assert all(same[name].mean == same[name].ci_high == 0.0 for name in names)
+    # Two instructions in random mixes: halves differ, by a gap that is never negative.
+    mixed = analyzer.corpus_metrics(scored_set(analyzer, ["Write a poem about the sea.", "Sort the numbers in the list."] * 30, "human"))
+    assert mixed["distinct_1@10_human_split_gap"].mean > 0 and all(mixed[name].ci_low >= 0 for name in names)
+    llm = analyzer.corpus_metrics(scored_set(analyzer, ["Write a poem about the sea."] * 60, "llm"))
+    assert not any(name.endswith("_human_split_gap") for name in llm)  # a ceiling is human only
+
+
 def test_bad_settings_are_one_line() -> None:
     with pytest.raises(SimError, match="analyzer.instructions.subset_size must be at least 2"):
         InstructionsAnalyzer(subset_size=1, embeddings=False)
@@ -94,9 +114,31 @@ def test_human_seed_tasks_against_llm_generated_instructions(store) -> None:
     for group in (seeds, gpteacher):
         for name in ("distinct_2@50", "compression_ratio@50", "embedding_dispersion@50", "pairwise_rouge_l"):
             metric = metrics[(group, name)]
-            assert metric.level == "corpus" and metric.ci_low <= metric.mean <= metric.ci_high
+            assert metric.unit == "corpus" and metric.ci_low <= metric.mean <= metric.ci_high
     verbs = store.db.execute(
         "SELECT json_extract(detail_json, '$.verb') v, count(*) c FROM annotations a JOIN episodes e ON e.id = a.episode_id"
         " WHERE e.dataset = 'seed_tasks' AND a.name = 'has_verb_root' AND a.value = 1 GROUP BY v ORDER BY c DESC LIMIT 1"
     ).fetchall()
     assert verbs == [("write", 22)]
+
+
+def test_human_split_gaps_of_real_seed_tasks(store) -> None:
+    import_file(store, "instructions", INSTRUCTIONS / "self-instruct" / "seed_tasks.jsonl", progress=False)
+    import_file(store, "instructions", INSTRUCTIONS / "gpteacher" / "codegen-instruct.json", progress=False)
+    (summary,) = analyze(store, [InstructionsAnalyzer(embeddings=False)])
+    metrics = {(m.group, m.name): m for m in summary.metrics}
+    seeds, codegen = "seed_tasks / human", "codegen-instruct / llm"
+    for name in ("distinct_1@50", "distinct_2@50", "compression_ratio@50", "root_verb_entropy@50", "pairwise_rouge_l"):
+        gap = metrics[(seeds, f"{name}_human_split_gap")]
+        assert gap.unit == "corpus" and gap.interval == "split half" and 0 <= gap.ci_low <= gap.mean <= gap.ci_high
+        assert (codegen, f"{name}_human_split_gap") not in metrics
+    # GPT-4's code tasks repeat their openings ("Write a Python function ..."): the gap between them and the human
+    # seeds is several times what two halves of the seeds differ by.
+    for name in ("distinct_2@50", "root_verb_entropy@50"):
+        llm_gap = abs(metrics[(codegen, name)].mean - metrics[(seeds, name)].mean)
+        assert llm_gap > 3 * metrics[(seeds, f"{name}_human_split_gap")].ci_high, name
+    # 175 seeds split into halves of 87: at 100 instructions a half is too small, so there is no gap at that size.
+    small = InstructionsAnalyzer(subset_size=100, embeddings=False)
+    scored = [(e, small.annotate(e)) for e in store.episodes(dataset="seed_tasks")]
+    names = set(small.corpus_metrics(scored))
+    assert "distinct_1@100" in names and "distinct_1@100_human_split_gap" not in names and "pairwise_rouge_l_human_split_gap" in names
