@@ -1,5 +1,15 @@
 """Free text: style features of each text (length, sentence-length variance, lexical diversity, readability,
-sentiment, emotion words), effect sizes between human and LLM texts, and how well a classifier tells them apart."""
+sentiment, emotion words), effect sizes between human and LLM texts, and how well a classifier tells them apart.
+
+Human ceiling of the classifier: `classifier_auc[FEATURES]_human_split` is the out-of-fold AUC of the same
+classifier, on the same features, telling two random halves of the human texts apart (SPLIT_DRAWS splits; the mean
+with the 2.5-97.5 percentile range). The halves come from one population, so it is what the AUC reads when there is
+nothing to find (about 0.5; cross-validated AUCs under no difference scatter around it), and the LLM-vs-human AUC
+means little unless it clears this range. The classifier AUC is a statistic of two sets, not of one, so it is taken
+between the halves rather than as `sim.stats.split_half_difference`'s gap between a statistic of each half. The
+halves are equal (n // 2 texts each, of the same capped sample the LLM-vs-human classifier sees), so each holds
+half the human texts that classifier trains on; an AUC under no difference does not depend on that size. The
+per-text features have no ceiling of their own: their human-vs-LLM comparisons already carry intervals and tests."""
 
 from __future__ import annotations
 
@@ -20,11 +30,15 @@ from analyzers.base import Analyzer, Scored, analyzers
 from analyzers.text import sentences, words
 from sim.errors import SimError, require_at_least
 from sim.records import Annotation, Episode
-from sim.stats import Estimate, estimate_statistic
+from sim.stats import Estimate, estimate_statistic, percentile_interval
 
 MTLD_THRESHOLD = 0.72  # the factor size of McCarthy and Jarvis (2010)
 NRC_EMOTIONS = ("anger", "anticipation", "disgust", "fear", "joy", "negative", "positive", "sadness", "surprise", "trust")
 FOLDS = 5
+HUMAN = "human"
+# Random splits of the human texts for the classifier's human ceiling: each split fits FOLDS classifiers (about
+# 2 s on 2,000 embedded texts), so few; the percentile range of ten values is close to their full range.
+SPLIT_DRAWS = 10
 
 
 @lru_cache(maxsize=1)
@@ -150,7 +164,8 @@ class FreeTextAnalyzer(Analyzer):
         return [Annotation(episode.id, name, value) for name, value in style_features(text_of(episode)).items()]
 
     def compare_corpora(self, reference: list[Scored], other: list[Scored]) -> dict[str, Estimate]:
-        """Classifier two-sample tests: AUC of telling the sides apart by style features, and by embeddings."""
+        """Classifier two-sample tests: AUC of telling the sides apart by style features, and by embeddings; beside
+        each, where the reference side is human, the same classifier's AUC between two halves of the human texts."""
         rng = np.random.default_rng(self.seed)
         sample = [self._sample(side, rng) for side in (reference, other)]
         labels = np.array([0] * len(sample[0]) + [1] * len(sample[1]))
@@ -162,10 +177,16 @@ class FreeTextAnalyzer(Analyzer):
         # Texts written for the same prompt (`meta.pair`) stay in one fold: a classifier that saw one of a pair
         # in training would otherwise be scored on its near-twin.
         groups = np.array([str(episode.meta.get("pair", episode.id)) for episode, _ in scored])
-        result = {"classifier_auc[style]": self._auc(style, labels, groups)}
+        humans = len(sample[0])
+        split = self.side_of(reference[0][0]) == HUMAN and humans // 2 >= FOLDS  # each half needs a text per fold
+        tables = {"style": style}
         if self.use_embeddings:
-            vectors = sentence_embeddings.embed([text_of(e) for e, _ in scored])
-            result["classifier_auc[embeddings]"] = self._auc(vectors, labels, groups)
+            tables["embeddings"] = sentence_embeddings.embed([text_of(e) for e, _ in scored])
+        result = {}
+        for name, features in tables.items():
+            result[f"classifier_auc[{name}]"] = self._auc(features, labels, groups)
+            if split:
+                result[f"classifier_auc[{name}]_human_split"] = self._split_auc(features[:humans], groups[:humans])
         return result
 
     def _sample(self, side: list[Scored], rng: np.random.Generator) -> list[Scored]:
@@ -175,18 +196,43 @@ class FreeTextAnalyzer(Analyzer):
 
     def _auc(self, features: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> Estimate:
         """Out-of-fold AUC of a logistic regression (folds keep each group together), with a bootstrap CI over texts."""
-        # scikit-learn loads only where texts are compared: importing it costs every `sim` command half a second.
-        from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import roc_auc_score
-        from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
 
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-        folds = StratifiedGroupKFold(FOLDS, shuffle=True, random_state=self.seed)
-        scores = cross_val_predict(model, features, labels, groups=groups, cv=folds, method="predict_proba")[:, 1]
+        scores = self._out_of_fold(features, labels, groups)
 
         def auc(idx: np.ndarray) -> float:
             return float(roc_auc_score(labels[idx], scores[idx])) if len(np.unique(labels[idx])) == 2 else float("nan")
 
         return estimate_statistic(len(labels), auc)
+
+    def _split_auc(self, features: np.ndarray, groups: np.ndarray) -> Estimate:
+        """Out-of-fold AUC of the same classifier telling two random halves of one side's texts apart, over SPLIT_DRAWS
+        splits: the mean and the 2.5-97.5 percentile range."""
+        from sklearn.metrics import roc_auc_score
+
+        rng = np.random.default_rng(self.seed)
+        half = len(features) // 2
+        labels = np.repeat([0, 1], half)
+        # Where no two texts share a group, plain stratified folds split as the group-aware ones would, without
+        # their per-group bookkeeping (longer than the fits themselves on 2,000 texts).
+        shared = len(set(groups)) < len(groups)
+        values = []
+        for _ in range(SPLIT_DRAWS):
+            order = rng.permutation(len(features))[: 2 * half]
+            scores = self._out_of_fold(features[order], labels, groups[order] if shared else None)
+            values.append(roc_auc_score(labels, scores))
+        return Estimate(len(features), float(np.mean(values)), *percentile_interval(np.array(values)), interval="split half")
+
+    def _out_of_fold(self, features: np.ndarray, labels: np.ndarray, groups: Optional[np.ndarray]) -> np.ndarray:
+        """Each text's probability of label 1 from a logistic regression fitted on the other folds (stratified folds
+        that keep each group whole; plain stratified folds when `groups` is None)."""
+        # scikit-learn loads only where texts are compared: importing it costs every `sim` command half a second.
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        splitter = StratifiedKFold if groups is None else StratifiedGroupKFold
+        folds = splitter(FOLDS, shuffle=True, random_state=self.seed)
+        return cross_val_predict(model, features, labels, groups=groups, cv=folds, method="predict_proba")[:, 1]

@@ -77,6 +77,17 @@ def test_the_fewest_texts_allowed_still_give_a_classifier_auc(store) -> None:
     (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=False, max_texts=FOLDS)])
     auc = next(m for m in summary.metrics if m.name == "classifier_auc[style]")
     assert auc.n == 2 * FOLDS
+    # Halves of FOLDS human texts cannot give every fold a text of each half: no human ceiling then.
+    assert not any(m.name.endswith("_human_split") for m in summary.metrics)
+
+
+def test_a_human_ceiling_needs_a_human_side(store) -> None:
+    for i in range(20):
+        store.add_imported_episode(text(i, f"Short note {i}.", "gpt-3"))
+        store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on." for _ in range(3)), "llm"))
+    (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=False)])
+    names = {m.name for m in summary.metrics if m.unit == "corpus"}
+    assert names == {"classifier_auc[style]"}
 
 
 def test_m4_human_against_llama2(store) -> None:
@@ -91,9 +102,15 @@ def test_m4_human_against_llama2(store) -> None:
     from analyzers.text import words
 
     assert comparisons["words"].mean_reference == pytest.approx(sum(len(words(r["human_text"])) for r in records) / 100)
+    metrics = {m.name: m for m in summary.metrics}
     for name in ("classifier_auc[style]", "classifier_auc[embeddings]"):
-        auc = next(m for m in summary.metrics if m.name == name)
+        auc, ceiling = metrics[name], metrics[f"{name}_human_split"]
         assert 0.5 < auc.mean <= 1 and auc.ci_low <= auc.mean <= auc.ci_high
+        # Two halves of the same 100 human texts: the classifier finds nothing (about 0.5), and Llama-2's texts sit
+        # far beyond that range.
+        assert ceiling.group == auc.group and ceiling.interval == "split half" and ceiling.n == 100
+        assert 0 <= ceiling.ci_low <= ceiling.mean <= ceiling.ci_high <= 1 and abs(ceiling.mean - 0.5) < 0.1
+        assert auc.ci_low > ceiling.ci_high
 
 
 OFFLINE_CHECK = """
