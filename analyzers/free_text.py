@@ -7,9 +7,9 @@ with the 2.5-97.5 percentile range). The halves come from one population, so it 
 nothing to find (about 0.5; cross-validated AUCs under no difference scatter around it), and the LLM-vs-human AUC
 means little unless it clears this range. The classifier AUC is a statistic of two sets, not of one, so it is taken
 between the halves rather than as `sim.stats.split_half_difference`'s gap between a statistic of each half. The
-halves are equal (n // 2 texts each, of the same capped sample the LLM-vs-human classifier sees), so each holds
-half the human texts that classifier trains on; an AUC under no difference does not depend on that size. The
-per-text features have no ceiling of their own: their human-vs-LLM comparisons already carry intervals and tests."""
+halves are equal (n // 2 texts each, of the same capped sample the LLM-vs-human classifier sees), so each class
+has half the texts it has there; under no difference the AUC centres on 0.5 whatever the size, but fewer texts
+scatter more, so the range is on the generous side. The per-text features have no ceiling of their own: their human-vs-LLM comparisons already carry intervals and tests."""
 
 from __future__ import annotations
 
