@@ -110,13 +110,13 @@ def ceiling_metrics(episodes: list[Episode], judges: list[str]) -> dict[str, Est
     found = panels(episodes)
     result: dict[str, Estimate] = {}
     for suffix, without_ties in (("", False), ("_without_ties", True)):
-        scorers = {f"human_human_agreement{suffix}": lambda panel: human_human_agreement(panel, without_ties)}
+        per_pair = {f"human_human_agreement{suffix}": [human_human_agreement(panel, without_ties) for panel in found]}
         for judge in judges:
-            scorers[f"judge_human_agreement{suffix}[{judge}]"] = lambda panel, j=judge: judge_human_agreement(panel, j, without_ties)
-        for name, score in scorers.items():
-            values = [value for value in map(score, found) if value is not None]
-            if values:
-                result[name] = estimate(values)  # one value per pair: the pair is the unit resampled
+            per_pair[f"judge_human_agreement{suffix}[{judge}]"] = [judge_human_agreement(panel, judge, without_ties) for panel in found]
+        for name, values in per_pair.items():
+            defined = [value for value in values if value is not None]
+            if defined:
+                result[name] = estimate(defined)  # one value per pair: the pair is the unit resampled
     return result
 
 
