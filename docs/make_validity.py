@@ -78,8 +78,10 @@ of the conversations, about 20% of the turns after the first two are replaced), 
 with its default settings, and its per-turn score and flag are scored against the replaced turns. AUC is the
 area under the ROC curve of the score over all scored turns; precision, recall and F1 are those of the flag;
 false flags are the flagged share of the turns of the untouched conversations. Every interval is a 95%
-percentile interval from resampling conversations (2,000 resamples; 300 for AUC), since turns of one
-conversation are not independent. The perturbations:
+interval that counts conversations, not turns, since turns of one conversation are not independent: for AUC
+and F1 the expanded percentile interval from resampling conversations (300 and 2,000 resamples); for
+precision, recall and false flags, rates of turns, Clopper-Pearson at the design-effect sample size
+([statistics.md](statistics.md)). The perturbations:
 
 - `swap`: the turn is replaced by a turn of another role from another conversation of the same corpus;
 - `digression`: by an off-task turn, from a built-in list of small talk or from another corpus (`--distractors`);
