@@ -28,6 +28,18 @@ class Detector:
     flag: Optional[str] = None
 
 
+@dataclass(frozen=True)
+class Ceiling:
+    """How one LLM metric is read against people: `ceiling` names the human-vs-human value of the same measure (a
+    `*` in both names stands for the same text, such as a judge or a feature set). Kind `level`: the value people
+    reach among themselves (agreement, a leave-one-annotator-out match); kind `gap`: how far the metric moves
+    between two random halves of the human set, to set beside the LLM-minus-human difference."""
+
+    metric: str
+    ceiling: str
+    kind: str = "level"
+
+
 class Analyzer(ABC):
     """Scores one episode at a time; reads only what the store holds, so generated and imported data alike.
 
@@ -49,6 +61,8 @@ class Analyzer(ABC):
     turn_flags: tuple[str, ...] = ()
     # The perturbations whose turns this analyzer claims to find, and by which score and flag (`sim validate`).
     detectors: tuple[Detector, ...] = ()
+    # The human yardstick of its LLM metrics, where the data holds one (reported beside them as `yardsticks`).
+    ceilings: tuple[Ceiling, ...] = ()
     # A digest of the settings it was built with (set by sim.analysis.build_analyzers), so that a validation
     # speaks for these settings only.
     settings_hash: str = "defaults"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from contextlib import ExitStack
 from itertools import chain, islice
@@ -15,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from analyzers import Analyzer, analyzers
-from analyzers.base import Scored
+from analyzers.base import Ceiling, Scored
 from sim.config import build
 from sim.records import Annotation, Episode
 from sim.stats import (
@@ -72,6 +73,20 @@ class Comparison(Difference):
 
 
 @dataclass
+class Yardstick:
+    """An LLM value read against people: the value, the same metric on the group's human side (where it has
+    one), and the human ceiling (`Ceiling`: a `level` people reach among themselves, or a `gap` between halves
+    of the human set)."""
+
+    name: str
+    group: str
+    kind: str
+    llm: Metric
+    ceiling: Metric
+    human: Optional[Metric] = None
+
+
+@dataclass
 class AnalyzerSummary:
     """What one analyzer found over a set of episodes."""
 
@@ -84,6 +99,8 @@ class AnalyzerSummary:
     against_reference: list[Comparison] = field(default_factory=list)
     # What a reader must know before reading the numbers: the analyzer's caveats per group, its validity.
     notes: list[str] = field(default_factory=list)
+    # LLM metrics beside their human values and human ceilings.
+    yardsticks: list[Yardstick] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form; `against_reference` only where a reference group was given."""
@@ -94,6 +111,7 @@ class AnalyzerSummary:
             "metrics": [asdict(m) for m in self.metrics],
             "comparisons": [asdict(c) for c in self.comparisons],
             "notes": self.notes,
+            "yardsticks": [asdict(y) for y in self.yardsticks],
         }
         if self.against_reference:
             document["against_reference"] = [asdict(c) for c in self.against_reference]
@@ -282,6 +300,7 @@ class AnalyzerRun:
         result.comparisons = with_q_values(result.comparisons)
         result.against_reference = with_q_values(result.against_reference)
         set_metric_q_values(result.metrics)
+        result.yardsticks = yardsticks(result.metrics, self.analyzer.ceilings)
         return result
 
     @property
@@ -318,6 +337,27 @@ class AnalyzerRun:
                 n_episodes = len(sides[reference].annotations) + len(sides[other].annotations)
                 for name, value in self.analyzer.compare_corpora(sides[reference].scored(), sides[other].scored()).items():
                     result.metrics.append(corpus_metric(name, value, label, n_episodes))
+
+
+def yardsticks(metrics: list[Metric], ceilings: Iterable[Ceiling]) -> list[Yardstick]:
+    """Each metric that has a human ceiling (in its own group, or on the human side of its group) beside it and
+    beside the same metric's human-side value; metrics of the human side itself are the yardstick, not read
+    against it."""
+    by_name = {(metric.group, metric.name): metric for metric in metrics}
+    found = []
+    for ceiling in ceilings:
+        pattern = re.compile("^" + re.escape(ceiling.metric).replace(r"\*", "(.+)") + "$")
+        for metric in metrics:
+            match = pattern.match(metric.name)
+            base, _, side = metric.group.rpartition(" / ")
+            if not match or side == REFERENCE_SIDE:
+                continue
+            human_group = side_label(base, REFERENCE_SIDE) if base else None
+            name = ceiling.ceiling.replace("*", match.group(1)) if match.groups() else ceiling.ceiling
+            value = by_name.get((metric.group, name)) or by_name.get((human_group, name))
+            if value is not None:
+                found.append(Yardstick(metric.name, metric.group, ceiling.kind, metric, value, by_name.get((human_group, metric.name))))
+    return found
 
 
 def side_order(side: Optional[str]) -> tuple[int, str]:

@@ -22,7 +22,9 @@ from sim.app import analysis_settings
 from sim.errors import SimError
 from sim.figures import Chart, distributions, label_distributions, metric_bars, stacked_shares, turn_histogram
 from sim.records import Episode
-from sim.report import Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance
+from sim.report import (
+    YARDSTICK_COLUMNS, Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance, yardstick_rows,
+)
 from sim.store import Store
 
 # `--by` names a column of `runs` (these names) or a key of the runs' resolved config.
@@ -389,6 +391,8 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
         section.tables.append(comparisons_table(f"{summary.analyzer}: each group against the reference", summary.against_reference, False))
     if summary.comparisons:
         section.tables.append(comparisons_table(f"{summary.analyzer}: sides within each group", summary.comparisons, True))
+    if summary.yardsticks:
+        section.tables.append(Tabular(f"{summary.analyzer}: LLM value, human value, human ceiling", YARDSTICK_COLUMNS, yardstick_rows(summary)))
     charts: list[Optional[Chart]] = [metric_bars(
         f"{summary.analyzer}_metrics", f"{summary.analyzer}: episode-level metrics per group",
         "Mean of each episode-level value (a rate for 0/1 flags) per group, with 95% CIs as error bars (Wilson for"

@@ -75,6 +75,8 @@ def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
                 )
             tables.append(table)
         tables += comparisons_tables(summary)
+        if summary.yardsticks:
+            tables.append(yardsticks_table(summary))
         tables += [Text(f"{summary.analyzer}: {note}", style="yellow") for note in summary.notes]
     return Group(*tables)
 
@@ -100,6 +102,31 @@ def comparisons_tables(summary: AnalyzerSummary) -> list[Table]:
             )
         tables.append(table)
     return tables
+
+
+def yardstick_rows(summary: AnalyzerSummary) -> list[list[str]]:
+    """Per LLM metric with a human ceiling: group, metric, the LLM value, the human side's value, the ceiling."""
+
+    def cell(metric: Optional[Metric]) -> str:
+        return "" if metric is None else f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)}"
+
+    return [
+        [y.group, y.name, cell(y.llm), cell(y.human), f"{cell(y.ceiling)} ({'between human halves' if y.kind == 'gap' else 'human vs human'})"]
+        for y in summary.yardsticks
+    ]
+
+
+YARDSTICK_COLUMNS = ["group", "metric", "LLM [95% CI]", "human", "human ceiling"]
+
+
+def yardsticks_table(summary: AnalyzerSummary) -> Table:
+    """LLM values beside the human value and the human ceiling, each with its 95% CI."""
+    table = Table(title=f"{summary.analyzer}: LLM value, human value, human ceiling", box=box.SIMPLE_HEAD)
+    for column in YARDSTICK_COLUMNS:
+        table.add_column(column, overflow="fold")
+    for row in yardstick_rows(summary):
+        table.add_row(*(escape(value) for value in row))
+    return table
 
 
 def difference_cell(comparison: Comparison) -> str:

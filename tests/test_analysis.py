@@ -102,3 +102,24 @@ def test_turn_metrics_resample_conversations_end_to_end(sim, tmp_path) -> None:
     assert 0.75 * by_conversation <= words["ci_high"] - words["ci_low"] <= 1.5 * by_conversation
     flips = metrics[("role_flip", "role_flipping_happens", "episode")]
     assert (flips["mean"], flips["n"], flips["interval"]) == (0.0, 40, "wilson") and flips["ci_high"] >= 0.05
+
+
+def test_llm_metrics_are_read_against_human_ceilings() -> None:
+    from analyzers.base import Ceiling
+    from sim.analysis import Metric, yardsticks
+
+    def metric(group: str, name: str, mean: float) -> Metric:
+        return Metric(name, "corpus", 10, None, mean, mean - 0.1, mean + 0.1, group)
+
+    metrics = [
+        metric("mt", "judge_agreement[gpt4]", 0.66), metric("mt", "human_human_agreement", 0.63),
+        metric("set / llm", "distinct", 0.6), metric("set / human", "distinct", 0.8), metric("set / human", "distinct_split_gap", 0.05),
+        metric("other", "judge_agreement[gpt4]", 0.5),  # no ceiling in this group: no yardstick
+    ]
+    found = yardsticks(metrics, [Ceiling("judge_agreement[*]", "human_human_agreement"), Ceiling("distinct", "distinct_split_gap", "gap")])
+    assert [(y.group, y.name, y.kind, y.ceiling.mean, y.human and y.human.mean) for y in found] == [
+        ("mt", "judge_agreement[gpt4]", "level", 0.63, None),
+        ("set / llm", "distinct", "gap", 0.05, 0.8),  # the human side is the yardstick, not read against itself
+    ]
+    with_judge = yardsticks([metric("g", "kappa[a]", 0.2), metric("g", "kappa_ceiling[a]", 0.4)], [Ceiling("kappa[*]", "kappa_ceiling[*]")])
+    assert [y.ceiling.name for y in with_judge] == ["kappa_ceiling[a]"]
