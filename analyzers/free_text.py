@@ -26,7 +26,7 @@ import pyphen
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Scored, analyzers
+from analyzers.base import Analyzer, Ceiling, Scored, analyzers
 from analyzers.text import sentences, words
 from sim.errors import SimError, require_at_least
 from sim.records import Annotation, Episode
@@ -143,6 +143,8 @@ class FreeTextAnalyzer(Analyzer):
 
     version = "1"
     uses_corpus = True
+    # The classifier between two halves of the human texts: the AUC that only chance and topic leave.
+    ceilings = (Ceiling("classifier_auc[*]", "classifier_auc[*]_human_split"),)
 
     def __init__(self, embeddings: Any = "auto", max_texts: int = 2000, seed: int = 0) -> None:
         # Fewer texts per side than cross-validation folds would leave the classifiers out without a word.

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Scored, analyzers
+from analyzers.base import Analyzer, Ceiling, Scored, analyzers
 from analyzers.text import words
 from sim.errors import require_at_least
 from sim.records import Annotation, Episode
@@ -124,6 +124,8 @@ class InstructionsAnalyzer(Analyzer):
 
     version = "1"
     uses_corpus = True
+    # Every set statistic of an LLM side against how far it moves between two halves of the human side.
+    ceilings = (Ceiling("*", "*_human_split_gap", "gap"),)
 
     def __init__(
         self, subset_size: int = 50, rouge_pairs: int = 2000, embeddings: Any = "auto", max_texts: int = 5000, seed: int = 0

@@ -22,7 +22,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from analyzers.base import Analyzer, Scored, analyzers
+from analyzers.base import Analyzer, Ceiling, Scored, analyzers
 from analyzers.text import overlap, words
 from sim.errors import SimError
 from sim.records import Annotation, Episode
@@ -137,6 +137,10 @@ class PreferencesAnalyzer(Analyzer):
 
     version = "1"
     uses_corpus = True
+    ceilings = (
+        Ceiling("judge_human_agreement[*]", "human_human_agreement"),
+        Ceiling("judge_human_agreement_without_ties[*]", "human_human_agreement_without_ties"),
+    )
 
     def __init__(self, lexicons: Optional[str] = None) -> None:
         self.lexicons = load_lexicons(Path(lexicons).expanduser()) if lexicons else {}

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
-from analyzers.base import Analyzer, analyzers
+from analyzers.base import Analyzer, Ceiling, analyzers
 from sim.records import Annotation, Episode
 from sim.stats import entropy_bits
 
@@ -134,6 +134,10 @@ class TaskLabelsAnalyzer(Analyzer):
     ceilings of the majority and minority matches (leave one annotator out) with their like-for-like model values."""
 
     version = "2"
+    ceilings = (
+        Ceiling("model_label_majority_match", "human_majority_match"),
+        Ceiling("model_label_minority_match", "human_minority_match"),
+    )
 
     def applies_to(self, episode: Episode) -> bool:
         """Labeled items with at least one model label."""

@@ -300,7 +300,7 @@ class AnalyzerRun:
         result.comparisons = with_q_values(result.comparisons)
         result.against_reference = with_q_values(result.against_reference)
         set_metric_q_values(result.metrics)
-        result.yardsticks = yardsticks(result.metrics, self.analyzer.ceilings)
+        result.yardsticks = yardsticks(result.metrics, self.analyzer.ceilings, self.reference)
         return result
 
     @property
@@ -339,9 +339,10 @@ class AnalyzerRun:
                     result.metrics.append(corpus_metric(name, value, label, n_episodes))
 
 
-def yardsticks(metrics: list[Metric], ceilings: Iterable[Ceiling]) -> list[Yardstick]:
-    """Each metric that has a human ceiling (in its own group, or on the human side of its group) beside it and
-    beside the same metric's human-side value; metrics of the human side itself are the yardstick, not read
+def yardsticks(metrics: list[Metric], ceilings: Iterable[Ceiling], reference: Optional[str] = None) -> list[Yardstick]:
+    """Each metric that has a human ceiling beside it and beside the same metric's human value: both looked up in
+    its own group, then on its group's human side, then (with a `reference` group, as in `sim compare`) on the
+    reference's human side and in the reference itself. Metrics of a human side are the yardstick, not read
     against it."""
     by_name = {(metric.group, metric.name): metric for metric in metrics}
     found = []
@@ -350,13 +351,16 @@ def yardsticks(metrics: list[Metric], ceilings: Iterable[Ceiling]) -> list[Yards
         for metric in metrics:
             match = pattern.match(metric.name)
             base, _, side = metric.group.rpartition(" / ")
-            if not match or side == REFERENCE_SIDE:
-                continue
-            human_group = side_label(base, REFERENCE_SIDE) if base else None
+            if not match or side == REFERENCE_SIDE or reference in (metric.group, base):
+                continue  # people, and the reference group, are what the others are read against
+            humans = [side_label(base, REFERENCE_SIDE)] if base else []
+            if reference is not None:
+                humans += [side_label(reference, REFERENCE_SIDE), reference]
             name = ceiling.ceiling.replace("*", match.group(1)) if match.groups() else ceiling.ceiling
-            value = by_name.get((metric.group, name)) or by_name.get((human_group, name))
+            value = next((by_name[(group, name)] for group in [metric.group, *humans] if (group, name) in by_name), None)
             if value is not None:
-                found.append(Yardstick(metric.name, metric.group, ceiling.kind, metric, value, by_name.get((human_group, metric.name))))
+                human = next((by_name[(group, metric.name)] for group in humans if (group, metric.name) in by_name), None)
+                found.append(Yardstick(metric.name, metric.group, ceiling.kind, metric, value, human))
     return found
 
 

@@ -121,5 +121,10 @@ def test_llm_metrics_are_read_against_human_ceilings() -> None:
         ("mt", "judge_agreement[gpt4]", "level", 0.63, None),
         ("set / llm", "distinct", "gap", 0.05, 0.8),  # the human side is the yardstick, not read against itself
     ]
+    # sim compare: a group without people of its own is read against the reference's human side.
+    across = [metric("llm_set / llm", "distinct", 0.6), metric("seeds / human", "distinct", 0.8), metric("seeds / human", "distinct_split_gap", 0.05)]
+    (read,) = yardsticks(across, [Ceiling("distinct", "distinct_split_gap", "gap")], reference="seeds")
+    assert (read.group, read.human.mean, read.ceiling.mean) == ("llm_set / llm", 0.8, 0.05)
+    assert yardsticks(across, [Ceiling("distinct", "distinct_split_gap", "gap")]) == []
     with_judge = yardsticks([metric("g", "kappa[a]", 0.2), metric("g", "kappa_ceiling[a]", 0.4)], [Ceiling("kappa[*]", "kappa_ceiling[*]")])
     assert [y.ceiling.name for y in with_judge] == ["kappa_ceiling[a]"]
