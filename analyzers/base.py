@@ -93,6 +93,11 @@ class Analyzer(ABC):
         """The group `episode` is summarized in: its dataset, or else its run."""
         return episode.dataset or episode.run_id or "(none)"
 
+    def cluster_of(self, episode: Episode) -> str:
+        """The unit of independence `episode` belongs to: itself, unless several episodes hold measurements of one
+        thing (judgments of one compared pair), whose values are then pooled before they are resampled."""
+        return episode.id
+
     def side_of(self, episode: Episode) -> Optional[str]:
         """Which side of a within-group comparison `episode` is on (None: no comparison)."""
         return None

@@ -26,7 +26,7 @@ from analyzers.base import Analyzer, Ceiling, Scored, analyzers
 from analyzers.text import overlap, words
 from sim.errors import SimError
 from sim.records import Annotation, Episode
-from sim.stats import Estimate, correlation, estimate, estimate_statistic
+from sim.stats import Estimate, compare_paired, correlation, estimate, estimate_statistic
 
 # A choice as a number, so that it can be correlated with a feature difference (output_1 minus output_2).
 CHOICE_CODES = {"output_1": 1.0, "output_2": -1.0, "tie": 0.0}
@@ -145,6 +145,10 @@ class PreferencesAnalyzer(Analyzer):
     def __init__(self, lexicons: Optional[str] = None) -> None:
         self.lexicons = load_lexicons(Path(lexicons).expanduser()) if lexicons else {}
 
+    def cluster_of(self, episode: Episode) -> str:
+        """The compared pair: MT-Bench rows of one pair (one per human judgment) share the LLM judge's choice."""
+        return pair_of(episode)
+
     def applies_to(self, episode: Episode) -> bool:
         """Pairs of two outputs with at least one pairwise choice."""
         roles = {turn.role for turn in episode.turns}
@@ -201,8 +205,29 @@ class PreferencesAnalyzer(Analyzer):
                 if len(both) >= 3:
                     xs, ys = zip(*both)
                     result[f"r[{judge}, {feature}]"] = correlation(xs, ys)
+            if judge != HUMAN:
+                paired = length_preference_against_humans(scored, judge)
+                if paired is not None:
+                    result[f"picks_longer_minus_human[{judge}]"] = paired
         result.update(ceiling_metrics([episode for episode, _ in scored], [judge for judge in judges if judge != HUMAN]))
         return result
+
+
+def length_preference_against_humans(scored: list[Scored], judge: str) -> Optional[Estimate]:
+    """How much more often the LLM judge than the human judges takes the longer output, on the same pairs: a paired
+    comparison (`compare_paired`) with the compared pair as the unit, each pair's human value the mean over the
+    people who judged it (MT-Bench rows of one pair share the LLM judge's choice, so rows are not independent)."""
+    by_pair: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for episode, annotations in scored:
+        values = {a.name: a.value for a in annotations}
+        if f"picks_longer[{judge}]" in values and f"picks_longer[{HUMAN}]" in values:
+            by_pair[pair_of(episode)].append((values[f"picks_longer[{HUMAN}]"], values[f"picks_longer[{judge}]"]))
+    if len(by_pair) < 2:
+        return None
+    humans, llm = zip(*((float(np.mean([h for h, _ in rows])), float(np.mean([j for _, j in rows]))) for rows in by_pair.values()))
+    difference = compare_paired(humans, llm)
+    return Estimate(len(by_pair), difference.difference, difference.ci_low, difference.ci_high, difference.p_value,
+                    interval=f"{difference.interval}, {difference.test}")
 
 
 def kappa(pairs: np.ndarray) -> float:

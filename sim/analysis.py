@@ -118,17 +118,23 @@ class AnalyzerSummary:
         return document
 
 
-def summarize(annotations: list[list[Annotation]], group: str = "", turns: bool = True) -> list[Metric]:
+def summarize(annotations: list[list[Annotation]], group: str = "", turns: bool = True, clusters: Optional[list[str]] = None) -> list[Metric]:
     """Every annotation name of a group's episodes (a list of annotations per episode) with its 95% interval:
-    episode values as one value per episode (`estimate`), turn values (unless `turns` is False) pooled per
-    conversation, so that their interval resamples conversations, not turns (`clustered_rate` for 0/1 flags,
-    `ratio_estimate` otherwise)."""
-    values = GroupValues.of(annotations, turns)
+    episode values as one value per episode (`estimate`), or pooled per cluster where episodes share one (`clusters`:
+    each episode's unit of independence, such as the compared pair of several judgments); turn values (unless
+    `turns` is False) pooled per conversation, so that their interval resamples conversations, not turns
+    (`clustered_rate` for 0/1 flags, `ratio_estimate` otherwise)."""
+    values = GroupValues.of(annotations, turns, clusters)
     metrics = []
     for name, episode_values in sorted(values.episodes.items()):
-        est = estimate(episode_values)
-        metrics.append(Metric(name, "episode", est.n, float(sum(episode_values)), est.mean, est.ci_low, est.ci_high, group,
-                              n_episodes=est.n, interval=est.interval))
+        pooled = values.pooled_episodes(name)
+        if pooled is None:
+            est = estimate(episode_values)
+        else:
+            sums, counts = pooled
+            est = ratio_estimate(sums, counts) if name in values.non_binary else clustered_rate(sums, counts)
+        metrics.append(Metric(name, "episode", len(episode_values), float(sum(episode_values)), est.mean, est.ci_low, est.ci_high,
+                              group, n_episodes=len(episode_values), interval=est.interval))
     for name, per_episode in sorted(values.turns.items()):
         sums, counts = (np.array(column, dtype=float) for column in zip(*per_episode))
         est = ratio_estimate(sums, counts) if name in values.non_binary else clustered_rate(sums, counts)
@@ -139,30 +145,46 @@ def summarize(annotations: list[list[Annotation]], group: str = "", turns: bool 
 
 @dataclass
 class GroupValues:
-    """A group's annotation values by name: one value per episode, and per conversation the sum and number of its
-    turn values (the unit a turn-level interval resamples); `non_binary` names turn values that are not 0/1 flags."""
+    """A group's annotation values by name: one value per episode (with the episode's cluster, where episodes are
+    not their own unit of independence), and per conversation the sum and number of its turn values (the unit a
+    turn-level interval resamples); `non_binary` names values that are not 0/1 flags."""
 
     episodes: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    episode_clusters: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     turns: dict[str, list[tuple[float, int]]] = field(default_factory=lambda: defaultdict(list))
     non_binary: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, annotations: list[list[Annotation]], turns: bool = True) -> "GroupValues":
-        """The values of episodes given as a list of annotations each; turn values left out unless `turns`."""
+    def of(cls, annotations: list[list[Annotation]], turns: bool = True, clusters: Optional[list[str]] = None) -> "GroupValues":
+        """The values of episodes given as a list of annotations each (and, optionally, each episode's cluster);
+        turn values left out unless `turns`."""
         values = cls()
-        for episode in annotations:
+        for i, episode in enumerate(annotations):
             pooled: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
             for annotation in episode:
+                if annotation.value not in (0.0, 1.0):
+                    values.non_binary.add(annotation.name)
                 if annotation.turn_idx is None:
                     values.episodes[annotation.name].append(annotation.value)
+                    if clusters is not None:
+                        values.episode_clusters[annotation.name].append(clusters[i])
                 elif turns:
                     pooled[annotation.name][0] += annotation.value
                     pooled[annotation.name][1] += 1
-                    if annotation.value not in (0.0, 1.0):
-                        values.non_binary.add(annotation.name)
             for name, (total, count) in pooled.items():
                 values.turns[name].append((total, int(count)))
         return values
+
+    def pooled_episodes(self, name: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """Per cluster, the sum and number of an episode value, where some episodes share a cluster; else None
+        (each episode is its own unit)."""
+        ids = self.episode_clusters.get(name)
+        if not ids or len(set(ids)) == len(ids):
+            return None
+        index = {cluster: i for i, cluster in enumerate(dict.fromkeys(ids))}
+        positions = np.array([index[cluster] for cluster in ids])
+        sums = np.bincount(positions, weights=self.episodes[name], minlength=len(index))
+        return sums, np.bincount(positions, minlength=len(index)).astype(float)
 
 
 def corpus_metric(name: str, value: Estimate, group: str, n_episodes: int) -> Metric:
@@ -177,6 +199,7 @@ class Side:
 
     annotations: list[list[Annotation]] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
+    clusters: list[str] = field(default_factory=list)  # each episode's unit of independence (Analyzer.cluster_of)
 
     def scored(self) -> list[Scored]:
         """Each kept episode with its annotations."""
@@ -184,7 +207,7 @@ class Side:
 
     def values(self, turns: bool) -> GroupValues:
         """This side's annotation values by name (turn values left out unless `turns`)."""
-        return GroupValues.of(self.annotations, turns)
+        return GroupValues.of(self.annotations, turns, self.clusters)
 
 
 def side_label(group: str, side: Optional[str]) -> str:
@@ -195,14 +218,22 @@ def side_label(group: str, side: Optional[str]) -> str:
 def compare_values(
     reference: Side, other: Side, group: str, reference_label: str, other_label: str, turns: bool = True
 ) -> list[Comparison]:
-    """Every annotation both sides have, compared (other minus reference): episode values unit by unit (`compare`),
-    turn values (unless `turns` is False) conversation by conversation (`compare_clustered`)."""
+    """Every annotation both sides have, compared (other minus reference): episode values unit by unit (`compare`;
+    `compare_clustered` over clusters where episodes share one), turn values (unless `turns` is False) conversation
+    by conversation (`compare_clustered`)."""
     first, second = reference.values(turns), other.values(turns)
     labels = dict(group=group, reference=reference_label, other=other_label)
-    comparisons = [
-        Comparison(**asdict(compare(first.episodes[name], second.episodes[name])), name=name, **labels)
-        for name in sorted(set(first.episodes) & set(second.episodes))
-    ]
+    comparisons = []
+    for name in sorted(set(first.episodes) & set(second.episodes)):
+        pooled = first.pooled_episodes(name), second.pooled_episodes(name)
+        if all(values is None for values in pooled):
+            difference = compare(first.episodes[name], second.episodes[name])
+        else:  # some episodes share a unit: compare units, each side's episodes pooled per cluster
+            difference = compare_clustered(*(
+                values if values is not None else (np.asarray(side.episodes[name]), np.ones(len(side.episodes[name])))
+                for values, side in zip(pooled, (first, second))
+            ))
+        comparisons.append(Comparison(**asdict(difference), name=name, **labels))
     comparisons += [
         Comparison(**asdict(compare_clustered(tuple(zip(*first.turns[name])), tuple(zip(*second.turns[name])))),
                    name=name, unit="turn", **labels)
@@ -268,6 +299,7 @@ class AnalyzerRun:
             self.pending[episode.id] = values
             side = self.groups[self.group_of(episode)][self.analyzer.side_of(episode)]
             side.annotations.append(values)
+            side.clusters.append(self.analyzer.cluster_of(episode))
             if self.analyzer.uses_corpus:
                 side.episodes.append(episode)
             self.n_episodes += 1
@@ -290,7 +322,7 @@ class AnalyzerRun:
         for group, sides in self.groups.items():
             for side_name, side in sorted(sides.items(), key=lambda item: side_order(item[0])):
                 label = side_label(group, side_name)
-                result.metrics += summarize(side.annotations, label, self.dense)
+                result.metrics += summarize(side.annotations, label, self.dense, side.clusters)
                 if self.analyzer.uses_corpus:
                     for name, value in self.analyzer.corpus_metrics(side.scored()).items():
                         result.metrics.append(corpus_metric(name, value, label, len(side.annotations)))

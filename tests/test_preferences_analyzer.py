@@ -161,3 +161,19 @@ def test_mtbench_human_ceiling_from_repeated_judgments(store) -> None:
     # Two humans agree far more often than two choices drawn independently from the humans' choice frequencies.
     shares = np.array(list(Counter(r["human_model"] for rows in by_pair.values() for r in rows).values())) / 882
     assert human.ci_low > float(shares @ shares) + 0.1
+
+
+def test_length_preference_compared_paired_by_pair() -> None:
+    # Three compared pairs: the judge takes the longer output on all three; people on pair 1 (both of its two
+    # judgments), on half of pair 2's and on none of pair 3's. Per pair, judge minus people: 0, 0.5, 1.
+    rows = [
+        pair(1, "long long long", "short", {"human": "output_1", "gpt-4": "output_1"}, question_id=1, turn=1),
+        pair(2, "long long long", "short", {"human": "output_1", "gpt-4": "output_1"}, question_id=1, turn=1),
+        pair(3, "short", "long long long", {"human": "output_1", "gpt-4": "output_2"}, question_id=2, turn=1),
+        pair(4, "short", "long long long", {"human": "output_2", "gpt-4": "output_2"}, question_id=2, turn=1),
+        pair(5, "long long long", "short", {"human": "output_2", "gpt-4": "output_1"}, question_id=3, turn=1),
+    ]
+    analyzer = PreferencesAnalyzer()
+    assert len({analyzer.cluster_of(row) for row in rows}) == 3
+    paired = analyzer.corpus_metrics([(row, analyzer.annotate(row)) for row in rows])["picks_longer_minus_human[gpt-4]"]
+    assert paired.n == 3 and paired.mean == pytest.approx(0.5) and paired.interval == "paired bootstrap, wilcoxon signed-rank"

@@ -62,6 +62,20 @@ def test_turn_values_are_pooled_per_conversation() -> None:
     assert summarize(annotations, turns=False) == [flag]
 
 
+def test_episodes_that_share_a_unit_are_pooled_before_resampling() -> None:
+    # 60 judgments of 12 compared pairs (5 each) that copy one verdict per pair: 12 units, not 60.
+    verdicts = np.random.default_rng(8).binomial(1, 0.5, 12).astype(float)
+    annotations = [[Annotation(f"e{i}", "agrees", verdicts[i // 5])] for i in range(60)]
+    clusters = [f"pair{i // 5}" for i in range(60)]
+    (pooled,) = summarize(annotations, clusters=clusters)
+    (independent,) = summarize(annotations)
+    assert pooled.mean == independent.mean and pooled.n == pooled.n_episodes == 60
+    assert pooled.interval == "clopper-pearson, design effect" and independent.interval == "wilson"
+    assert pooled.ci_high - pooled.ci_low > 1.8 * (independent.ci_high - independent.ci_low)
+    # Every episode its own unit: the clusters change nothing.
+    assert summarize(annotations, clusters=[f"e{i}" for i in range(60)]) == [independent]
+
+
 def test_clustered_flags_count_conversations_not_turns() -> None:
     # Flags that come in whole conversations: 3 of 30 conversations flag every one of their 10 turns.
     hits, sizes = np.array([10] * 3 + [0] * 27), np.full(30, 10)
