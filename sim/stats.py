@@ -354,10 +354,10 @@ def clustered_rate(successes: Sequence[float], trials: Sequence[float], confiden
 def compare_clustered(
     reference: tuple[Sequence[float], Sequence[float]], other: tuple[Sequence[float], Sequence[float]], seed: int = SEED
 ) -> Difference:
-    """Two groups' turn-level means compared, each given as (sum of values, number of turns) per conversation:
-    the difference of pooled means (other minus reference) with an expanded percentile interval from resampling
-    conversations within each group, and the two-sided p-value of a permutation test that reassigns whole
-    conversations between the groups. n counts conversations."""
+    """Two groups' pooled means compared, each given as (sum of values, number of values) per cluster (the turns
+    of a conversation; the judgments of one compared pair): the difference of pooled means (other minus
+    reference) with an expanded percentile interval from resampling clusters within each group, and the
+    two-sided p-value of a permutation test that reassigns whole clusters between the groups. n counts clusters."""
     ref_num, ref_den = (np.asarray(part, dtype=float) for part in reference)
     oth_num, oth_den = (np.asarray(part, dtype=float) for part in other)
     mean_ref, mean_other = ref_num.sum() / ref_den.sum(), oth_num.sum() / oth_den.sum()
