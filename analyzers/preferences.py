@@ -188,29 +188,43 @@ class PreferencesAnalyzer(Analyzer):
         return [Annotation(episode.id, name, value) for name, value in values.items()]
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
-        """Per judge: Cohen's kappa with the human judge, and Pearson's r of its choices with each feature difference;
+        """Per judge: Cohen's kappa with the human judge, its length preference against the people's (paired), and
+        Pearson's r of its choices with each feature difference, all with compared pairs as units (`cluster_of`);
         human-human agreement and the LLM judges' agreement with the same humans where pairs have several humans."""
         rows = [{a.name: a.value for a in annotations} for _, annotations in scored]
+        units = [self.cluster_of(episode) for episode, _ in scored]
         judges = sorted({name[len("choice["):-1] for row in rows for name in row if name.startswith("choice[")})
         features = sorted({name for row in rows for name in row if name.endswith("_diff") or name.startswith("lexicon_diff[")})
         result: dict[str, Estimate] = {}
         for judge in judges:
             if judge != HUMAN:
-                pairs = np.array([(row[f"choice[{HUMAN}]"], row[f"choice[{judge}]"]) for row in rows
-                                  if f"choice[{HUMAN}]" in row and f"choice[{judge}]" in row])
-                if len(pairs):
-                    result[f"kappa[{judge}]"] = estimate_statistic(len(pairs), lambda idx, p=pairs: kappa(p[idx]))
-            for feature in features:
-                both = [(row[feature], row[f"choice[{judge}]"]) for row in rows if feature in row and f"choice[{judge}]" in row]
-                if len(both) >= 3:
-                    xs, ys = zip(*both)
-                    result[f"r[{judge}, {feature}]"] = correlation(xs, ys)
-            if judge != HUMAN:
+                both = [(row[f"choice[{HUMAN}]"], row[f"choice[{judge}]"], unit) for row, unit in zip(rows, units)
+                        if f"choice[{HUMAN}]" in row and f"choice[{judge}]" in row]
+                if both:
+                    pairs = np.array([(human, llm) for human, llm, _ in both])
+                    result[f"kappa[{judge}]"] = estimate_statistic(
+                        len(pairs), lambda idx, p=pairs: kappa(p[idx]), clusters=[unit for _, _, unit in both]
+                    )
                 paired = length_preference_against_humans(scored, judge)
                 if paired is not None:
                     result[f"picks_longer_minus_human[{judge}]"] = paired
+            for feature in features:
+                per_unit = unit_means(rows, units, feature, f"choice[{judge}]")
+                if len(per_unit) >= 3:
+                    xs, ys = zip(*per_unit)
+                    result[f"r[{judge}, {feature}]"] = correlation(xs, ys)
         result.update(ceiling_metrics([episode for episode, _ in scored], [judge for judge in judges if judge != HUMAN]))
         return result
+
+
+def unit_means(rows: list[dict[str, float]], units: list[str], first: str, second: str) -> list[tuple[float, float]]:
+    """Per unit (compared pair) that has both values, their means over the unit's rows: a correlation over pairs,
+    since MT-Bench rows of one pair repeat its outputs and the LLM judge's choice."""
+    by_unit: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for row, unit in zip(rows, units):
+        if first in row and second in row:
+            by_unit[unit].append((row[first], row[second]))
+    return [(float(np.mean([a for a, _ in values])), float(np.mean([b for _, b in values]))) for values in by_unit.values()]
 
 
 def length_preference_against_humans(scored: list[Scored], judge: str) -> Optional[Estimate]:

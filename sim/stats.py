@@ -127,21 +127,39 @@ def batch_sizes(resamples: int, width: int) -> list[int]:
 
 
 def estimate_statistic(
-    n: int, statistic: Callable[[np.ndarray], float], resamples: int = CORPUS_RESAMPLES, seed: int = SEED
+    n: int, statistic: Callable[[np.ndarray], float], resamples: int = CORPUS_RESAMPLES, seed: int = SEED,
+    clusters: Optional[Sequence[str]] = None,
 ) -> Estimate:
     """A statistic of a whole corpus of n items, `statistic(indices)`, with a percentile-bootstrap CI over
-    resampled items; resamples where the statistic is undefined (nan) are left out."""
+    resampled items, or over resampled clusters of items where `clusters` (one id per item) says which items are
+    one unit (the judgments of one compared pair); resamples where the statistic is undefined (nan) are left out."""
     if n == 0:
         raise ValueError("no items to estimate from")
     value = float(statistic(np.arange(n)))
     if n < 2:
         return Estimate(n, value, None, None)
     rng = np.random.default_rng(seed)
-    draws = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+    if clusters is None or len(set(clusters)) == n:
+        draws = np.array([statistic(rng.integers(0, n, n)) for _ in range(resamples)], dtype=float)
+        interval = "bootstrap"
+    else:
+        members = list(_members(clusters).values())
+        draws = np.array([
+            statistic(np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])) for _ in range(resamples)
+        ], dtype=float)
+        interval = "cluster bootstrap"
     draws = draws[~np.isnan(draws)]
     if draws.size == 0:
-        return Estimate(n, value, None, None)
-    return Estimate(n, value, *percentile_interval(draws))
+        return Estimate(n, value, None, None, interval=interval)
+    return Estimate(n, value, *percentile_interval(draws), interval=interval)
+
+
+def _members(clusters: Sequence[str]) -> dict[str, np.ndarray]:
+    """The item indices of each cluster, in order of first appearance."""
+    found: dict[str, list[int]] = {}
+    for i, cluster in enumerate(clusters):
+        found.setdefault(cluster, []).append(i)
+    return {cluster: np.array(indices) for cluster, indices in found.items()}
 
 
 def subsample_statistic(

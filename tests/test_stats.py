@@ -76,6 +76,18 @@ def test_episodes_that_share_a_unit_are_pooled_before_resampling() -> None:
     assert summarize(annotations, clusters=[f"e{i}" for i in range(60)]) == [independent]
 
 
+def test_corpus_statistics_resample_clusters_where_items_share_one() -> None:
+    from sim.stats import estimate_statistic
+
+    # 40 distinct values, each copied five times: the mean of 200 items rests on 40 units.
+    values = np.repeat(np.random.default_rng(9).normal(size=40), 5)
+    clusters = [f"u{i // 5}" for i in range(200)]
+    by_item = estimate_statistic(200, lambda idx: float(np.mean(values[idx])))
+    by_unit = estimate_statistic(200, lambda idx: float(np.mean(values[idx])), clusters=clusters)
+    assert by_unit.mean == by_item.mean and (by_item.interval, by_unit.interval) == ("bootstrap", "cluster bootstrap")
+    assert by_unit.ci_high - by_unit.ci_low > 1.8 * (by_item.ci_high - by_item.ci_low)  # about the square root of 5
+
+
 def test_clustered_flags_count_conversations_not_turns() -> None:
     # Flags that come in whole conversations: 3 of 30 conversations flag every one of their 10 turns.
     hits, sizes = np.array([10] * 3 + [0] * 27), np.full(30, 10)
