@@ -12,12 +12,17 @@ during generation. Two backends are measured:
   (scheduling, seeds, request hashing, the request cache, the SQLite writes, the agents' prompts).
 
 The `--baseline` workload (default: that of c=64) is then run one conversation after another on each backend.
+
+`--full-text-index off` drops the store's full-text index of turns (`turns_fts` and its triggers) before the run;
+`--full-text-index off on --repeat 4` measures each workload four times both ways, alternating, and prints the CPU
+per turn side by side. `--markdown` prints the tables under the command line that measured them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -37,6 +42,9 @@ import sim.backends  # noqa: F401  (registers backends)
 import sim.config  # noqa: F401  (registers the top-level schema)
 from sim.backends import Backend, ChatMessage, Completion, SamplingParams, backends
 from sim.runner import execute
+from sim.store import Store
+
+from markdown_tables import measured, table
 
 
 @dataclass
@@ -81,7 +89,8 @@ def start_responder(latency_ms: float) -> tuple[subprocess.Popen, str]:
     """The loopback responder in its own process, and its base URL once it answers."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "loopback_responder.py"), "--port", str(port), "--latency-ms", str(latency_ms)]
+        [sys.executable, str(HERE / "loopback_responder.py"), "--port", str(port), "--latency-ms", str(latency_ms)],
+        stdout=subprocess.DEVNULL,
     )
     base_url = f"http://127.0.0.1:{port}/v1"
     for _ in range(100):
@@ -92,6 +101,14 @@ def start_responder(latency_ms: float) -> tuple[subprocess.Popen, str]:
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("the responder did not start")
+
+
+def prepare_store(db: Path, full_text_index: str) -> None:
+    """Create and migrate the store before the run, without the full-text index of turns for `off`."""
+    store = Store.open(db)
+    if full_text_index == "off":
+        store.db["turns"].disable_fts()
+    store.close()
 
 
 def measure(backend: list[str], db: Path, episodes: int, turns: int, concurrency: int) -> dict:
@@ -114,51 +131,135 @@ def measure(backend: list[str], db: Path, episodes: int, turns: int, concurrency
     return {"turns": n_turns, "wall_s": report.totals["wall_s"], "cpu_s": report.totals["cpu_s"]}
 
 
+def throughput_table(results: list[dict], with_index: bool) -> str:
+    """One row per measured workload."""
+    header = ["backend", "mode", "concurrency", "episodes", "turns", "wall s", "turns/s", "ideal turns/s", "% of ideal", "CPU ms/turn"]
+    if with_index:
+        header.insert(2, "full-text index")
+    rows = []
+    for row in results:
+        cells = [
+            row["backend"], row["mode"], row["concurrency"], row["episodes"], row["turns"], f"{row['wall_s']:.2f}",
+            f"{row['turns_per_s']:.1f}", f"{row['ideal_turns_per_s']:.1f}", f"{row['percent_of_ideal']:.1f}",
+            f"{row['cpu_ms_per_turn']:.3f}",
+        ]
+        if with_index:
+            cells.insert(2, row["full_text_index"])
+        rows.append(cells)
+    return table(header, rows)
+
+
+def targets_table(results: list[dict], baseline: int) -> str:
+    """The targets at concurrency 64 (at least 90% of ideal, at most 1 ms of CPU per turn) per backend, and how
+    much faster than the sequential baseline of the same workload the concurrent run was."""
+    header = ["backend", "% of ideal at c=64 (target ≥ 90)", "CPU ms/turn at c=64 (target ≤ 1)", "both met"]
+    if baseline == 64:
+        header.append("times faster than sequential")
+    rows = []
+    for backend in dict.fromkeys(row["backend"] for row in results):
+        concurrent = [r for r in results if r["backend"] == backend and r["mode"] == "concurrent" and r["concurrency"] == 64]
+        if not concurrent:
+            continue
+        percent = min(r["percent_of_ideal"] for r in concurrent)
+        cpu = max(r["cpu_ms_per_turn"] for r in concurrent)
+        cells = [backend, f"{percent:.1f}", f"{cpu:.3f}", "yes" if percent >= 90 and cpu <= 1 else "no"]
+        if baseline == 64:
+            sequential = [r for r in results if r["backend"] == backend and r["mode"] != "concurrent"]
+            ratio = sum(r["wall_s"] for r in sequential) / sum(r["wall_s"] for r in concurrent) if sequential else float("nan")
+            cells.append(f"{ratio:.0f}")
+        rows.append(cells)
+    return table(header, rows)
+
+
+def index_table(results: list[dict]) -> str:
+    """CPU per turn without and with the full-text index, each run, per backend and workload."""
+    rows = []
+    keys = dict.fromkeys((r["backend"], r["mode"], r["concurrency"], r["turns"]) for r in results)
+    for backend, mode, concurrency, turns in keys:
+        runs = {
+            index: [r for r in results if (r["backend"], r["mode"], r["concurrency"], r["turns"]) == (backend, mode, concurrency, turns)
+                    and r["full_text_index"] == index]
+            for index in ("off", "on")
+        }
+        cpu = {index: [r["cpu_ms_per_turn"] for r in found] for index, found in runs.items()}
+        added = sum(cpu["on"]) / len(cpu["on"]) - sum(cpu["off"]) / len(cpu["off"])
+        base = sum(cpu["off"]) / len(cpu["off"])
+        percent = {index: [r["percent_of_ideal"] for r in found] for index, found in runs.items()}
+        label = str(concurrency) if mode == "concurrent" else f"{concurrency} ({mode})"
+        rows.append([
+            backend, label, turns,
+            ", ".join(f"{v:.3f}" for v in cpu["off"]), ", ".join(f"{v:.3f}" for v in cpu["on"]),
+            f"{added:+.3f} ({100 * added / base:+.0f}%)",
+            f"{min(percent['off']):.1f}-{max(percent['off']):.1f}", f"{min(percent['on']):.1f}-{max(percent['on']):.1f}",
+        ])
+    header = [
+        "backend", "concurrency", "turns", "CPU ms/turn without the index", "CPU ms/turn with the index",
+        "mean added, ms", "% of ideal without", "% of ideal with",
+    ]
+    return table(header, rows)
+
+
 def main() -> None:
-    """Measure every concurrency level, then the sequential baseline, and print a Markdown table and JSON."""
+    """Measure every concurrency level, then the sequential baseline, and print the tables (and JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--turns", type=int, default=6)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64, 256])
-    parser.add_argument("--baseline", type=int, default=64, help="run this level's workload sequentially as well")
+    parser.add_argument("--baseline", type=int, default=64, help="run this level's workload sequentially as well (0: no baseline)")
     parser.add_argument("--backends", nargs="+", default=["http", "sleep"], choices=["http", "sleep"])
+    parser.add_argument("--full-text-index", nargs="+", default=["on"], choices=["off", "on"],
+                        help="with (on) or without (off) the full-text index of turns; both: measured alternately")
+    parser.add_argument("--repeat", type=int, default=1, help="measure each workload this many times")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--markdown", action="store_true", help="print only the Markdown tables, each under this command line")
     args = parser.parse_args()
+    indexes = list(dict.fromkeys(args.full_text_index))
 
     latency_s = args.latency_ms / 1000
-    process, base_url = start_responder(args.latency_ms)
-    choices = {
-        "http": ["backend=openai", f"backend.base_url={base_url}", "backend.model=bench", "backend.api_key_env=null"],
-        "sleep": ["backend=base_sleep", f"backend.latency_ms={args.latency_ms}"],
-    }
     results = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in args.backends:
-                workloads = [(c, c, "concurrent") for c in args.concurrency]
-                if args.baseline:
-                    workloads.append((args.baseline, 1, f"sequential (workload of c={args.baseline})"))
-                for size, concurrency, mode in workloads:
-                    episodes = max(2 * size, 8)
-                    db = Path(tmp) / f"{name}-{mode.split()[0]}-{size}.db"
-                    row = measure(choices[name], db, episodes, args.turns, concurrency)
-                    row.update(backend=name, mode=mode, concurrency=concurrency, episodes=episodes)
-                    results.append(row)
-    finally:
-        process.terminate()
-        process.wait()
+    # In Markdown mode stdout carries only the tables; anything the run prints goes to stderr.
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.markdown else contextlib.nullcontext()
+    with quiet:
+        process, base_url = start_responder(args.latency_ms)
+        choices = {
+            "http": ["backend=openai", f"backend.base_url={base_url}", "backend.model=bench", "backend.api_key_env=null"],
+            "sleep": ["backend=base_sleep", f"backend.latency_ms={args.latency_ms}"],
+        }
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                for name in args.backends:
+                    workloads = [(c, c, "concurrent") for c in args.concurrency]
+                    if args.baseline:
+                        workloads.append((args.baseline, 1, f"sequential (workload of c={args.baseline})"))
+                    for size, concurrency, mode in workloads:
+                        episodes = max(2 * size, 8)
+                        for number in range(args.repeat):
+                            for index in indexes:
+                                db = Path(tmp) / f"{name}-{mode.split()[0]}-{size}-{index}-{number}.db"
+                                prepare_store(db, index)
+                                row = measure(choices[name], db, episodes, args.turns, concurrency)
+                                row.update(backend=name, mode=mode, concurrency=concurrency, episodes=episodes, full_text_index=index)
+                                results.append(row)
+        finally:
+            process.terminate()
+            process.wait()
 
-    print(f"latency {args.latency_ms:g} ms, {args.turns} turns per episode, {os.cpu_count()} CPUs")
-    print("| backend | mode | concurrency | episodes | turns | wall s | turns/s | ideal turns/s | % of ideal | CPU ms/turn |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in results:
         rate = row["turns"] / row["wall_s"]
         ideal = row["concurrency"] / latency_s
-        row.update(turns_per_s=rate, ideal_turns_per_s=ideal, cpu_ms_per_turn=1000 * row["cpu_s"] / row["turns"])
-        print(
-            f"| {row['backend']} | {row['mode']} | {row['concurrency']} | {row['episodes']} | {row['turns']} | {row['wall_s']:.2f} | "
-            f"{rate:.1f} | {ideal:.1f} | {100 * rate / ideal:.1f} | {row['cpu_ms_per_turn']:.3f} |"
-        )
+        row.update(turns_per_s=rate, ideal_turns_per_s=ideal, percent_of_ideal=100 * rate / ideal,
+                   cpu_ms_per_turn=1000 * row["cpu_s"] / row["turns"])
+    if len(indexes) > 1:
+        tables = [("", index_table(results))]
+    else:
+        tables = [("", throughput_table(results, with_index=False))]
+        if any(r["mode"] == "concurrent" and r["concurrency"] == 64 for r in results):
+            tables.append(("Against the targets:", targets_table(results, args.baseline)))
+    if args.markdown:
+        print(measured(*tables))
+    else:
+        print(f"latency {args.latency_ms:g} ms, {args.turns} turns per episode, {os.cpu_count()} CPUs, full-text index {'/'.join(indexes)}")
+        print("\n\n".join(body for _, body in tables))
     if args.json:
         args.json.write_text(json.dumps({"latency_ms": args.latency_ms, "turns": args.turns, "results": results}, indent=2))
 
