@@ -172,13 +172,13 @@ def subsample_statistic(
     if n == 0:
         raise ValueError("no items to estimate from")
     if n <= size:
-        return Estimate(n, float(statistic(np.arange(n))), None, None)
+        return Estimate(n, float(statistic(np.arange(n))), None, None, interval="subsample")
     rng = np.random.default_rng(seed)
     values = np.array([statistic(rng.choice(n, size, replace=False)) for _ in range(draws)], dtype=float)
     values = values[~np.isnan(values)]
     if values.size == 0:
-        return Estimate(n, float("nan"), None, None)
-    return Estimate(n, float(values.mean()), *percentile_interval(values))
+        return Estimate(n, float("nan"), None, None, interval="subsample")
+    return Estimate(n, float(values.mean()), *percentile_interval(values), interval="subsample")
 
 
 def proportion(successes: int, n: int, confidence: float = CONFIDENCE) -> Estimate:
