@@ -4,13 +4,14 @@ import csv
 import json
 import math
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, leave_one_out, majority_set, minority_set, sets_match
 from conftest import DATA
-from sim.analysis import analyze
+from sim.analysis import AnalyzerSummary, analyze
 from sim.importing import import_file
 from sim.records import Episode
 
@@ -121,13 +122,19 @@ def test_within_item_spread_equals_the_published_variation(store) -> None:
     assert checked > 7000
 
 
-def test_real_intermodel_file_per_model(store) -> None:
-    path = LABELS / "SChem5Labels_intermodel.jsonl"
+def analyzed_file(store, path: Path) -> tuple[AnalyzerSummary, dict[str, dict[str, object]]]:
+    """Import a label file, analyze it, and return the summary with its metrics by group and name."""
     import_file(store, "task_labels", path, progress=False)
     (summary,) = analyze(store, [TaskLabelsAnalyzer()])
     by_group: dict[str, dict[str, object]] = {}
     for metric in summary.metrics:
         by_group.setdefault(metric.group, {})[metric.name] = metric
+    return summary, by_group
+
+
+def test_real_intermodel_file_per_model(store) -> None:
+    path = LABELS / "SChem5Labels_intermodel.jsonl"
+    summary, by_group = analyzed_file(store, path)
     assert summary.n_episodes == 3955 and len(by_group) == 5  # five models, each labeling all 791 items
     # The share of items a model labels unanimously, counted straight from the file.
     unanimous: dict[str, list[bool]] = {}
@@ -163,11 +170,7 @@ def test_distances_agree_with_scipy() -> None:
 
 def test_human_ceilings_on_real_sentiment_labels(store) -> None:
     path = LABELS / "Sentiment_intermodel.jsonl"
-    import_file(store, "task_labels", path, progress=False)
-    (summary,) = analyze(store, [TaskLabelsAnalyzer()])
-    by_group: dict[str, dict[str, object]] = {}
-    for metric in summary.metrics:
-        by_group.setdefault(metric.group, {})[metric.name] = metric
+    summary, by_group = analyzed_file(store, path)
     records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
     gpt = [clean_labels(r["human_annots"]) for r in records if r["model_name"] == "open_ai_gpt35turbo"]
     metrics = by_group["Sentiment_intermodel / open_ai_gpt35turbo"]
