@@ -1,0 +1,92 @@
+"""A loopback OpenAI-compatible server whose answers a test scripts: it plays a model (a judge, an annotator) by
+a function of the request's messages, and records every request it was sent."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+MODEL = "scripted"
+# answer(messages) -> the reply's text; messages as sent, a list of {"role": ..., "content": ...}.
+Answer = Callable[[list[dict[str, Any]]], str]
+
+
+class ScriptedServer:
+    """Serves `/v1/models` and `/v1/chat/completions` on 127.0.0.1; each completion's text is `answer(messages)`.
+    `requests` holds every chat request body received, in order of arrival."""
+
+    def __init__(self, answer: Answer, model: str = MODEL, logprob: float | None = None) -> None:
+        self.answer = answer
+        self.model = model
+        self.logprob = logprob
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        """The server's OpenAI base URL."""
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def backend_args(self, prefix: str = "backend") -> list[str]:
+        """Overrides that make `prefix` (`backend`, or a judge such as `analyzer.digression.judge`) this server."""
+        args = [f"{prefix}.base_url={self.base_url}", f"{prefix}.model={self.model}", f"{prefix}.api_key_env=null"]
+        return ([f"{prefix}=openai"] if prefix == "backend" else []) + args
+
+    def __enter__(self) -> "ScriptedServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The chat-completion response to one request body."""
+        with self.lock:
+            self.requests.append(body)
+        text = self.answer(body.get("messages") or [])
+        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        if body.get("logprobs") and self.logprob is not None:
+            choice["logprobs"] = {"content": [{"token": text, "logprob": self.logprob, "bytes": None, "top_logprobs": []}]}
+        words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+        return {
+            "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()), "model": self.model,
+            "choices": [choice], "usage": {"prompt_tokens": words, "completion_tokens": len(text.split()), "total_tokens": words + len(text.split())},
+        }
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, status: int, payload: dict[str, Any]) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model", "owned_by": "test"}]})
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if self.path.rstrip("/").endswith("/chat/completions"):
+                    self._send(200, server.completion(body))
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
+
+        return Handler
