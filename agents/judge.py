@@ -1,11 +1,11 @@
-"""Judge agents: pick the better of two responses, or a tie."""
+"""Judge agents: pick the better of two responses, or a tie, ending with a verdict line (agents.verdicts)."""
 
 from __future__ import annotations
 
-import re
 from typing import Optional
 
 from agents.agent import Agent
+from agents.verdicts import CHOICE_VERDICT, read_choice
 
 JUDGE_SYSTEM = "You are an impartial judge of response quality."
 JUDGE_PROMPT = """{question}Which response is better?
@@ -16,9 +16,7 @@ Response A:
 Response B:
 {b}
 
-Answer with A, B, or tie."""
-# Capital A or B only: a lowercase "a" is the article in answers like "it's a tie".
-CHOICE = re.compile(r"\b((?i:tie)|A|B)\b")
+""" + CHOICE_VERDICT
 
 
 def judge(prompt: Optional[str], first: str, second: str) -> Agent:
@@ -33,9 +31,5 @@ def judge(prompt: Optional[str], first: str, second: str) -> Agent:
 
 
 def parse_choice(answer: str) -> Optional[str]:
-    """A, B or tie: the first one the answer names (A and B as capitals); None when it names none."""
-    match = CHOICE.search(answer)
-    if match is None:
-        return None
-    choice = match.group(1)
-    return "tie" if choice.lower() == "tie" else choice.upper()
+    """A, B or tie: the verdict the answer gives (`agents.verdicts.read_choice`); None when it gives none."""
+    return read_choice(answer)
