@@ -8,7 +8,16 @@ importer keeps one episode per human judgment (the CSV's rows), so a pair is the
 and the two models (`pair_of`), and humans are told apart by `meta.human_judge`. Beside it,
 `judge_human_agreement[JUDGE]` is the LLM judge's agreement with those same humans on the same pairs, each pair
 weighted once, so the two differ only in who is compared. Both also without ties (pairs of choices where neither
-is a tie). The unit is the pair: the intervals resample pairs, never single judgments."""
+is a tie). The unit is the pair: the intervals resample pairs, never single judgments.
+
+Judge-bias audit (`BIAS_AUDIT`, one row per judge and measure in `sim compare`), from every ask the scenario stored
+(`repeated_judgments`: each order, `scenario.repeats` times; None where the answer gave no verdict):
+`unanswered_rate[JUDGE]` (share of the pair's asks without a verdict; denominator: the pairs asked),
+`position_consistent[JUDGE]` (share of repeats whose two orders agree), `first_position_wins[JUDGE]` (preference
+fairness: among repeats whose orders disagree, the share of decisive choices that went to the output shown first;
+0.5 is fair), `repetition_agreement[JUDGE]` (share of pairs of repeated asks of one order that agree),
+`picks_longer[JUDGE]` and `length_log_odds[JUDGE]` (the coefficient of a logistic regression of choosing output 1
+over output 2, ties left out, on the length difference in hundreds of words)."""
 
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -32,6 +41,33 @@ from sim.stats import Estimate, compare_paired, correlation, estimate, estimate_
 CHOICE_CODES = {"output_1": 1.0, "output_2": -1.0, "tie": 0.0}
 HUMAN = "human"
 LEXICON_SUFFIX = "_features.tsv"
+# The choice that goes to the output shown first, in each order a pair is shown in.
+FIRST_SHOWN = {"as_shown": "output_1", "swapped": "output_2"}
+# The length coefficient is per this many words of difference: per word it would read 0.00x.
+LENGTH_UNIT = 100
+
+
+@dataclass(frozen=True)
+class AuditMeasure:
+    """One measure of the judge-bias audit: what it is called, its metric (`{judge}` stands for the judge), and the
+    value a judge free of that bias would have (None where there is no such value)."""
+
+    label: str
+    metric: str
+    unbiased: Optional[float]
+
+
+BIAS_AUDIT = (
+    AuditMeasure("unanswered rate", "unanswered_rate[{judge}]", 0.0),
+    AuditMeasure("position consistency", "position_consistent[{judge}]", 1.0),
+    AuditMeasure("preference fairness", "first_position_wins[{judge}]", 0.5),
+    AuditMeasure("repetition stability", "repetition_agreement[{judge}]", 1.0),
+    AuditMeasure("P(prefers longer)", "picks_longer[{judge}]", 0.5),
+    AuditMeasure(f"length log-odds per {LENGTH_UNIT} words", "length_log_odds[{judge}]", 0.0),
+    AuditMeasure("agreement with humans", "agrees_with_human[{judge}]", None),
+    AuditMeasure("agreement with humans, ties left out", "agrees_without_ties[{judge}]", None),
+    AuditMeasure("Cohen's kappa with humans", "kappa[{judge}]", None),
+)
 
 
 def load_lexicons(folder: Path) -> dict[str, dict[str, float]]:
@@ -62,6 +98,43 @@ def lexicon_score(tokens: list[str], lexicon: dict[str, float]) -> float:
 def judge_choices(episode: Episode) -> dict[str, str]:
     """Each judge's pairwise choice (output_1, output_2 or tie); unparsed and non-pairwise judgments left out."""
     return {judge: choice for judge, choice in (episode.meta.get("judgments") or {}).items() if choice in CHOICE_CODES}
+
+
+def asks_of(episode: Episode) -> dict[str, dict[str, list[Optional[str]]]]:
+    """Every ask of each LLM judge by order (`as_shown`, `swapped`), None where the answer gave no verdict: the
+    scenario's `repeated_judgments`, or, where a store has none (imported judgments, older runs), the one choice
+    of each order it holds."""
+    repeated = episode.meta.get("repeated_judgments")
+    if repeated:
+        return repeated
+    swapped = episode.meta.get("swapped_judgments") or {}
+    return {
+        judge: {"as_shown": [choice], **({"swapped": [swapped[judge]]} if judge in swapped else {})}
+        for judge, choice in (episode.meta.get("judgments") or {}).items()
+        if judge != HUMAN
+    }
+
+
+def answered_orders(asks: dict[str, list[Optional[str]]]) -> list[tuple[str, str]]:
+    """(as shown, swapped) choices of the repeats where both orders were answered."""
+    return [(a, b) for a, b in zip(asks.get("as_shown", []), asks.get("swapped", [])) if a is not None and b is not None]
+
+
+def first_position_wins(asks: dict[str, list[Optional[str]]]) -> Optional[float]:
+    """Among the repeats whose two answered orders disagree, the share of their decisive (non-tie) choices that
+    went to the output shown first; None when there is none."""
+    firsts = [
+        choice == FIRST_SHOWN[order]
+        for shown, swapped in answered_orders(asks) if shown != swapped
+        for order, choice in (("as_shown", shown), ("swapped", swapped)) if choice != "tie"
+    ]
+    return float(np.mean(firsts)) if firsts else None
+
+
+def repetition_agreement(asks: dict[str, list[Optional[str]]]) -> Optional[float]:
+    """The share of pairs of repeated asks of one order, both answered, that agree; None without repeats."""
+    agree = [a == b for choices in asks.values() for a, b in combinations([c for c in choices if c is not None], 2)]
+    return float(np.mean(agree)) if agree else None
 
 
 def pair_of(episode: Episode) -> str:
@@ -135,7 +208,7 @@ class PreferencesAnalyzer(Analyzer):
     """Per pair: each judge's choice, agreement with the human judge, position consistency, and the two outputs'
     differences in length, overlap and lexicon scores; per group: Cohen's kappa and choice-feature correlations."""
 
-    version = "1"
+    version = "2"
     uses_corpus = True
     ceilings = (
         Ceiling("judge_human_agreement[*]", "human_human_agreement"),
@@ -150,9 +223,10 @@ class PreferencesAnalyzer(Analyzer):
         return pair_of(episode)
 
     def applies_to(self, episode: Episode) -> bool:
-        """Pairs of two outputs with at least one pairwise choice."""
+        """Pairs of two outputs that a judge chose between or was asked about."""
         roles = {turn.role for turn in episode.turns}
-        return episode.kind == "preference" and {"output_1", "output_2"} <= roles and "output_3" not in roles and bool(judge_choices(episode))
+        return (episode.kind == "preference" and {"output_1", "output_2"} <= roles and "output_3" not in roles
+                and bool(judge_choices(episode) or asks_of(episode)))
 
     def features(self, episode: Episode) -> dict[str, float]:
         """Output 1 minus output 2: words, overlap with the reference (or prompt), and each lexicon's score."""
@@ -167,14 +241,22 @@ class PreferencesAnalyzer(Analyzer):
         return values
 
     def annotate(self, episode: Episode) -> list[Annotation]:
-        """Surface-feature differences, then per judge: its choice, whether it took the longer output, whether it
-        agrees with the human judge (3-way, and where neither called a tie), and (generated pairs) whether it
-        chose the same with the order swapped."""
+        """Surface-feature differences; per LLM judge its asks' audit values (unanswered share, position
+        consistency, first-shown wins, repetition agreement); per judge its choice, whether it took the longer
+        output, and whether it agrees with the human judge (3-way, and where neither called a tie)."""
         features = self.features(episode)
         values = dict(features)
         choices = judge_choices(episode)
         human = choices.get(HUMAN)
-        swapped = episode.meta.get("swapped_judgments") or {}
+        for judge, asks in asks_of(episode).items():
+            every = [choice for choices_of_order in asks.values() for choice in choices_of_order]
+            values[f"unanswered_rate[{judge}]"] = sum(choice is None for choice in every) / len(every)
+            both = answered_orders(asks)
+            if both:
+                values[f"position_consistent[{judge}]"] = float(np.mean([a == b for a, b in both]))
+            for name, value in (("first_position_wins", first_position_wins(asks)), ("repetition_agreement", repetition_agreement(asks))):
+                if value is not None:
+                    values[f"{name}[{judge}]"] = value
         for judge, choice in choices.items():
             values[f"choice[{judge}]"] = CHOICE_CODES[choice]
             if choice != "tie" and features["length_diff"] != 0:
@@ -183,13 +265,12 @@ class PreferencesAnalyzer(Analyzer):
                 values[f"agrees_with_human[{judge}]"] = float(choice == human)
                 if "tie" not in (choice, human):
                     values[f"agrees_without_ties[{judge}]"] = float(choice == human)
-            if swapped.get(judge) in CHOICE_CODES:
-                values[f"position_consistent[{judge}]"] = float(swapped[judge] == choice)
         return [Annotation(episode.id, name, value) for name, value in values.items()]
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
-        """Per judge: Cohen's kappa with the human judge, its length preference against the people's (paired), and
-        Pearson's r of its choices with each feature difference, all with compared pairs as units (`cluster_of`);
+        """Per judge: Cohen's kappa with the human judge, its length preference against the people's (paired), its
+        length log-odds (`length_log_odds`) and Pearson's r of its choices with each feature difference, all with
+        compared pairs as units (`cluster_of`);
         human-human agreement and the LLM judges' agreement with the same humans where pairs have several humans."""
         rows = [{a.name: a.value for a in annotations} for _, annotations in scored]
         units = [self.cluster_of(episode) for episode, _ in scored]
@@ -208,6 +289,9 @@ class PreferencesAnalyzer(Analyzer):
                 paired = length_preference_against_humans(scored, judge)
                 if paired is not None:
                     result[f"picks_longer_minus_human[{judge}]"] = paired
+            length = length_log_odds(rows, units, judge)
+            if length is not None:
+                result[f"length_log_odds[{judge}]"] = length
             for feature in features:
                 per_unit = unit_means(rows, units, feature, f"choice[{judge}]")
                 if len(per_unit) >= 3:
@@ -242,6 +326,34 @@ def length_preference_against_humans(scored: list[Scored], judge: str) -> Option
     difference = compare_paired(humans, llm)
     return Estimate(len(by_pair), difference.difference, difference.ci_low, difference.ci_high, difference.p_value,
                     interval=f"{difference.interval}, {difference.test}")
+
+
+def length_log_odds(rows: list[dict[str, float]], units: Sequence[str], judge: str) -> Optional[Estimate]:
+    """The length-controlled preference: the slope of a logistic regression of choosing output 1 over output 2
+    (ties left out) on output 1's length minus output 2's in hundreds of words, with a bootstrap interval that
+    resamples compared pairs (`units`); None with fewer than three decisive choices."""
+    kept = [(row["length_diff"] / LENGTH_UNIT, row[f"choice[{judge}]"] > 0, unit) for row, unit in zip(rows, units)
+            if row.get(f"choice[{judge}]", 0.0) != 0.0]
+    if len(kept) < 3:
+        return None
+    lengths, chose_first, clusters = zip(*kept)
+    x, y = np.array(lengths), np.array(chose_first)
+    return estimate_statistic(len(kept), lambda idx: length_slope(x[idx], y[idx]), clusters=list(clusters))
+
+
+def length_slope(lengths: np.ndarray, chose_first: np.ndarray) -> float:
+    """The logistic-regression slope of `chose_first` on `lengths` (statsmodels Logit); nan where it is unbounded:
+    one outcome only, or lengths that separate the outcomes (a judge that always takes the longer output has no
+    finite maximum-likelihood slope)."""
+    from statsmodels.discrete.discrete_model import Logit  # loaded only where judges are compared
+
+    if chose_first.all() or not chose_first.any():
+        return float("nan")
+    first, second = lengths[chose_first], lengths[~chose_first]
+    if first.min() >= second.max() or second.min() >= first.max():
+        return float("nan")
+    fit = Logit(chose_first.astype(float), np.column_stack([np.ones_like(lengths), lengths])).fit(disp=0)
+    return float(fit.params[1])
 
 
 def kappa(pairs: np.ndarray) -> float:

@@ -7,13 +7,14 @@ import base64
 import html
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 from omegaconf import OmegaConf
 
+from analyzers.preferences import BIAS_AUDIT, AuditMeasure
 from analyzers.task_labels import clean_labels
 from sim.analysis import (
     AnalyzerSummary, Comparison, Metric, Scope, analyze, build_analyzers, count_episodes, side_label, side_order,
@@ -384,6 +385,57 @@ def free_text_charts(store: Store, selection: Selection, summary: AnalyzerSummar
     )]
 
 
+def bias_audit(summary: AnalyzerSummary) -> list[tuple[str, str, AuditMeasure, Metric]]:
+    """(group, judge, measure, metric) of every judge-bias audit value of a preferences summary, by group, then
+    judge, then measure in BIAS_AUDIT order."""
+    by_name = {(metric.group, metric.name): metric for metric in summary.metrics}
+    groups = list(dict.fromkeys(metric.group for metric in summary.metrics))
+    judges = sorted({
+        name[len(prefix) : -1]
+        for _, name in by_name
+        for prefix in (measure.metric.split("{judge}")[0] for measure in BIAS_AUDIT)
+        if name.startswith(prefix) and name.endswith("]")
+    })
+    return [
+        (group, judge, measure, by_name[(group, measure.metric.format(judge=judge))])
+        for group in groups for judge in judges for measure in BIAS_AUDIT
+        if (group, measure.metric.format(judge=judge)) in by_name
+    ]
+
+
+def judge_bias_table(summary: AnalyzerSummary) -> Optional[Tabular]:
+    """The judge-bias audit as one table: a row per group, judge and measure with its value, 95% CI, n and how the
+    interval was made (every interval resamples compared pairs); None without preference judgments."""
+    rows = [
+        [group, judge, measure.label, f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)}", metric_size(metric),
+         metric.interval, "" if measure.unbiased is None else f"{measure.unbiased:g}"]
+        for group, judge, measure, metric in bias_audit(summary)
+    ]
+    columns = ["group", "judge", "measure", "value [95% CI]", "n", "interval", "unbiased judge"]
+    return Tabular(f"{summary.analyzer}: judge-bias audit", columns, rows) if rows else None
+
+
+def judge_bias_chart(summary: AnalyzerSummary) -> Optional[Chart]:
+    """A panel per audit measure, a bar per judge (and group, where there are several) with its 95% CI, and a
+    dotted line at what an unbiased judge would score."""
+    audit = bias_audit(summary)
+    several_groups = len({group for group, _, _, _ in audit}) > 1
+    bars = [
+        replace(metric, name=measure.label, group=f"{judge} / {group}" if several_groups else judge)
+        for group, judge, measure, metric in audit
+    ]
+    return metric_bars(
+        f"{summary.analyzer}_judge_bias", "Judge-bias audit per judge",
+        "Per judge: the share of asks without a verdict, position consistency (both orders agree), preference"
+        " fairness (first-shown wins among inconsistent pairs; 0.5 is fair), repetition stability, P(prefers"
+        " longer), the length log-odds of a logistic regression of the choice on the length difference, and"
+        " agreement and Cohen's kappa with humans; bars are 95% CIs over compared pairs, dotted lines what an"
+        " unbiased judge would score.",
+        bars, [measure.label for measure in BIAS_AUDIT],
+        references={measure.label: measure.unbiased for measure in BIAS_AUDIT if measure.unbiased is not None},
+    )
+
+
 def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummary) -> Section:
     """An analyzer's tables (metrics per group, differences against the reference, sides within groups) and figures."""
     section = Section(f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)", [metrics_table(summary)])
@@ -407,6 +459,11 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
         charts += task_label_charts(store, selection)
     elif summary.analyzer == "free_text":
         charts += free_text_charts(store, selection, summary)
+    elif summary.analyzer == "preferences":
+        bias_table = judge_bias_table(summary)
+        if bias_table is not None:
+            section.tables.append(bias_table)
+        charts.append(judge_bias_chart(summary))
     section.charts = [chart for chart in charts if chart is not None]
     return section
 

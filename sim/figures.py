@@ -54,8 +54,12 @@ def _short(label: str, limit: int = 28) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-def metric_bars(name: str, title: str, caption: str, metrics: Iterable[Metric], names: Sequence[str]) -> Optional[Chart]:
-    """One panel per metric name (at most MAX_PANELS), a bar per group: the mean with its 95% CI as an error bar."""
+def metric_bars(
+    name: str, title: str, caption: str, metrics: Iterable[Metric], names: Sequence[str],
+    references: Optional[dict[str, float]] = None,
+) -> Optional[Chart]:
+    """One panel per metric name (at most MAX_PANELS), a bar per group: the mean with its 95% CI as an error bar;
+    a dotted line at the panel's value in `references` (what an unbiased judge would score), where given."""
     by_name: dict[str, list[Metric]] = {}
     for metric in metrics:
         if metric.name in names:
@@ -73,6 +77,8 @@ def metric_bars(name: str, title: str, caption: str, metrics: Iterable[Metric], 
         axis.bar(positions, means, yerr=[low, high], capsize=4, color=[COLORS[i % len(COLORS)] for i in positions])
         axis.set_xticks(list(positions), [_short(m.group) for m in rows], rotation=30, ha="right", fontsize=8)
         axis.set_title(metric_name, fontsize=9)
+        if references and metric_name in references:
+            axis.axhline(references[metric_name], color="grey", linestyle=":", linewidth=1)
         if max(means) <= 0 <= min(means):
             axis.set_ylim(0, 1)  # all zero: show the bars against a unit scale, not a band around 0
     return Chart(name, title, caption, _render(figure))
