@@ -179,6 +179,8 @@ class StoredEpisodeContext:
         self.turns_bar = turns_bar
         self.guards = guards
         self.run_id = run_id
+        # The tokens of each turn requested in this session: the store keeps only their summed log-probability.
+        self._token_logprobs: dict[int, Optional[list[tuple[str, float]]]] = {}
 
     def _params(self, sampling: SamplingParams, key: str) -> SamplingParams:
         return replace(sampling, seed=derive_seed(self.seed, self.plan.index, key))
@@ -216,6 +218,7 @@ class StoredEpisodeContext:
     ) -> Turn:
         result = await self.executor.complete(messages, self._params(sampling, key), self.plan.index)
         completion = result.completion
+        self._token_logprobs[idx] = completion.token_logprobs
         return Turn(
             idx=idx,
             speaker=speaker,
@@ -230,6 +233,11 @@ class StoredEpisodeContext:
             retries=result.retries,
             logprob=completion.logprob,
         )
+
+    def token_logprobs(self, idx: int) -> Optional[list[tuple[str, float]]]:
+        """Each token of turn `idx` with its log-probability, where the backend gave them; None for a turn kept
+        from before a resume, whose tokens were not stored."""
+        return self._token_logprobs.get(idx)
 
     def record_turn(self, idx: int, speaker: str, role: str, content: str) -> Turn:
         """Store a turn that needs no request of its own; the stored one after a resume."""
