@@ -15,7 +15,7 @@ YES_NO_VERDICT = 'End your answer with one line: "Verdict: yes" or "Verdict: no"
 # Emphasis, code spans, headings and quote markers are formatting: "**Final answer:** B" is "Final answer: B".
 MARKDOWN = re.compile(r"[*_`#>]+")
 # "response b" means Response B; a lone lowercase "a" elsewhere is the article, so only a named option is raised.
-NAMED_OPTION = re.compile(r"\b(response|output|assistant|option|candidate)\s+([ab])\b", re.IGNORECASE)
+NAMED_OPTION = re.compile(r"\b(response|output|assistant|option|candidate)\s+([\[(]?)([ab])\b", re.IGNORECASE)
 # A clause: statements are judged within one, so that "If brevity matters, A is better" keeps its "if".
 CLAUSE = re.compile(r"[^.;:!?\n]+|[.;:!?\n]")
 BUT = re.compile(r"\bbut\b", re.IGNORECASE)
@@ -55,8 +55,12 @@ WORSE = r"(?:worse|inferior|weaker|less\s+(?:helpful|accurate|complete|informati
 STATED_CHOICE = [
     # "B is better", "Response A is clearly superior to Response B", "A would be preferable".
     (re.compile(rf"\b{NOUN}{LETTER}\s+(?:is|was|seems|appears|would\s+be)\s+{ADVERBS}{BETTER}\b", re.IGNORECASE), False),
-    # "I prefer Response A", "I'd go with B over A", "I choose B".
-    (re.compile(rf"\b(?:prefer|choose|pick|select|go\s+with|vote\s+for|favou?r|recommend)\s+{NOUN}{LETTER}{AFTER_LETTER}", re.IGNORECASE), False),
+    # "I prefer Response A", "I'd go with B over A", "I choose B", "I think B."
+    (re.compile(
+        rf"\b(?:prefer|choose|pick|select|go\s+with|vote\s+for|favou?r|recommend|i\s+think|i\s+believe|i\s+would\s+say|i'd\s+say)"
+        rf"\s+{NOUN}{LETTER}{AFTER_LETTER}",
+        re.IGNORECASE,
+    ), False),
     # "Response B wins", "A outperforms B".
     (re.compile(rf"\b{NOUN}{LETTER}\s+(?:clearly\s+)?(?:wins|outperforms|comes\s+out\s+ahead|edges\s+out)\b", re.IGNORECASE), False),
     # "Response A is worse": the verdict is the other one.
@@ -66,14 +70,19 @@ STATED_CHOICE = [
         r"\b(?P<tie>(?:both|the\s+two)(?:\s+(?:responses|answers|outputs))?\s+(?:are|seem|appear)\s+(?:\w+\s+)?"
         r"(?:equally|equivalent|equal|comparable|the\s+same|on\s+par)"
         r"|(?:it'?s|it\s+is|this\s+is|that'?s|call\s+it|declare\s+it|be)\s+a\s+tie"
-        r"|neither\s+(?:response\s+|one\s+|answer\s+|output\s+)?is\s+(?:clearly\s+|really\s+)?better)\b",
+        r"|neither\s+(?:(?:response|one|answer|output)\s+)?(?:(?-i:A|B)\s+nor\s+(?:response\s+)?(?-i:A|B)\s+)?"
+        r"is\s+(?:clearly\s+|really\s+)?better)\b",
         re.IGNORECASE,
     ), False),
 ]
+# An answer that opens with its choice, "B. Response B translates the phrase.": the earliest statement of all.
+OPENING_CHOICE = re.compile(rf"\s*{LETTER}\.(?=\s|$)")
 # Words that make a statement no verdict: said conditionally ("if", "depending"), as a hedge ("could", "might"),
 # or negated; and "A or B is better", which names both.
 CONDITIONAL = re.compile(r"\b(?:if|unless|whether|depending)\b|\?", re.IGNORECASE)
-HEDGED_BEFORE = re.compile(r"\b(?:not|never|cannot|could|might|may|hard\s+to\s+say)\b|n't\b|\b(?-i:A|B)\s+(?:or|and)\s+$", re.IGNORECASE)
+HEDGED_BEFORE = re.compile(
+    r"\b(?:not|never|cannot|could|might|may|neither|hard\s+to\s+say)\b|n't\b|\b(?-i:A|B)\s+(?:or|and|nor)\s+$", re.IGNORECASE
+)
 
 # "No doubt", "no longer": the word opens a phrase, not a verdict.
 YES_NO = r"[\[(\"']*(?P<answer>yes|no)\b(?!\s+(?:doubt|question|matter|one|longer|more|less|need|way)\b)[\])\"']*"
@@ -124,7 +133,7 @@ def clause_before(text: str, end: int) -> str:
 def normalized(text: str, instruction: str) -> str:
     """The answer without markdown, the echoed verdict instruction, or lowercase option letters."""
     plain = MARKDOWN.sub("", text.replace(instruction, " "))
-    return NAMED_OPTION.sub(lambda match: f"{match.group(1)} {match.group(2).upper()}", plain)
+    return NAMED_OPTION.sub(lambda match: f"{match.group(1)} {match.group(2)}{match.group(3).upper()}", plain)
 
 
 def last_explicit(patterns: Iterable[re.Pattern[str]], text: str, group: str) -> Optional[re.Match[str]]:
@@ -158,7 +167,8 @@ def read_choice(text: str) -> Optional[str]:
     explicit = last_explicit(EXPLICIT_CHOICE, plain, "letter")
     if explicit is not None:
         return choice_of(explicit)
-    stated: Optional[str] = None
+    opening = OPENING_CHOICE.match(plain)
+    stated = opening.group("letter") if opening else None
     for clause in clauses(plain):
         if CONDITIONAL.search(clause):
             continue

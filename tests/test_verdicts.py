@@ -49,6 +49,11 @@ PAIRWISE = [
     ("Both responses are equally helpful and accurate. It's a tie.", "tie"),
     ("Neither response is better; they say the same thing in different words.", "tie"),
     ("response a is better because it actually answers.", "A"),
+    ("Response A provides a complete answer. Response B is incorrect. Therefore, Response A is the better response.", "A"),
+    ("Overall, I would choose Response B.", "B"),
+    ("B. Response B directly translates the phrase, while Response A gives Spanish.", "B"),
+    ("Output (a) is better: it answers the question that was asked.", "A"),
+    ("Neither A nor B is better; both name a correct prime.", "tie"),
     # No verdict: hedges, refusals, answers naming both options without concluding, questions.
     ("It could be A or B, depending on what the user wants.", None),
     ("If you value brevity, A is better; if you value detail, B is better.", None),
@@ -58,6 +63,7 @@ PAIRWISE = [
     ("Is A better than B? That depends on the reader.", None),
     ("Response A says Gracias, which is Spanish. Response B says Merci.", None),
     ("A or B is better, it is hard to say.", None),
+    ("Response A. Concise, one sentence.\nResponse B. Detailed, three steps.", None),
     ("I don't think A is better.", None),
     ("", None),
     # The verdict instruction echoed back is not a verdict.
