@@ -1,6 +1,7 @@
 """The embedded backend on the real bundled SmolLM2 model."""
 
 import asyncio
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,21 @@ def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path: Path) -> None:
     fake.write_text("not a model")
     with pytest.raises(SimError, match="cannot load"):
         EmbeddedBackend(model_path=str(fake))
+
+
+@pytest.mark.slow
+def test_logprobs_asked_of_a_model_opened_without_logits_all_are_given() -> None:
+    backend = EmbeddedBackend(n_ctx=1024)
+    try:
+        params = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=16, seed=2)
+        plain = asyncio.run(backend.complete(MESSAGES, params))
+        asked = asyncio.run(backend.complete(MESSAGES, replace(params, logprobs=True)))
+    finally:
+        asyncio.run(backend.aclose())
+    assert plain.token_logprobs is None and plain.logprob is None
+    tokens = asked.token_logprobs
+    assert tokens and len(tokens) == asked.completion_tokens and all(logprob <= 0 for _, logprob in tokens)
+    assert "".join(token for token, _ in tokens) == asked.text
+    assert asked.logprob == pytest.approx(sum(logprob for _, logprob in tokens))
+    # The model opened again with logits for every position is the same model: same seed, same answer.
+    assert asked.text == plain.text

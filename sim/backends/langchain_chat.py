@@ -19,6 +19,8 @@ from sim.backends.base import (
     Completion,
     SamplingParams,
     backends,
+    choice_token_logprobs,
+    no_logprobs,
     read_api_key,
 )
 from sim.errors import SimError, one_line, require_positive
@@ -91,10 +93,14 @@ class LangChainBackend(Backend):
                 raise BackendSetupError(f"backend=langchain: cannot reach the provider ({exc}); check backend.chat_model.base_url") from None
 
     async def complete(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
-        """One `ainvoke`; HTTP 429/5xx and timeouts from the provider are retryable."""
+        """One `ainvoke`; HTTP 429/5xx and timeouts from the provider are retryable. Log-probabilities, when asked
+        for, come from chat models with a `logprobs` setting (ChatOpenAI and its kin); others refuse the request."""
         from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
         kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+        asked = {"logprobs": True} if params.logprobs else {}
+        if asked and "logprobs" not in (getattr(type(self._chat), "model_fields", None) or {}):
+            raise no_logprobs("langchain", f"chat model {type(self._chat).__name__} does not return log-probabilities (it has no logprobs setting)")
         started = time.perf_counter()
         try:
             message = await self._chat.ainvoke(
@@ -103,6 +109,7 @@ class LangChainBackend(Backend):
                 top_p=params.top_p,
                 max_tokens=params.max_tokens,
                 seed=params.seed,
+                **asked,
             )
         except Exception as exc:  # providers raise their own SDK's errors; classify by what they carry
             status = _status_of(exc)
@@ -114,6 +121,13 @@ class LangChainBackend(Backend):
         usage = getattr(message, "usage_metadata", None) or {}
         metadata = getattr(message, "response_metadata", None) or {}
         text = message.content if isinstance(message.content, str) else str(message.content)
+        try:
+            # OpenAI-style chat models keep the choice's logprobs ({"content": [...]}) in the response metadata.
+            tokens = choice_token_logprobs(metadata)
+        except (TypeError, KeyError, ValueError, AttributeError):
+            tokens = None  # another provider's shape, which nothing here reads
+        if asked and tokens is None:
+            raise no_logprobs("langchain", f"chat model {type(self._chat).__name__} returned no log-probabilities (none in OpenAI's shape)")
         return Completion(
             text=text,
             finish_reason=metadata.get("finish_reason"),
@@ -121,6 +135,7 @@ class LangChainBackend(Backend):
             completion_tokens=usage.get("output_tokens"),
             latency_ms=latency_ms,
             raw={"response_metadata": metadata, "usage_metadata": dict(usage)},
+            token_logprobs=tokens,
         )
 
 

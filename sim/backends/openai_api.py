@@ -19,7 +19,8 @@ from sim.backends.base import (
     Completion,
     SamplingParams,
     backends,
-    choice_logprob,
+    choice_token_logprobs,
+    no_logprobs,
     read_api_key,
 )
 from sim.errors import one_line, require_positive
@@ -164,8 +165,10 @@ class OpenAIBackend(Backend):
             raise BackendError(f"HTTP {exc.status_code}: {one_line(exc.message, 200)}") from exc
         except ValueError as exc:  # a body that claims JSON but is not
             raise BackendError(f"malformed response ({one_line(str(exc), 200)})", True) from exc
-        latency_ms = (time.perf_counter() - started) * 1000
-        return _completion(data, latency_ms)
+        completion = _completion(data, latency_ms=(time.perf_counter() - started) * 1000)
+        if params.logprobs and completion.token_logprobs is None:
+            raise no_logprobs("openai", f"{self.base_url} returned no log-probabilities for model {self._model!r}")
+        return completion
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -178,6 +181,7 @@ def _completion(data: Any, latency_ms: float) -> Completion:
         choice = data["choices"][0]
         text = choice["message"].get("content")
         usage = data.get("usage") or {}
+        tokens = choice_token_logprobs(choice)
     except (TypeError, KeyError, IndexError, AttributeError):
         raise BackendError(f"malformed response ({one_line(repr(data), 80)})", True) from None
     if not text:
@@ -189,7 +193,7 @@ def _completion(data: Any, latency_ms: float) -> Completion:
         completion_tokens=usage.get("completion_tokens"),
         latency_ms=latency_ms,
         raw=data,
-        logprob=choice_logprob(choice),
+        token_logprobs=tokens,
     )
 
 

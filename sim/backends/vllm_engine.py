@@ -108,7 +108,8 @@ class VLLMBackend(Backend):
         conversations = [[{"role": m.role, "content": m.content} for m in messages] for messages, _ in requests]
         sampling = [
             self._sampling_params_cls(
-                temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, seed=p.seed
+                # logprobs=0: the sampled token's log-probability alone, none of the other likely tokens.
+                temperature=p.temperature, top_p=p.top_p, max_tokens=p.max_tokens, seed=p.seed, logprobs=0 if p.logprobs else None
             )
             for _, p in requests
         ]
@@ -118,7 +119,7 @@ class VLLMBackend(Backend):
             raise BackendError(f"vllm: {exc}") from exc
         latency_ms = (time.perf_counter() - started) * 1000
         completions = []
-        for output in outputs:
+        for output, (_, params) in zip(outputs, requests):
             sample = output.outputs[0]
             completions.append(
                 Completion(
@@ -128,6 +129,7 @@ class VLLMBackend(Backend):
                     completion_tokens=len(sample.token_ids),
                     latency_ms=latency_ms,
                     raw={"request_id": output.request_id, "batch_size": len(requests)},
+                    token_logprobs=sampled_logprobs(sample) if params.logprobs else None,
                 )
             )
         return completions
@@ -135,3 +137,10 @@ class VLLMBackend(Backend):
     async def aclose(self) -> None:
         """Stop the batcher; the engine is freed with the process."""
         await self.batcher.aclose()
+
+
+def sampled_logprobs(sample: Any) -> list[tuple[str, float]]:
+    """Each sampled token's text and log-probability from a vLLM CompletionOutput asked for logprobs: `logprobs`
+    holds one mapping per position from token id to a Logprob (logprob, rank, decoded_token)."""
+    entries = [position[token] for token, position in zip(sample.token_ids, sample.logprobs)]
+    return [(entry.decoded_token or "", entry.logprob) for entry in entries]
