@@ -20,19 +20,33 @@ gap between `majority_match` and `human_majority_match` is not the model's alone
 (`model_label_minority_match`) puts one model label in the held-out human's seat: the mean, over the model's labels
 and the same n leave-one-out references, of whether the one-label set matches; compare it with the human value.
 The minority values need at least four human labels: the two labels left of a three-label item never have a
-minority set (equal counts), so there the ceiling would be 0 by construction, not a finding."""
+minority set (equal counts), so there the ceiling would be 0 by construction, not a finding.
+
+Invalid labels: a model label outside the item's label scheme (a 7 on a binary hate-speech scheme) is no category.
+It is counted in `invalid_label_rate` (per item: the share of its present model labels that are invalid; summarized
+over items, with Wilson's interval where every item has one model label) and left out of everything else: the
+majority and minority sets, the distributions and distances, entropy, spread and the leave-one-out values. An item
+whose model labels are all invalid has `invalid_label_rate` only. The scheme is the one the item declares
+(`label_scheme` in its meta: generated items carry the scenario's `scenario.labels` from `scenario.first_label` on);
+an imported dataset declares none, so its scheme is the set of labels its human annotators used anywhere in the
+dataset (read from the store when the analysis opens; a value no human ever gave counts as outside the scheme).
+Where neither is known (a dataset without human labels) every present label counts as valid and no
+`invalid_label_rate` is given."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 import numpy as np
 from analyzers.base import Analyzer, Ceiling, analyzers
 from sim.records import Annotation, Episode
 from sim.stats import entropy_bits
+
+if TYPE_CHECKING:
+    from sim.store import Store
 
 MISSING_LABEL = -1.0
 # Fewest human labels for a leave-one-out majority (minority) ceiling; see the module docstring.
@@ -43,6 +57,36 @@ MINORITY_CEILING_MIN_HUMANS = 4
 def clean_labels(values: Optional[Iterable[Any]]) -> list[float]:
     """Present labels as floats: None and -1 (no annotation) dropped."""
     return [float(v) for v in values or [] if v is not None and float(v) != MISSING_LABEL]
+
+
+LabelScheme = frozenset[float]
+
+
+def dataset_schemes(store: "Store") -> dict[str, LabelScheme]:
+    """Each stored dataset's label scheme where its items declare none: the labels its human annotators used."""
+    rows = store.db.execute(
+        "SELECT DISTINCT e.dataset, j.value FROM episodes e, json_each(e.meta_json, '$.human_labels') j"
+        " WHERE e.kind = 'task_label' AND e.dataset IS NOT NULL AND j.value IS NOT NULL"
+        " AND json_extract(e.meta_json, '$.label_scheme') IS NULL"
+    ).fetchall()
+    schemes: dict[str, set[float]] = defaultdict(set)
+    for dataset, value in rows:
+        schemes[dataset].update(clean_labels([value]))
+    return {dataset: frozenset(labels) for dataset, labels in schemes.items() if labels}
+
+
+def scheme_of(meta: dict[str, Any], dataset: Optional[str], schemes: dict[str, LabelScheme]) -> Optional[LabelScheme]:
+    """The label values valid for one item: those it declares (`label_scheme`, value -> meaning), else its dataset's
+    from `dataset_schemes`; None when neither is known."""
+    declared = meta.get("label_scheme")
+    if declared:
+        return frozenset(float(value) for value in declared)
+    return schemes.get(dataset) if dataset is not None else None
+
+
+def valid_labels(labels: list[float], scheme: Optional[LabelScheme]) -> list[float]:
+    """The labels inside `scheme`; all of them where the scheme is unknown (None)."""
+    return labels if scheme is None else [label for label in labels if label in scheme]
 
 
 def majority_set(labels: list[float]) -> Optional[frozenset[float]]:
@@ -133,14 +177,21 @@ class TaskLabelsAnalyzer(Analyzer):
     distributions, each side's entropy and spread, whether the model voices the human minority, and the human
     ceilings of the majority and minority matches (leave one annotator out) with their like-for-like model values."""
 
-    version = "2"
+    version = "3"
     ceilings = (
         Ceiling("model_label_majority_match", "human_majority_match"),
         Ceiling("model_label_minority_match", "human_minority_match"),
     )
 
+    def __init__(self) -> None:
+        self.schemes: dict[str, LabelScheme] = {}
+
+    def open(self, store: "Store") -> None:
+        """Read the label scheme of each imported dataset (the labels its humans used) before the first item."""
+        self.schemes = dataset_schemes(store)
+
     def applies_to(self, episode: Episode) -> bool:
-        """Labeled items with at least one model label."""
+        """Labeled items with at least one model label, valid or not."""
         return episode.kind == "task_label" and bool(clean_labels(episode.meta.get("model_labels")))
 
     def group_of(self, episode: Episode) -> str:
@@ -150,26 +201,38 @@ class TaskLabelsAnalyzer(Analyzer):
         return f"{base} / {model}" if model else base
 
     def annotate(self, episode: Episode) -> list[Annotation]:
-        """Model-side values always; comparisons with humans where the item has human labels."""
-        model = clean_labels(episode.meta.get("model_labels"))
-        human = clean_labels(episode.meta.get("human_labels"))
+        """The share of invalid model labels where the scheme is known; model-side values of the valid labels;
+        comparisons with humans where the item has human labels."""
+        present = clean_labels(episode.meta.get("model_labels"))
+        scheme = scheme_of(episode.meta, episode.dataset, self.schemes)
+        model = valid_labels(present, scheme)
         values: dict[str, float] = {}
-        values["model_entropy"], values["model_std"] = spread(model)
-        values["model_unanimous"] = float(len(set(model)) == 1)
-        if human:
-            support = sorted(set(human) | set(model))
-            values["human_entropy"], values["human_std"] = spread(human)
-            values["human_unanimous"] = float(len(set(human)) == 1)
-            values["majority_match"] = float(sets_match(majority_set(human), majority_set(model)))
-            values["minority_match"] = float(sets_match(minority_set(human), minority_set(model)))
-            human_p, model_p = distribution(human, support), distribution(model, support)
-            values["js_distance"] = js_distance(human_p, model_p)
-            values["wasserstein"] = wasserstein(human_p, model_p, support)
-            human_minority = minority_set(human)
-            if human_minority is not None:
-                values["voices_human_minority"] = float(bool(human_minority & set(model)))
-            values.update(ceilings(human, model))
+        if scheme is not None:
+            values["invalid_label_rate"] = (len(present) - len(model)) / len(present)
+        if model:
+            values.update(label_values(model, clean_labels(episode.meta.get("human_labels"))))
         return [Annotation(episode.id, name, value) for name, value in values.items()]
+
+
+def label_values(model: list[float], human: list[float]) -> dict[str, float]:
+    """One item's values from its (valid) model labels, and against its human labels where it has any."""
+    values: dict[str, float] = {}
+    values["model_entropy"], values["model_std"] = spread(model)
+    values["model_unanimous"] = float(len(set(model)) == 1)
+    if human:
+        support = sorted(set(human) | set(model))
+        values["human_entropy"], values["human_std"] = spread(human)
+        values["human_unanimous"] = float(len(set(human)) == 1)
+        values["majority_match"] = float(sets_match(majority_set(human), majority_set(model)))
+        values["minority_match"] = float(sets_match(minority_set(human), minority_set(model)))
+        human_p, model_p = distribution(human, support), distribution(model, support)
+        values["js_distance"] = js_distance(human_p, model_p)
+        values["wasserstein"] = wasserstein(human_p, model_p, support)
+        human_minority = minority_set(human)
+        if human_minority is not None:
+            values["voices_human_minority"] = float(bool(human_minority & set(model)))
+        values.update(ceilings(human, model))
+    return values
 
 
 def ceilings(human: list[float], model: list[float]) -> dict[str, float]:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
-from agents.annotator import annotator, parse_label
+from agents.annotator import annotator, label_probability, parse_label
 from scenarios.base import EpisodeContext, EpisodePlan, Outcome, ReferenceConfig, ReferenceScenario, scenarios
 from sim.errors import SimError
 from sim.records import Episode
@@ -89,7 +88,9 @@ class TaskLabelsScenario(ReferenceScenario[LabelItem]):
         ]
 
     async def play(self, plan: EpisodePlan, ctx: EpisodeContext) -> Outcome:
-        """Ask each annotator in turn; an answer naming no label counts as a missing annotation."""
+        """Ask each annotator in turn; an answer naming no label counts as a missing annotation, one naming a number
+        outside the scheme is kept as that number (the analyzer counts it invalid). A label's confidence is the
+        probability of the tokens that spell it, where the backend gave token log-probabilities."""
         item = self.items[plan.index]
         ctx.record_turn(0, "item", "item", item.text)
         sampling = replace(self.sampling, logprobs=self.logprobs)
@@ -101,8 +102,9 @@ class TaskLabelsScenario(ReferenceScenario[LabelItem]):
             agent = annotator(f"annotator_{number}", persona, self.instruction, self.labels, item.text)
             turn = await ctx.generate_turn(number + 1, agent.speaker, agent.role, agent.view([]), sampling)
             value = parse_label(turn.content, self.labels)
+            tokens = ctx.token_logprobs(number + 1)
             labels.append(None if value is None else float(value))
-            confidences.append(None if turn.logprob is None or value is None else math.exp(turn.logprob))
+            confidences.append(None if tokens is None or value is None else label_probability(tokens, self.labels, value))
             personas.append(persona)
         ctx.update_episode(
             meta={

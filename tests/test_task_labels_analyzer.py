@@ -136,15 +136,25 @@ def test_real_intermodel_file_per_model(store) -> None:
     path = LABELS / "SChem5Labels_intermodel.jsonl"
     summary, by_group = analyzed_file(store, path)
     assert summary.n_episodes == 3955 and len(by_group) == 5  # five models, each labeling all 791 items
-    # The share of items a model labels unanimously, counted straight from the file.
+    # The share of items a model labels unanimously, and of its labels outside the 0-4 scale the humans used (a
+    # few 6s and 7s), counted straight from the file; unanimity counts the labels on the scale only.
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    scale = {label for record in records for label in clean_labels(record["human_annots"])}
+    assert scale == {0.0, 1.0, 2.0, 3.0, 4.0}
     unanimous: dict[str, list[bool]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line)
-        unanimous.setdefault(record["model_name"], []).append(len(set(clean_labels(record["model_annots"]))) == 1)
+    invalid: dict[str, list[float]] = {}
+    for record in records:
+        present = clean_labels(record["model_annots"])
+        valid = [label for label in present if label in scale]
+        unanimous.setdefault(record["model_name"], []).append(len(set(valid)) == 1)
+        invalid.setdefault(record["model_name"], []).append(1 - len(valid) / len(present))
+    assert sum(rate > 0 for rates in invalid.values() for rate in rates) == 3
     for model, flags in unanimous.items():
         metrics = by_group[f"SChem5Labels_intermodel / {model}"]
         assert metrics["model_unanimous"].n == len(flags) == 791
         assert metrics["model_unanimous"].mean == pytest.approx(sum(flags) / len(flags))
+        assert metrics["invalid_label_rate"].n == 791
+        assert metrics["invalid_label_rate"].mean == pytest.approx(sum(invalid[model]) / 791)
         for name in ("majority_match", "minority_match", "voices_human_minority"):
             assert 0 <= metrics[name].ci_low <= metrics[name].mean <= metrics[name].ci_high <= 1
 
