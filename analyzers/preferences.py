@@ -111,7 +111,7 @@ def asks_of(episode: Episode) -> dict[str, dict[str, list[Optional[str]]]]:
     return {
         judge: {"as_shown": [choice], **({"swapped": [swapped[judge]]} if judge in swapped else {})}
         for judge, choice in (episode.meta.get("judgments") or {}).items()
-        if judge != HUMAN
+        if judge != HUMAN and (choice is None or choice in CHOICE_CODES)  # not rankings
     }
 
 
@@ -205,8 +205,9 @@ class PreferencesConfig:
 
 @analyzers.register("preferences", config=PreferencesConfig)
 class PreferencesAnalyzer(Analyzer):
-    """Per pair: each judge's choice, agreement with the human judge, position consistency, and the two outputs'
-    differences in length, overlap and lexicon scores; per group: Cohen's kappa and choice-feature correlations."""
+    """Per pair: each judge's choice, agreement with the human judge, the judge-bias audit values of its asks, and
+    the two outputs' differences in length, overlap and lexicon scores; per group: Cohen's kappa, the length
+    log-odds and choice-feature correlations (`BIAS_AUDIT` names the audit's measures)."""
 
     version = "2"
     uses_corpus = True
@@ -270,8 +271,8 @@ class PreferencesAnalyzer(Analyzer):
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
         """Per judge: Cohen's kappa with the human judge, its length preference against the people's (paired), its
         length log-odds (`length_log_odds`) and Pearson's r of its choices with each feature difference, all with
-        compared pairs as units (`cluster_of`);
-        human-human agreement and the LLM judges' agreement with the same humans where pairs have several humans."""
+        compared pairs as units (`cluster_of`); human-human agreement and the LLM judges' agreement with the same
+        humans where pairs have several humans."""
         rows = [{a.name: a.value for a in annotations} for _, annotations in scored]
         units = [self.cluster_of(episode) for episode, _ in scored]
         judges = sorted({name[len("choice["):-1] for row in rows for name in row if name.startswith("choice[")})

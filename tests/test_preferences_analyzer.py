@@ -50,13 +50,17 @@ def test_choices_agreement_length_and_lexicon(tmp_path: Path) -> None:
     assert values["agrees_without_ties[gpt-4]"] == 0.0
 
 
-def test_ties_equal_lengths_and_unparsed_choices() -> None:
+def test_ties_equal_lengths_and_unanswered_choices() -> None:
     analyzer = PreferencesAnalyzer()
     values = values_of(analyzer, pair(1, "one two", "three four", {"human": "tie", "judge": None, "llm": "tie"}))
     assert values["choice[human]"] == 0.0 and "choice[judge]" not in values
     assert not any(name.startswith("picks_longer") for name in values)  # a tie and equal lengths say nothing about length
     assert values["agrees_with_human[llm]"] == 1.0 and "agrees_without_ties[llm]" not in values
-    assert not analyzer.applies_to(pair(2, "x", "y", {"judge": None}))
+    # A judge asked without a verdict counts in its unanswered rate, never as a choice; people are not asked.
+    assert (values["unanswered_rate[judge]"], values["unanswered_rate[llm]"]) == (1.0, 0.0)
+    assert "unanswered_rate[human]" not in values
+    unanswered = pair(2, "x", "y", {"judge": None})
+    assert analyzer.applies_to(unanswered) and values_of(analyzer, unanswered) == {"length_diff": 0.0, "unanswered_rate[judge]": 1.0}
 
 
 def test_position_consistency_of_generated_judgments() -> None:
@@ -64,6 +68,89 @@ def test_position_consistency_of_generated_judgments() -> None:
     kept = values_of(analyzer, pair(1, "a b", "c", {"judge": "output_1"}, swapped_judgments={"judge": "output_1"}))
     flipped = values_of(analyzer, pair(2, "a b", "c", {"judge": "output_1"}, swapped_judgments={"judge": "output_2"}))
     assert (kept["position_consistent[judge]"], flipped["position_consistent[judge]"]) == (1.0, 0.0)
+
+
+def asked(number: int, as_shown: list, swapped: list) -> Episode:
+    """A generated pair whose judge was asked each order len(as_shown) times (None: no verdict)."""
+    meta = {"swapped_judgments": {"judge": swapped[0]}, "repeated_judgments": {"judge": {"as_shown": as_shown, "swapped": swapped}}}
+    return pair(number, "a b", "c", {"judge": as_shown[0]}, **meta)
+
+
+def test_bias_audit_of_repeated_asks() -> None:
+    analyzer = PreferencesAnalyzer()
+    # Ask 1 flips with the order (output 1 shown first, then output 2 shown first: the first shown wins twice),
+    # ask 2 agrees, ask 3 is unanswered as shown. Repeats of one order: output 1 twice as shown (1 agreeing pair);
+    # output 2, 1, 1 swapped (1 of 3 pairs agrees).
+    values = values_of(analyzer, asked(1, ["output_1", "output_1", None], ["output_2", "output_1", "output_1"]))
+    assert values["unanswered_rate[judge]"] == pytest.approx(1 / 6)
+    assert values["position_consistent[judge]"] == 0.5
+    assert values["first_position_wins[judge]"] == 1.0
+    assert values["repetition_agreement[judge]"] == pytest.approx(2 / 4)
+    # The second shown wins both times; a tie against a choice counts the decisive choice only.
+    assert values_of(analyzer, asked(2, ["output_2"], ["output_1"]))["first_position_wins[judge]"] == 0.0
+    assert values_of(analyzer, asked(3, ["tie"], ["output_1"]))["first_position_wins[judge]"] == 0.0
+    consistent = values_of(analyzer, asked(4, ["output_1"], ["output_1"]))
+    assert consistent["position_consistent[judge]"] == 1.0
+    assert "first_position_wins[judge]" not in consistent and "repetition_agreement[judge]" not in consistent  # one ask per order
+
+
+def length_judged(n: int, slope: float, seed: int, judges_per_pair: int = 1) -> list[Episode]:
+    """n pairs of random lengths whose judge takes output 1 with log-odds `slope` per 100 words of difference,
+    each pair judged by `judges_per_pair` people (MT-Bench rows sharing one pair)."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for i in range(n):
+        first, second = rng.integers(1, 400, 2)
+        for j in range(judges_per_pair):
+            chose_first = rng.random() < 1 / (1 + np.exp(-slope * (first - second) / 100))
+            judgments = {"human": "output_1" if chose_first else "output_2"}
+            episodes.append(pair(i * judges_per_pair + j, "w " * first, "w " * second, judgments, question_id=i, turn=1))
+    return episodes
+
+
+def test_length_log_odds_recovers_a_known_slope_resampling_pairs() -> None:
+    analyzer = PreferencesAnalyzer()
+    episodes = length_judged(300, 1.5, seed=3, judges_per_pair=2)
+    metric = analyzer.corpus_metrics([(e, analyzer.annotate(e)) for e in episodes])["length_log_odds[human]"]
+    assert metric.n == 600 and metric.interval == "cluster bootstrap"  # 300 pairs of two judgments: pairs resampled
+    assert 0 < metric.ci_low < 1.5 < metric.ci_high
+    # No length preference: the interval covers 0.
+    neutral = length_judged(300, 0.0, seed=4)
+    flat = analyzer.corpus_metrics([(e, analyzer.annotate(e)) for e in neutral])["length_log_odds[human]"]
+    assert flat.ci_low < 0 < flat.ci_high and flat.interval == "bootstrap"
+
+
+def test_length_log_odds_of_a_judge_that_always_takes_the_longer_output_is_unbounded() -> None:
+    analyzer = PreferencesAnalyzer()
+    episodes = [pair(i, "w " * (1 + i % 5), "w " * (3 + i % 7), {}) for i in range(30)]
+    for episode in episodes:
+        longer_first = len(episode.content_of("output_1")) > len(episode.content_of("output_2"))
+        episode.meta["judgments"] = {"llm": "output_1" if longer_first else "output_2"}
+    metrics = analyzer.corpus_metrics([(e, analyzer.annotate(e)) for e in episodes])
+    assert np.isnan(metrics["length_log_odds[llm]"].mean)  # separation: no finite slope, never a huge number
+
+
+def test_judge_bias_table_and_figure_in_compare(store) -> None:
+    from sim.compare import build_report, judge_bias_table, select
+
+    episodes = [asked(i, ["output_1", "output_2"], ["output_1" if i % 3 else "output_2", None]) for i in range(12)]
+    for episode in episodes:
+        episode.meta["judgments"]["human"] = "output_1"
+        store.add_imported_episode(episode)
+    (summary,) = analyze(store, [PreferencesAnalyzer()])
+    table = judge_bias_table(summary)
+    rows = {(judge, measure): (value, n, interval) for _, judge, measure, value, n, interval, _ in table.rows}
+    assert rows["judge", "unanswered rate"] == ("0.250 [0.250, 0.250]", "12", "bootstrap")  # 1 of 4 asks in every pair
+    value, n, interval = rows["judge", "position consistency"]
+    assert value.startswith("0.667 [") and n == "12" and interval == "wilson"  # 8 of 12 pairs
+    assert rows["judge", "preference fairness"][0].startswith("1.000 [")  # the 4 flips all went to the first shown
+    assert rows["judge", "repetition stability"][0].startswith("0.000 [")  # as shown, the two asks always differ
+    assert {"Cohen's kappa with humans", "agreement with humans"} <= {measure for judge, measure in rows if judge == "judge"}
+    assert ("human", "P(prefers longer)") in rows
+    (section,) = [section for section in build_report(store, select(store, datasets=["hand"]), [summary]).sections if section.charts]
+    assert table in section.tables
+    (chart,) = [chart for chart in section.charts if chart.name == "preferences_judge_bias"]
+    assert chart.png.startswith(b"\x89PNG")
 
 
 def test_kappa_and_correlations_per_judge() -> None:
