@@ -210,7 +210,7 @@ def test_langchain_chat_model_without_logprobs_is_refused_in_one_line(sim, tmp_p
         asyncio.run(backend.complete([ChatMessage("user", "Label it.")], SamplingParams(logprobs=True)))
     args = [
         "run", "scenario=task_labels", "scenario.n_episodes=1", "runner.progress=false", "backend=langchain",
-        f"backend.chat_model._target_={FAKE_CHAT}", "+backend.chat_model.responses=[2]", "backend.api_key_env=null",
+        f"backend.chat_model._target_={FAKE_CHAT}", "+backend.chat_model.responses=['2']", "backend.api_key_env=null",
     ]
     assert_one_line_error(
         sim(*args),
