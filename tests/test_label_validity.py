@@ -109,7 +109,7 @@ def test_ghc_labels_outside_the_binary_scheme_are_invalid_per_model(store, tmp_p
         metric = metrics[("ghc_part / " + model, "invalid_label_rate")]
         assert metric.n == len(rates) == 300
         assert metric.mean == pytest.approx(sum(rates) / len(rates))
-        assert metric.ci_low <= metric.mean <= metric.ci_high
+        assert metric.ci_low <= metric.mean + 1e-12 and metric.mean <= metric.ci_high  # Wilson's low end at 0 is 0 up to rounding
     assert metrics[("ghc_part / open_ai_gpt35turbo", "invalid_label_rate")].mean == 0
     assert metrics[("ghc_part / baize", "invalid_label_rate")].mean > 0.01
 
