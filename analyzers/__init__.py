@@ -2,6 +2,7 @@
 
 from analyzers.base import Analyzer, analyzers
 from analyzers import (  # noqa: F401  (each registers itself)
+    collaboration,
     conversation_stats,
     digression,
     free_text,

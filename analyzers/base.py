@@ -11,6 +11,7 @@ from sim.registry import Registry
 from sim.stats import Estimate
 
 if TYPE_CHECKING:
+    from sim.requests import RetryPolicy
     from sim.store import Store
 
 # An episode with the annotations this analyzer gave it.
@@ -61,6 +62,9 @@ class Analyzer(ABC):
     turn_flags: tuple[str, ...] = ()
     # The perturbations whose turns this analyzer claims to find, and by which score and flag (`sim validate`).
     detectors: tuple[Detector, ...] = ()
+    # True when every setting asks an LLM judge, which must be named: such an analyzer has nothing of its own to
+    # validate, so `sim validate` leaves it out unless named.
+    always_judges: bool = False
     # The human yardstick of its LLM metrics, where the data holds one (reported beside them as `yardsticks`).
     ceilings: tuple[Ceiling, ...] = ()
     # A digest of the settings it was built with (set by sim.analysis.build_analyzers), so that a validation
@@ -78,6 +82,9 @@ class Analyzer(ABC):
     def annotate_many(self, episodes: list[Episode]) -> list[list[Annotation]]:
         """`annotate` for several episodes at once; analyzers that batch work (embeddings) override it."""
         return [self.annotate(episode) for episode in episodes]
+
+    def use_requests(self, policy: "RetryPolicy", use_cache: bool) -> None:
+        """Send any requests (a judge's) with the run's retry policy and cache setting; the default sends none."""
 
     def open(self, store: "Store") -> None:
         """Acquire what annotating needs beyond the episode (a judge backend); called before the first episode."""

@@ -6,13 +6,14 @@ and without digression."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
+from agents.verdicts import YES_NO_VERDICT
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Detector, Scored, analyzers
-from analyzers.judging import UsesJudge, judge_for_mode, parse_number, parse_yes_no, transcript, transcript_limits
+from analyzers.judging import ConversationJudgeConfig, JudgesConversations, Protocol, accuracy_by, judge_for_mode, protocol_named, transcript_limits
 from sim.errors import require_score
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
@@ -26,15 +27,36 @@ CATEGORIES = (
     "closing/summarizing",
     "constructive",
 )
-DIGRESSES = (
-    "Here is a task and a conversation about it.\n\nTask: {task}\n\nConversation:\n{transcript}\n\n"
-    "Does this conversation digress from its task? Answer yes or no."
+# The paper's seven kinds of digression, as its classification prompt numbers them.
+CATEGORY_LIST = "".join(f"[{number}] {name}, " for number, name in enumerate(CATEGORIES, start=1)).rstrip(", ")
+TASK_AND_TRANSCRIPT = "### Task\n\n{task}\n\n### Conversation\n\n{transcript}\n\n"
+PAPER_QUESTION = (
+    "Read the task and the conversation below and decide whether the conversation digresses: answer yes or no. "
+    "Then point out any statement that does nothing to solve the task or has nothing to do with its clues.\n"
 )
-CATEGORY = (
-    "Here is a task and a conversation that digresses from it.\n\nTask: {task}\n\nConversation:\n{transcript}\n\n"
-    "What kind of digression is it? Answer with one number:\n"
-    + "\n".join(f"{number}. {name}" for number, name in enumerate(CATEGORIES, start=1))
-)
+PROTOCOLS = {
+    "short": Protocol(
+        "short",
+        ask="Here is a task and a conversation about it.\n\nTask: {task}\n\nConversation:\n{transcript}\n\n"
+        f"Does this conversation digress from its task? Say briefly why. {YES_NO_VERDICT}",
+        classify="Here is a conversation that digresses from its task, and a judge's reasons.\n\n"
+        + TASK_AND_TRANSCRIPT + "### Reasons\n\n{rationale}\n\n"
+        f"Which kind of digression is it: {CATEGORY_LIST}? Answer with its number in brackets, e.g. [2].",
+    ),
+    "paper": Protocol(
+        "paper",
+        ask=PAPER_QUESTION + TASK_AND_TRANSCRIPT + "### Answer: ",
+        explain=PAPER_QUESTION + TASK_AND_TRANSCRIPT + "### Answer: {verdict}.\n"
+        "Now quote each statement that does nothing to solve the task or has nothing to do with its clues, and say "
+        "why it counts as a digression. If on reflection your answer changes, give the reason for the change. "
+        + YES_NO_VERDICT,
+        classify=f"Sort the reasoning below into one of these kinds of statement: {CATEGORY_LIST}. "
+        "Reply in the form [k], e.g. [1] or [3].\n### Conversation\n\n{transcript}\n\n### Reasoning\n\n{rationale}\n\n"
+        "### Answer (in the form [k]): ",
+        system=True,
+        max_tokens=256,
+    ),
+}
 # The topic-drift curve follows one cohort of conversations at every turn: those with at least as many turns as
 # the median conversation (at most this many). Turn indices reached by different conversations (all reach turn 1,
 # few turn 9) would confound drift with which conversations run long.
@@ -60,40 +82,37 @@ def off_task_scores(turns: np.ndarray, task: np.ndarray) -> np.ndarray:
 
 
 @dataclass
-class DigressionConfig:
+class DigressionConfig(ConversationJudgeConfig):
     """Schema of `analyzer.digression`: `mode` is `embedding` (distance of each turn from the task statement) or
-    `judge` (the `judge` backend answers, by default the composed `backend`); transcripts shown to the judge are
-    cut to `max_turns` and `max_chars`; `embeddings` must be installed for the embedding mode, where a turn is
-    flagged `off_task` when its off_task_score reaches `threshold`."""
+    `judge` (an LLM judge, set up by the ConversationJudgeConfig settings); `embeddings` must be installed for the
+    embedding mode, where a turn is flagged `off_task` when its off_task_score reaches `threshold`."""
 
     _target_: str = "analyzers.digression.DigressionAnalyzer"
-    _recursive_: bool = False  # the judge's backend is built when the analysis starts, not with the analyzer
     mode: str = "embedding"
-    judge: Any = None
-    max_turns: int = 40
-    max_chars: int = 6000
     threshold: float = THRESHOLD
 
 
 @analyzers.register("digression", config=DigressionConfig)
-class DigressionAnalyzer(UsesJudge, Analyzer):
+class DigressionAnalyzer(JudgesConversations, Analyzer):
     """Embedding mode: per turn `task_distance` (1 - cosine similarity to the task), `off_task_score` (far from
     both the task and the turns around it) and its flag `off_task`; per episode the mean and maximum distance,
     `drift_slope` (distance gained per turn) and `off_task_rate`; per group the mean distance at each turn index.
-    Judge mode: per episode `digresses` and, for a digression, `category[NAME]`; per group accuracy with and
-    without digression where episodes carry `meta.correct`."""
+    Judge mode: per episode `unanswered_rate`, `digresses` and, for a digression, `category[NAME]`; per group
+    accuracy with and without digression where episodes carry `meta.correct`."""
 
-    version = "2"
+    version = "3"
     uses_corpus = True
     turn_flags = ("off_task",)
 
     def __init__(
-        self, mode: str = "embedding", judge: Any = None, max_turns: int = 40, max_chars: int = 6000, threshold: float = THRESHOLD
+        self, mode: str = "embedding", judge: Any = None, protocol: str = "short", template: Optional[str] = None,
+        max_turns: int = 40, max_chars: int = 6000, threshold: float = THRESHOLD,
     ) -> None:
         require_score("analyzer.digression.threshold", threshold, 2, " (a cosine distance)")
         self.threshold = threshold
         self.max_turns, self.max_chars = transcript_limits("digression", max_turns, max_chars)
-        self.judge = judge_for_mode(mode, judge, "digression", max_tokens=16)
+        self.protocol = protocol_named(PROTOCOLS, protocol, template, "digression")
+        self.judge = judge_for_mode(mode, judge, "digression", self.protocol.max_tokens)
         # The judge reads whole conversations: only the embedding mode scores single turns.
         self.detectors = () if self.judge is not None else (Detector("digression", "off_task_score", "off_task"),)
 
@@ -108,7 +127,7 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
     def annotate_many(self, episodes: list[Episode]) -> list[list[Annotation]]:
         """Judge mode one episode at a time; embedding mode embeds the tasks and turns of all of them at once."""
         if self.judge is not None:
-            return [self._judged(episode) for episode in episodes]
+            return [self.judged_conversation(episode, "digresses", CATEGORIES) for episode in episodes]
         texts = [[episode.task or ""] + [turn.content for turn in episode.turns] for episode in episodes]
         return [self._embedded(episode, vectors) for episode, vectors in zip(episodes, sentence_embeddings.embed_groups(texts))]
 
@@ -132,29 +151,14 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
         return annotations + [Annotation(episode.id, name, value) for name, value in values.items()]
 
     def notes(self, scored: list[Scored]) -> list[str]:
-        """Which conversations the topic-drift curve follows."""
+        """Who judged (judge mode), or which conversations the topic-drift curve follows."""
+        if self.judge is not None:
+            return self.judge_notes(scored)
         curves = drift_cohort(scored)
         if not curves:
             return []
         return [f"task_distance_at_turn follows the same {len(curves)} of {len(scored)} conversations at every turn:"
                 f" those with at least {len(curves[0])} turns"]
-
-    def _judged(self, episode: Episode) -> list[Annotation]:
-        shown = {"task": episode.task, "transcript": transcript(episode, self.max_turns, self.max_chars)}
-        (answer,) = self.judge.ask([DIGRESSES.format(**shown)])
-        verdict = parse_yes_no(answer)
-        if verdict is None:
-            return [Annotation(episode.id, "judge_answered", 0.0, detail={"answer": answer})]
-        annotations = [Annotation(episode.id, "judge_answered", 1.0), Annotation(episode.id, "digresses", float(verdict))]
-        if verdict:
-            (reply,) = self.judge.ask([CATEGORY.format(**shown)])
-            number = parse_number(reply, len(CATEGORIES))
-            if number is None:
-                annotations.append(Annotation(episode.id, "category_answered", 0.0, detail={"answer": reply}))
-            else:
-                annotations.append(Annotation(episode.id, "category_answered", 1.0))
-                annotations.append(Annotation(episode.id, f"category[{CATEGORIES[number - 1]}]", 1.0))
-        return annotations
 
     def corpus_metrics(self, scored: list[Scored]) -> dict[str, Estimate]:
         """The topic-drift curve (mean distance at each turn index over one cohort of conversations, `drift_cohort`)
@@ -163,14 +167,7 @@ class DigressionAnalyzer(UsesJudge, Analyzer):
         curves = drift_cohort(scored)
         for position, values in enumerate(zip(*curves)):
             result[f"task_distance_at_turn[{position}]"] = estimate(values)
-        correct_by_digression: dict[bool, list[float]] = {True: [], False: []}
-        for episode, episode_annotations in scored:
-            digresses = next((a.value for a in episode_annotations if a.name == "digresses"), None)
-            if digresses is not None and isinstance(episode.meta.get("correct"), bool):
-                correct_by_digression[bool(digresses)].append(float(episode.meta["correct"]))
-        for digresses, values in correct_by_digression.items():
-            if values:
-                result[f"accuracy[{'with' if digresses else 'without'} digression]"] = estimate(values)
+        result.update(accuracy_by(scored, "digresses", ("with digression", "without digression")))
         return result
 
 

@@ -1,51 +1,52 @@
-"""Human-likeness: an LLM judge reads a conversation and answers whether it resembles a dialogue between people."""
+"""Human-likeness: an LLM judge reads a conversation and answers whether it resembles a dialogue between people.
+Where the task has a ground truth (SPP puzzles), accuracy is split by the verdict, as the paper reports it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from analyzers.base import Analyzer, analyzers
-from analyzers.judging import Judge, UsesJudge, parse_yes_no, transcript, transcript_limits
-from sim.records import Annotation, Episode
+from agents.verdicts import YES_NO_VERDICT
+from analyzers.base import analyzers
+from analyzers.judging import ConversationJudgeConfig, ConversationVerdict, Protocol
 
-QUESTION = (
-    "Here is a conversation.\n\n{transcript}\n\n"
-    "Does this conversation resemble a dialogue between people? Answer yes or no, then give one sentence why."
+PAPER_QUESTION = (
+    "Judge whether the conversation below reads like a dialogue between people or like one made up by several AI "
+    "agents. Weigh how it flows, how natural the replies are, whether there are emotional or personal asides, and "
+    "how varied and complex its language is. Answer yes if it reads like people talking, no otherwise.\n"
+    "### Conversation\n\n{transcript}\n\n"
 )
+PROTOCOLS = {
+    "short": Protocol(
+        "short",
+        ask="Here is a conversation.\n\n{transcript}\n\n"
+        f"Does this conversation resemble a dialogue between people? Say briefly why. {YES_NO_VERDICT}",
+    ),
+    "paper": Protocol(
+        "paper",
+        ask=PAPER_QUESTION + "### Answer: ",
+        explain=PAPER_QUESTION + "### Answer: {verdict}\n\n"
+        "Now give your reasons: point to what in the conversation suggests people or machines. If on reflection "
+        f"your answer changes, give the reason for the change. {YES_NO_VERDICT}",
+        system=True,
+        max_tokens=256,
+    ),
+}
 
 
 @dataclass
-class HumanLikenessConfig:
-    """Schema of `analyzer.human_likeness`: `judge` is a backend config (by default the composed `backend`, so
-    `backend=openai backend.model=gpt-4o` picks the judge); transcripts are cut to `max_turns` and `max_chars`."""
+class HumanLikenessConfig(ConversationJudgeConfig):
+    """Schema of `analyzer.human_likeness` (the settings are ConversationJudgeConfig's)."""
 
     _target_: str = "analyzers.human_likeness.HumanLikenessAnalyzer"
-    _recursive_: bool = False  # the judge's backend is built when the analysis starts, not with the analyzer
-    judge: Any = None
-    max_turns: int = 40
-    max_chars: int = 6000
 
 
 @analyzers.register("human_likeness", config=HumanLikenessConfig)
-class HumanLikenessAnalyzer(UsesJudge, Analyzer):
-    """Per conversation: `human_like` (1 yes, 0 no) with the judge's answer as its rationale, and
-    `judge_answered` (0 when the answer held neither yes nor no)."""
+class HumanLikenessAnalyzer(ConversationVerdict):
+    """Per conversation: `unanswered_rate` (1 when the judge gave no verdict) and `human_like` (1 yes, 0 no) with
+    the judge's rationale; per group accuracy of human-like and agent-like conversations where episodes carry
+    `meta.correct`."""
 
-    version = "1"
-
-    def __init__(self, judge: Any = None, max_turns: int = 40, max_chars: int = 6000) -> None:
-        self.max_turns, self.max_chars = transcript_limits("human_likeness", max_turns, max_chars)
-        self.judge = Judge(judge or {}, max_tokens=64)
-
-    def applies_to(self, episode: Episode) -> bool:
-        """Conversations of two turns or more."""
-        return episode.kind == "conversation" and len(episode.turns) >= 2
-
-    def annotate(self, episode: Episode) -> list[Annotation]:
-        """The judge's verdict on the whole conversation."""
-        (answer,) = self.judge.ask([QUESTION.format(transcript=transcript(episode, self.max_turns, self.max_chars))])
-        verdict = parse_yes_no(answer)
-        if verdict is None:
-            return [Annotation(episode.id, "judge_answered", 0.0, detail={"answer": answer})]
-        return [Annotation(episode.id, "judge_answered", 1.0), Annotation(episode.id, "human_like", float(verdict), detail={"rationale": answer})]
+    version = "2"
+    verdict_name = "human_like"
+    split_labels = ("human-like", "agent-like")
+    protocols = PROTOCOLS

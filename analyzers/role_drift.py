@@ -12,9 +12,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from agents.verdicts import YES_NO_VERDICT, read_yes_no
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Detector, Scored, analyzers
-from analyzers.judging import UsesJudge, judge_for_mode, parse_yes_no
+from analyzers.judging import UsesJudge, judge_for_mode
 from analyzers.role_model import role_probabilities
 from sim.errors import require_score
 from sim.records import Annotation, Episode, Turn
@@ -22,8 +23,10 @@ from sim.stats import Estimate, cluster_auc
 
 QUESTION = (
     "In a role-play, {own} talks with {partners}.{task}\n\nHere is one turn:\n{content}\n\n"
-    "Is this turn spoken as {own}, in that role, rather than as {partners}? Answer yes or no."
-)
+    "Is this turn spoken as {own}, in that role, rather than as {partners}? "
+) + YES_NO_VERDICT
+# Room for a sentence of reasons and the verdict line.
+JUDGE_MAX_TOKENS = 64
 # A role is learned only from a group where it speaks in at least this many conversations.
 MIN_ROLE_CONVERSATIONS = 20
 # Below this cross-fitted AUC the roles' turns are too alike for a turn of the wrong role to be found.
@@ -41,8 +44,8 @@ def role_description(episode: Episode, role: str) -> str:
 @dataclass
 class RoleDriftConfig:
     """Schema of `analyzer.role_drift`: `mode` is `embedding` (a role model learned from the group's own turns;
-    needs the embeddings extra) or `judge` (the `judge` backend answers, by default the composed `backend`); a
-    turn is flagged `drifted` when its drift_score reaches `threshold`."""
+    needs the embeddings extra) or `judge` (an LLM judge: `judge` names a backend preset or config, or `self` for
+    the composed backend); a turn is flagged `drifted` when its drift_score reaches `threshold`."""
 
     _target_: str = "analyzers.role_drift.RoleDriftAnalyzer"
     _recursive_: bool = False  # the judge's backend is built when the analysis starts, not with the analyzer
@@ -71,15 +74,16 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
     """Embedding mode, per turn: `drift_score` (1 - P(own role | turn) among the episode's roles, from a role model
     cross-fitted on the group) and `drifted` (score >= threshold); per episode `drift_rate`, `drift_happens`,
     `first_drift_turn`, `mean_drift_score`; per group `role_separability`. Nothing where the roles are not
-    identifiable. Judge mode: `in_role` and `drifted` per turn, and the same episode values."""
+    identifiable. Judge mode: per turn `unanswered_rate` (1 when the judge gave no verdict, carrying who judged),
+    `in_role` and `drifted`, and the same episode values."""
 
-    version = "2"
+    version = "3"
     turn_flags = ("drifted",)
     uses_corpus = True  # the role model and its separability are properties of the group
 
     def __init__(self, mode: str = "embedding", threshold: float = THRESHOLD, judge: Any = None) -> None:
         require_score("analyzer.role_drift.threshold", threshold)
-        self.judge = judge_for_mode(mode, judge, "role_drift", max_tokens=8)
+        self.judge = judge_for_mode(mode, judge, "role_drift", JUDGE_MAX_TOKENS)
         self.threshold = threshold
         self.fits_corpus = self.judge is None  # the role model learns from every episode of the group
         score = "drifted" if self.judge is not None else "drift_score"
@@ -182,7 +186,10 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
         return {"role_separability": fit.separability} if fit is not None and fit.separability is not None else {}
 
     def notes(self, scored: list[Scored]) -> list[str]:
-        """Why there are no drift rates where the roles are not identifiable; how the score was made where they are."""
+        """Who judged (judge mode); why there are no drift rates where the roles are not identifiable, how the score
+        was made where they are (embedding mode)."""
+        if self.judge is not None:
+            return self.judge_notes(scored)
         fit = self._fit_of(scored)
         if fit is None:
             return []
@@ -210,15 +217,16 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
             partners = " and ".join(role_description(episode, role) for role in roles if role != turn.role)
             prompts.append(QUESTION.format(own=role_description(episode, turn.role), partners=partners, task=task, content=turn.content.strip()))
         result = []
+        who = {**self.judged_by(episode), "protocol": "short"}
         for turn, answer in zip(turns, self.judge.ask(prompts)):
-            verdict = parse_yes_no(answer)
-            if verdict is None:
-                result.append([Annotation(episode.id, "judge_answered", 0.0, turn_idx=turn.idx, detail={"answer": answer})])
-            else:
-                result.append([
+            verdict = read_yes_no(answer)
+            annotations = [Annotation(episode.id, "unanswered_rate", float(verdict is None), turn_idx=turn.idx, detail={**who, "answers": [answer]})]
+            if verdict is not None:
+                annotations += [
                     Annotation(episode.id, "in_role", float(verdict), turn_idx=turn.idx),
                     Annotation(episode.id, "drifted", float(not verdict), turn_idx=turn.idx),
-                ])
+                ]
+            result.append(annotations)
         return result
 
 

@@ -19,6 +19,7 @@ from analyzers import Analyzer, analyzers
 from analyzers.base import Ceiling, Scored
 from sim.config import build
 from sim.records import Annotation, Episode
+from sim.requests import retry_policy
 from sim.stats import (
     Difference, Estimate, clustered_rate, compare, compare_clustered, estimate, q_values, ratio_estimate,
 )
@@ -442,9 +443,10 @@ def analyze(
     return [run.summary() for run in runs]
 
 
-def build_analyzers(settings: Optional[DictConfig], names: Iterable[str]) -> list[Analyzer]:
+def build_analyzers(settings: Optional[DictConfig], names: Iterable[str], runner: Optional[DictConfig] = None) -> list[Analyzer]:
     """The named analyzers, each built from its settings under `analyzer.NAME` (conf/analyzer/NAME.yaml), or with
-    its defaults where it has none; an unknown name fails with the list of known ones."""
+    its defaults where it has none, sending any requests (judges') with the `runner` settings' retries and cache;
+    an unknown name fails with the list of known ones."""
     built = []
     for name in dict.fromkeys(names):  # each once: two runs of one analyzer would write its annotations twice
         cls = analyzers.get(name)
@@ -452,6 +454,8 @@ def build_analyzers(settings: Optional[DictConfig], names: Iterable[str]) -> lis
         analyzer = cls() if node is None else build(node, f"analyzer {name}")
         if node is not None:
             analyzer.settings_hash = settings_digest(node)
+        if runner is not None:
+            analyzer.use_requests(retry_policy(runner), runner.use_cache)
         built.append(analyzer)
     return built
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -33,8 +34,13 @@ CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
 MULTIRUN_FLAGS = ("-m", "--multirun")
 # Overrides the analysis commands (analyze, reanalyze, compare) take: analyzer settings and the judge backend.
-ANALYSIS_OVERRIDES = ("analyzer.", "backend=", "backend.")
+# What analysis commands take: analyzer settings, the backend a `judge=self` uses, and how a judge's requests are
+# retried and cached.
+JUDGE_REQUEST_KEYS = ("use_cache", "max_attempts", "backoff_initial_s", "backoff_max_s", "retry_after_max_s")
+ANALYSIS_OVERRIDES = ("analyzer.", "backend=", "backend.", *(f"runner.{key}=" for key in JUDGE_REQUEST_KEYS))
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+# `analyzer.NAME.judge=PRESET` (or a sweep of presets, or `self`): a backend preset as an analyzer's judge.
+JUDGE_CHOICE = re.compile(r"^analyzer\.(\w+)\.judge=(?!null$)(self|[A-Za-z_][\w-]*(?:,[A-Za-z_][\w-]*)*)$")
 # Launcher presets whose jobs run on other machines, where one SQLite file would be shared over a network file system.
 CLUSTER_LAUNCHERS = ("slurm", "submitit_slurm")
 RAY_LAUNCHERS = ("ray_cluster", "ray")
@@ -92,8 +98,25 @@ def _missing_keys(cfg: DictConfig) -> list[str]:
     return sorted(found)
 
 
+def judge_choices(overrides: list[str]) -> list[str]:
+    """`overrides` with each `analyzer.NAME.judge=PRESET` in Hydra's form for placing a backend preset at the
+    judge's key (so that `analyzer.NAME.judge.KEY=VALUE` can then set its fields), and `judge=self` as the
+    composed backend."""
+    chosen = []
+    for override in overrides:
+        match = JUDGE_CHOICE.match(override)
+        if match is None:
+            chosen.append(override)
+        elif match.group(2) == "self":
+            chosen.append(f"analyzer.{match.group(1)}.judge=${{backend}}")
+        else:
+            chosen.append(f"+backend@analyzer.{match.group(1)}.judge={match.group(2)}")
+    return chosen
+
+
 def compose_config(overrides: list[str]) -> DictConfig:
     """The config `sim run` would get from these overrides (no sweeps); a SimError naming a bad one."""
+    overrides = judge_choices(overrides)
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
             return compose(config_name=CONFIG_NAME, overrides=overrides)
@@ -123,7 +146,8 @@ def config_dir_overrides(args: list[str]) -> tuple[list[str], list[str]]:
 def analysis_settings(overrides: list[str], command: str) -> DictConfig:
     """The composed config for `command`'s analyzer and judge overrides; a SimError for any other override."""
     if bad := [o for o in overrides if not o.startswith(ANALYSIS_OVERRIDES)]:
-        raise SimError(f"{command} takes analyzer and judge settings (analyzer.NAME.KEY=VALUE, backend=...), got {bad[0]!r}")
+        raise SimError(f"{command} takes analyzer and judge settings (analyzer.NAME.KEY=VALUE, backend=..., "
+                       f"runner.{'/'.join(JUDGE_REQUEST_KEYS)}), got {bad[0]!r}")
     return compose_config(overrides)
 
 
@@ -259,7 +283,7 @@ def run_hydra(args: list[str]) -> None:
     # Hydra would print its own (trimmed) traceback and exit; with a full error it raises instead, so that a
     # launcher that cannot start (no SLURM here, clashing flags) ends as one line unless --debug asks for more.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    sys.argv = ["sim", *args]
+    sys.argv = ["sim", *judge_choices(args)]
     started_sweeps.clear()
     try:
         hydra_main()

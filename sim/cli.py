@@ -123,13 +123,14 @@ def analyze(
     db: str, run_id: Optional[str], dataset: Optional[str], names: tuple[str, ...], as_json: bool, overrides: tuple[str, ...]
 ) -> None:
     """Score stored episodes and print each analyzer's metrics per group with 95% CIs; OVERRIDES set analyzer
-    settings as in `sim run` (conf/analyzer/), and `backend=...` picks the judge of the judge analyzers.
+    settings as in `sim run` (conf/analyzer/); `analyzer.NAME.judge=PRESET` names the judge of a judge analyzer
+    (`analyzer.NAME.judge=self`: the composed backend, set with `backend=...`).
 
     \b
     Examples:
         sim analyze --db runs/sim.db --analyzer role_flip --json
         sim analyze --dataset p2c --analyzer preferences analyzer.preferences.lexicons=PATH/hummingbird_tokens_avg
-        sim analyze --analyzer human_likeness backend=openai backend.model=gpt-4o-mini
+        sim analyze --analyzer human_likeness analyzer.human_likeness.judge=openai analyzer.human_likeness.judge.model=gpt-4o-mini
     """
     from sim.analysis import analyze as run_analyzers
     from sim.analysis import build_analyzers
@@ -138,7 +139,7 @@ def analyze(
     from sim.validation import latest_validations
 
     cfg = analysis_settings(list(overrides), "sim analyze")
-    selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze))
+    selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze), cfg.runner)
     store = _open(db, writes=True)
     try:
         if run_id is not None:
@@ -213,7 +214,8 @@ def validate(
     if (dataset is None) == (run_id is None):
         raise click.UsageError("name the corpus with exactly one of --dataset or --run")
     cfg = analysis_settings(list(overrides), "sim validate")
-    built = build_analyzers(cfg.analyzer, list(names) or analyzers.names())
+    candidates = list(names) or [name for name in analyzers.names() if not analyzers.get(name).always_judges]
+    built = build_analyzers(cfg.analyzer, candidates, cfg.runner)
     selected = [analyzer for analyzer in built if analyzer.detectors]
     if names and (scoreless := [a.name for a in built if not a.detectors]):
         raise _bad(f"{scoreless[0]} has no per-turn score to validate in these settings", "--analyzer")

@@ -42,7 +42,7 @@ def reanalyze(store: Store, names: list[str], overrides: list[str]) -> list[Rean
     cfg = analysis_settings(overrides, "sim reanalyze")
     names = names or [name for name in store.analyzed_names() if name in analyzers.names()]
     done = []
-    for analyzer in build_analyzers(cfg.analyzer, names):
+    for analyzer in build_analyzers(cfg.analyzer, names, cfg.runner):
         for run_id, dataset, old_versions, n_stale in store.stale_scopes(analyzer.name, analyzer.version):
             (summary,) = analyze(store, [analyzer], run_id=run_id, dataset=dataset)
             store.drop_other_versions(analyzer.name, analyzer.version, run_id, dataset)

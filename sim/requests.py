@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -22,6 +22,11 @@ class RetryPolicy:
     initial_s: float = 0.5
     max_s: float = 30.0
     retry_after_max_s: float = 300.0
+
+
+def retry_policy(runner: Any) -> RetryPolicy:
+    """The retry policy a run's `runner` settings ask for."""
+    return RetryPolicy(runner.max_attempts, runner.backoff_initial_s, runner.backoff_max_s, runner.retry_after_max_s)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from sim.config import build, redacted_yaml
 from sim.errors import SimError
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
 from sim.records import Episode, Turn
-from sim.requests import RequestExecutor, RetryPolicy
+from sim.requests import RequestExecutor, retry_policy
 from sim.store import Store
 
 VERSIONED_PACKAGES = ("artifact-sim", "hydra-core", "omegaconf", "llama-cpp-python", "openai", "sqlite-utils")
@@ -405,7 +405,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
 
     `overrides` are the command line's; when the run already exists they are applied to its stored config.
     A run with `run.fork_of` plays only that episode again, from turn `run.fork_at` on (`sim replay`)."""
-    post_run_analyzers = build_analyzers(cfg.get("analyzer"), cfg.runner.analyze)  # fails on a typo before any generation
+    post_run_analyzers = build_analyzers(cfg.get("analyzer"), cfg.runner.analyze, cfg.runner)  # fails on a typo before any generation
     for key in ("concurrency", "max_attempts"):
         if cfg.runner[key] <= 0:
             raise SimError(f"runner.{key} must be positive, got {cfg.runner[key]}")
@@ -451,9 +451,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
             )
         if fork is not None and fork_plan is not None:
             fork.start(store, run_id, fork_plan)  # on a resume, once more: it keeps the child it finds
-        policy = RetryPolicy(
-            cfg.runner.max_attempts, cfg.runner.backoff_initial_s, cfg.runner.backoff_max_s, cfg.runner.retry_after_max_s
-        )
+        policy = retry_policy(cfg.runner)
         runner = EpisodeRunner(
             store=store,
             executor=RequestExecutor(store, backend, policy, cfg.runner.use_cache),

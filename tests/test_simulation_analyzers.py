@@ -9,8 +9,7 @@ import pytest
 
 from analyzers.conversation_stats import ConversationStatsAnalyzer, ending_of
 from analyzers.digression import CATEGORIES, DigressionAnalyzer
-from analyzers.human_likeness import HumanLikenessAnalyzer
-from analyzers.judging import parse_number, parse_yes_no, transcript
+from analyzers.judging import transcript
 from analyzers.role_drift import RoleDriftAnalyzer
 from conftest import DATA
 from sim.analysis import analyze, build_analyzers
@@ -37,19 +36,6 @@ def episode_values(annotations: list[Annotation]) -> dict[str, float]:
 
 def turn_values(annotations: list[Annotation], name: str) -> list[float]:
     return [a.value for a in annotations if a.name == name and a.turn_idx is not None]
-
-
-@pytest.mark.parametrize(
-    ("text", "verdict"),
-    [("Yes.", True), ("no, it does not", False), ("I think so: YES", True), ("Maybe", None), ("x" * 90 + " yes", None)],
-)
-def test_yes_no_answers(text: str, verdict) -> None:
-    assert parse_yes_no(text) == verdict
-
-
-def test_numbered_answers() -> None:
-    assert parse_number("4. irrelevant/off-topic", 7) == 4
-    assert parse_number("Category 9", 7) is None and parse_number("none", 7) is None
 
 
 @pytest.mark.parametrize(
@@ -197,7 +183,8 @@ def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:
 
     import_file(store, "dailydialog", CONVERSATIONS / "dailydialog" / "dailydialog_sample_2624.jsonl", dataset="dd", progress=False)
     keep = keep_first(store, 2)
-    settings = compose_config(["backend.n_ctx=2048", "analyzer.digression.mode=judge", "analyzer.role_drift.mode=judge"]).analyzer
+    judged_by_self = [f"analyzer.{name}.judge=self" for name in ("human_likeness", "digression", "role_drift")]
+    settings = compose_config(["backend.n_ctx=2048", "analyzer.digression.mode=judge", "analyzer.role_drift.mode=judge", *judged_by_self]).analyzer
     selected = build_analyzers(settings, ["human_likeness", "digression", "role_drift"])
     first = analyze(store, selected)
     requests = store.db["request_cache"].count
@@ -206,8 +193,8 @@ def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:
         assert summary.n_episodes == 2
     rows = store.db.execute("SELECT analyzer, episode_id, turn_idx, name, value, detail_json FROM annotations ORDER BY id").fetchall()
     for analyzer, episode_id, turn_idx, name, value, detail in rows:
-        if name == "judge_answered" and value == 0:
-            assert json.loads(detail)["answer"] is not None
+        if name == "unanswered_rate":
+            assert json.loads(detail)["judge"].startswith("embedded:SmolLM2") and json.loads(detail)["answers"]
         if name == "human_like":
             assert json.loads(detail)["rationale"]
     in_role = {(e, t): v for a, e, t, n, v, _ in rows if n == "in_role"}
