@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from agents.agent import Agent
-from agents.verdicts import CHOICE_VERDICT, read_choice
+from agents.verdicts import CHOICE_VERDICT
 
 JUDGE_SYSTEM = "You are an impartial judge of response quality."
 JUDGE_PROMPT = """{question}Which response is better?
@@ -29,7 +29,3 @@ def judge(prompt: Optional[str], first: str, second: str) -> Agent:
         opening=JUDGE_PROMPT.format(question=question, a=first, b=second),
     )
 
-
-def parse_choice(answer: str) -> Optional[str]:
-    """A, B or tie: the verdict the answer gives (`agents.verdicts.read_choice`); None when it gives none."""
-    return read_choice(answer)

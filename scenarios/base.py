@@ -80,6 +80,9 @@ class EpisodeContext(Protocol):
     async def generate_text(self, key: str, messages: list[ChatMessage], sampling: SamplingParams) -> str:
         """Ask the backend for text that is not a turn (e.g. a specified task)."""
 
+    def token_logprobs(self, idx: int) -> Optional[list[tuple[str, float]]]:
+        """Each token of turn `idx` with its log-probability, where the backend gave them."""
+
     def record_turn(self, idx: int, speaker: str, role: str, content: str) -> Turn:
         """Store a turn that needs no request of its own (e.g. one persona's part of a longer response)."""
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional, Sequence
 from omegaconf import OmegaConf
 
 from analyzers.preferences import BIAS_AUDIT, AuditMeasure
-from analyzers.task_labels import clean_labels
+from analyzers.task_labels import clean_labels, dataset_schemes, scheme_of, valid_labels
 from sim.analysis import (
     AnalyzerSummary, Comparison, Metric, Scope, analyze, build_analyzers, count_episodes, side_label, side_order,
 )
@@ -348,27 +348,31 @@ def task_label_charts(store: Store, selection: Selection) -> list[Optional[Chart
     return [label_distributions(
         "task_label_distributions", "Human and model label distributions",
         "For each group, the share of its human and of its model labels that take each value (an item labeled by"
-        " several models counts its human labels once).", task_label_values(store, selection),
+        " several models counts its human labels once; model labels outside the item's label scheme are left out and"
+        " counted by invalid_label_rate).", task_label_values(store, selection),
     )]
 
 
 def task_label_values(store: Store, selection: Selection) -> dict[str, dict[str, list[float]]]:
-    """Per group, every human label (once per item) and every model label of the selected items."""
+    """Per group, every human label (once per item) and every valid model label of the selected items."""
     where, params = selection.where()
     rows = store.db.execute(
         "SELECT e.run_id, e.dataset, json_extract(e.meta_json, '$.item_id'), json_extract(e.meta_json, '$.human_labels'),"
-        f" json_extract(e.meta_json, '$.model_labels') FROM episodes e WHERE e.kind = 'task_label' AND {where}",
+        " json_extract(e.meta_json, '$.model_labels'), json_extract(e.meta_json, '$.label_scheme')"
+        f" FROM episodes e WHERE e.kind = 'task_label' AND {where}",
         params,
     )
+    schemes = dataset_schemes(store)
     labels: dict[tuple[str, Optional[str]], dict[str, list[float]]] = {}
     items_seen: set[tuple[str, str]] = set()
-    for run_id, dataset, item_id, human, model in rows:
+    for run_id, dataset, item_id, human, model, declared in rows:
+        scheme = scheme_of({"label_scheme": json.loads(declared or "null")}, dataset, schemes)
         group = selection.label(run_id, dataset)
         sides = labels.setdefault((group, None), {"human": [], "model": []})
         if item_id is None or (group, item_id) not in items_seen:
             sides["human"] += clean_labels(json.loads(human or "[]"))
             items_seen.add((group, item_id))
-        sides["model"] += clean_labels(json.loads(model or "[]"))
+        sides["model"] += valid_labels(clean_labels(json.loads(model or "[]")), scheme)
     return selection.ordered(labels)
 
 
@@ -555,7 +559,7 @@ def run_comparison(
     """Select and group, check the report folder, analyze (writing annotations, as `sim analyze` does), build the
     report and write it; the report and its folder."""
     cfg = analysis_settings(list(overrides), "sim compare")
-    selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze))
+    selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze), cfg.runner)
     store = Store.open(db, create=False, writable=True, option="--db")  # analyzing writes annotations
     try:
         selection = select(store, sweep, run_ids, datasets, by, reference)

@@ -236,3 +236,20 @@ def test_embedded_run_gives_label_confidences_without_logits_all(sim, tmp_path: 
         assert (confidence is None) == (label is None)
         # The label's tokens are part of the answer: at least as probable as the whole answer, at most certain.
         assert confidence is None or math.exp(answer_logprob) - 1e-9 <= confidence <= 1
+
+
+def test_compare_label_distributions_leave_out_labels_outside_the_scheme(store) -> None:
+    from sim.compare import Group, Selection, task_label_values
+
+    for index, (model, human) in enumerate([([0, 1, 7], [0, 1]), ([1, 9, 1], [1, 1])]):
+        episode = item(model, human, dataset="toy", item_id=f"i{index}")
+        episode.id = f"e{index}"
+        store.add_imported_episode(episode)
+    declared = item([1, 3, 2], [1], dataset="declared", item_id="d0", label_scheme={"1": "low", "2": "high"})
+    declared.id = "d0"
+    store.add_imported_episode(declared)
+    selection = Selection([Group("toy", dataset="toy"), Group("declared", dataset="declared")], "dataset", "")
+    values = task_label_values(store, selection)
+    # toy's scheme is what its humans used, {0, 1}: 7 and 9 are not labels; "declared" names its own scheme.
+    assert values["toy"] == {"human": [0.0, 1.0, 1.0, 1.0], "model": [0.0, 1.0, 1.0, 1.0]}
+    assert values["declared"] == {"human": [1.0], "model": [1.0, 2.0]}

@@ -2,8 +2,8 @@
 
 from agents.annotator import parse_label
 from agents.group import parse_next_speaker
-from agents.judge import parse_choice
 from agents.self_instruct import parse_instance, parse_instruction
+from agents.verdicts import read_choice
 from sim.graphs import graph_summary, transition_graph
 from sim.records import Turn
 from sim.spp import final_answer, is_correct, split_transcript
@@ -20,12 +20,12 @@ def test_parse_label_prefers_a_standalone_value_then_a_meaning() -> None:
     assert parse_label("no idea", SCHEME) is None
 
 
-def test_parse_choice_reads_a_b_or_tie() -> None:
-    assert parse_choice("Response B is better.") == "B"
-    assert parse_choice("A") == "A"
-    assert parse_choice("It's a tie.") == "tie"
-    assert parse_choice("TIE") == "tie"
-    assert parse_choice("Both are fine") is None
+def test_read_choice_reads_a_b_or_tie() -> None:
+    assert read_choice("Response B is better.") == "B"
+    assert read_choice("A") == "A"
+    assert read_choice("It's a tie.") == "tie"
+    assert read_choice("TIE") == "tie"
+    assert read_choice("Both are fine") is None
 
 
 def test_self_instruct_parsers() -> None:
