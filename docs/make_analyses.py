@@ -37,8 +37,14 @@ CONVERSATIONS = "conversations"
 SPP_LOG = f"{CONVERSATIONS}/artifacts-llmgendata-spp/logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl"
 SPP_PUZZLES = f"{CONVERSATIONS}/artifacts-llmgendata-spp/logic_grid_puzzle_200.jsonl"
 # The judge section reads the first JUDGED_PUZZLES SPP transcripts, written to this file under runs/analyses/.
-JUDGED_PUZZLES = 40
-JUDGED_FILE = "spp_first40.jsonl"
+JUDGED_PUZZLES = 20
+JUDGED_FILE = f"spp_first{JUDGED_PUZZLES}.jsonl"
+JUDGED_DATASET = f"spp_gpt4_first{JUDGED_PUZZLES}"
+# The judge analyses: the paper's two-stage protocol, with the embedded model named as the judge of each.
+JUDGE_ANALYZERS = ("digression", "human_likeness", "collaboration")
+JUDGE_SETTINGS = tuple(
+    setting for name in JUDGE_ANALYZERS for setting in (f"analyzer.{name}.judge=embedded", f"analyzer.{name}.protocol=paper")
+)
 
 
 @dataclass(frozen=True)
@@ -141,7 +147,7 @@ def run_args(run_id: str) -> list[str]:
     return ["run", *RUNS[run_id], f"run.id={run_id}", "store.path={db}", "runner.progress=false"]
 
 
-JUDGED = Corpus("spp", f"{JSON_DIR}/{JUDGED_FILE}", "spp_gpt4_first40", (("puzzles", SPP_PUZZLES),), ("puzzles",))
+JUDGED = Corpus("spp", f"{JSON_DIR}/{JUDGED_FILE}", JUDGED_DATASET, (("puzzles", SPP_PUZZLES),), ("puzzles",))
 
 
 def judged_import_args() -> list[str]:
@@ -350,8 +356,10 @@ def task_labels(section: Section, results: Results) -> dict[str, str]:
               "minority: one human label (ceiling) % (items with 4+ labels)"]
     matches = block(section, results, table(header, rows))
     rows = [[group, percent(get(group, "voices_human_minority"), n=True), percent(get(group, "model_unanimous")),
-             percent(get(group, "human_unanimous")), with_interval(get(group, "js_distance"), 2)] for group in groups]
-    header = ["dataset / model", "voices human minority % (items with one)", "model unanimous %", "human unanimous %", "JS distance"]
+             percent(get(group, "human_unanimous")), with_interval(get(group, "js_distance"), 2),
+             percent(get(group, "invalid_label_rate"))] for group in groups]
+    header = ["dataset / model", "voices human minority % (items with one)", "model unanimous %", "human unanimous %", "JS distance",
+              "model labels outside the scheme, mean share per item %"]
     spread = block(section, results, table(header, rows), first=False)
     return {section.name: matches, f"{section.name}_spread": spread}
 
@@ -684,18 +692,30 @@ def roleplay(section: Section, results: Results) -> dict[str, str]:
 
 
 def judges(section: Section, results: Results) -> dict[str, str]:
-    """What the embedded model answered as a judge of digression and human-likeness."""
+    """What the embedded model answered as the judge of digression, human-likeness and collaboration: how often it
+    gave no verdict, its verdicts, and SPP accuracy split by each."""
     group = results.groups["digression"][0]
     categories = sorted(name for (a, g, name) in results.metrics if a == "digression" and g == group and name.startswith("category["))
+
+    def row(label: str, analyzer: str, name: str) -> list[str]:
+        return [label, percent(results.get(analyzer, group, name), n=True)]
+
     rows = [
-        ["judge answered (digression question), %", percent(results.get("digression", group, "judge_answered"), n=True)],
-        ["transcripts judged to digress, %", percent(results.get("digression", group, "digresses"), n=True)],
-        ["judge answered (human-likeness question), %", percent(results.get("human_likeness", group, "judge_answered"), n=True)],
-        ["transcripts judged human-like, %", percent(results.get("human_likeness", group, "human_like"), n=True)],
-        ["puzzles solved, transcripts with a digression, %", percent(results.get("digression", group, "accuracy[with digression]"), n=True)],
-        ["puzzles solved, transcripts without a digression, %", percent(results.get("digression", group, "accuracy[without digression]"), n=True)],
-    ] + [[f"digressions of category {name[len('category['):-1]}, %", percent(results.get("digression", group, name), n=True)] for name in categories]
-    judged = block(section, results, table([f"measure (SPP, first {JUDGED_PUZZLES} transcripts; judge: SmolLM2-135M)", "value (n)"], rows))
+        row("no verdict (digression), %", "digression", "unanswered_rate"),
+        row("transcripts judged to digress, %", "digression", "digresses"),
+        row("no verdict (human-likeness), %", "human_likeness", "unanswered_rate"),
+        row("transcripts judged human-like, %", "human_likeness", "human_like"),
+        row("no verdict (collaboration), %", "collaboration", "unanswered_rate"),
+        row("transcripts judged a combined effort, %", "collaboration", "combined_effort"),
+        row("puzzles solved, transcripts with a digression, %", "digression", "accuracy[with digression]"),
+        row("puzzles solved, transcripts without a digression, %", "digression", "accuracy[without digression]"),
+        row("puzzles solved, human-like transcripts, %", "human_likeness", "accuracy[human-like]"),
+        row("puzzles solved, agent-like transcripts, %", "human_likeness", "accuracy[agent-like]"),
+        row("puzzles solved, combined effort, %", "collaboration", "accuracy[combined effort]"),
+        row("puzzles solved, one participant leading, %", "collaboration", "accuracy[one leader]"),
+    ] + [row(f"digressions of category {name[len('category['):-1]}, %", "digression", name) for name in categories]
+    title = f"measure (SPP, first {JUDGED_PUZZLES} transcripts; judge: SmolLM2-135M, protocol paper)"
+    judged = block(section, results, table([title, "value (n)"], rows))
     header = ["figure (SPP, GPT-4 transcripts)", "published (GPT-4 as judge, 200 transcripts)", f"here (SmolLM2 as judge, first {JUDGED_PUZZLES} transcripts), %"]
     compared = block(section, results, table(header, judged_published(results, group, categories)), first=False, intervals=False)
     return {section.name: judged, f"{section.name}_published": compared}
@@ -735,9 +755,9 @@ SECTIONS = [
     Section("roleplay", (), (Analysis("roleplay.smollm2-roleplay", (
         "--run", "smollm2-roleplay", "--analyzer", "role_flip", "--analyzer", "conversation_stats", "--analyzer", "digression")),),
         roleplay, runs=("smollm2-roleplay",)),
-    Section("judges", (), (Analysis("judges.spp_gpt4_first40", (
-        "--dataset", "spp_gpt4_first40", "--analyzer", "human_likeness", "--analyzer", "digression", "analyzer.digression.mode=judge")),),
-        judges, judged=True),
+    Section("judges", (), (Analysis(f"judges.{JUDGED_DATASET}", (
+        "--dataset", JUDGED_DATASET, *(arg for name in JUDGE_ANALYZERS for arg in ("--analyzer", name)), "analyzer.digression.mode=judge",
+        *JUDGE_SETTINGS)),), judges, judged=True),
 ]
 
 
