@@ -310,7 +310,7 @@ def show(episode_id: Optional[str], db: str, flagged: bool, query: Optional[str]
             annotations = _flags_only(store.annotations(shown))
             if matches is not None:
                 episode.turns = [turn for turn in episode.turns if turn.idx in matches[shown]]
-            render_episode(console, episode, annotations)
+            render_episode(console, episode, annotations, store.forks_of(shown))
         if matches is not None and len(matches) > limit:
             console.print(f"... and {len(matches) - limit} more episodes (--limit)")
     finally:

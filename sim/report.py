@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from rich import box
 from rich.console import Console, Group
@@ -167,17 +167,24 @@ def episodes_table(rows: list[dict[str, Any]]) -> Table:
     table.add_column("source / kind", no_wrap=True)
     table.add_column("ending", no_wrap=True)
     table.add_column("turns", justify="right")
+    forked = any(row.get("parent_id") for row in rows)
+    if forked:  # only where there are forks, so that other listings keep their width
+        table.add_column("fork of (at turn)", no_wrap=True)
     table.add_column("task", ratio=1, overflow="fold")
     for row in rows:
         ending = f"{row['status']}: {row['termination_reason'] or ''}"
+        fork = [escape(f"{row['parent_id']} ({row['fork_turn']})") if row.get("parent_id") else ""] if forked else []
         table.add_row(
-            escape(row["id"]), f"{row['source']} {row['kind']}", escape(ending), str(row["n_turns"]), escape(row["task"] or "")
+            escape(row["id"]), f"{row['source']} {row['kind']}", escape(ending), str(row["n_turns"]), *fork, escape(row["task"] or "")
         )
     return table
 
 
-def render_episode(console: Console, episode: Episode, annotations: list[Annotation]) -> None:
-    """A conversation turn by turn with its speakers, roles and the flags analyzers set."""
+def render_episode(
+    console: Console, episode: Episode, annotations: list[Annotation], forks: Sequence[dict[str, Any]] = ()
+) -> None:
+    """A conversation turn by turn with its speakers, roles and the flags analyzers set; where it was forked from,
+    and the episodes forked from it (`Store.forks_of`)."""
     episode_flags = [f"{a.name}={a.value:g}" for a in annotations if a.turn_idx is None]
     turn_flags: dict[int, list[str]] = defaultdict(list)
     for annotation in annotations:
@@ -188,6 +195,10 @@ def render_episode(console: Console, episode: Episode, annotations: list[Annotat
                   f"  termination={escape(str(episode.termination_reason))}")
     console.print(f"task: {escape(episode.task or '')}")
     console.print(f"roles: {escape(roles)}")
+    if episode.parent_id is not None:
+        console.print(f"forked from {escape(episode.parent_id)} at turn {episode.fork_turn} (turns before it are the parent's)")
+    for fork in forks:
+        console.print(f"fork: {escape(fork['id'])} at turn {fork['fork_turn']} (run {escape(fork['run_id'])})")
     if episode_flags:
         console.print(f"flags: {escape(', '.join(episode_flags))}")
     for turn in episode.turns:

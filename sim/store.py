@@ -306,6 +306,10 @@ class Store:
             return list(self.db["episodes"].rows_where(order_by="rowid"))
         return list(self.db["episodes"].rows_where("run_id = ?", [run_id], order_by="rowid"))
 
+    def forks_of(self, episode_id: str) -> list[dict[str, Any]]:
+        """The episodes forked from `episode_id` (id, run_id, fork_turn), oldest first."""
+        return list(self.db["episodes"].rows_where("parent_id = ?", [episode_id], select="id, run_id, fork_turn", order_by="rowid"))
+
     def turns(self, episode_id: str) -> list[Turn]:
         """The turns of one episode in order."""
         return self._turns_of([episode_id]).get(episode_id, [])

@@ -44,7 +44,7 @@ def child_of(db: Path, fork_turn: int) -> tuple[str, str]:
     return child, run_id
 
 
-def test_fork_with_the_same_settings_replays_the_parent_from_the_cache(sim, db: Path) -> None:
+def test_fork_with_the_same_settings_replays_the_parent_from_the_cache(sim, db: Path, monkeypatch) -> None:
     result = sim("replay", PARENT, "--fork-at", "2")
     assert result.returncode == 0, result.stderr
     child, _ = child_of(db, 2)
@@ -52,6 +52,14 @@ def test_fork_with_the_same_settings_replays_the_parent_from_the_cache(sim, db: 
     parent_turns, child_turns = turns(db, PARENT), turns(db, child)
     assert [t[:3] for t in child_turns] == [t[:3] for t in parent_turns]
     assert [t[3] for t in child_turns[2:]] == [1, 1], "turns from the fork on were asked again, and the cache answered"
+    # The link shows both ways in `sim show`, and in `sim episodes`.
+    _, run_id = child_of(db, 2)
+    assert f"fork: {child} at turn 2 (run {run_id})" in sim("show", PARENT).stdout
+    assert f"forked from {PARENT} at turn 2" in sim("show", child).stdout
+    monkeypatch.setenv("COLUMNS", "160")  # room for every column of the listing when it is piped
+    listing = sim("episodes", "--all", "--db", str(db)).stdout
+    assert "fork of (at turn)" in listing and f"{PARENT} (2)" in listing
+    assert "fork of" not in sim("episodes", "--run", "base").stdout
 
 
 def test_fork_with_another_seed_keeps_the_turns_before_k_and_is_analyzed(sim, db: Path) -> None:
