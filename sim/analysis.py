@@ -269,16 +269,19 @@ def set_metric_q_values(metrics: list[Metric]) -> None:
 class AnalyzerRun:
     """One analyzer over a stream of episodes: annotates, writes in batches, and keeps what its summary needs.
 
-    Episodes are grouped by `group_of` (default: the analyzer's own `group_of`); with a `reference` group, every
-    other group's episode-level values are also compared against it, side by side."""
+    Episodes are grouped by `group_of` (default: the analyzer's own `group_of`); with a `baseline` group (the
+    `reference`, unless another is named), every other group's values are also compared against it, side by side.
+    The `reference` is also where humans' values are looked up for the yardsticks."""
 
     def __init__(
-        self, analyzer: Analyzer, store: Store, group_of: Optional[GroupOf] = None, reference: Optional[str] = None
+        self, analyzer: Analyzer, store: Store, group_of: Optional[GroupOf] = None, reference: Optional[str] = None,
+        baseline: Optional[str] = None,
     ) -> None:
         self.analyzer = analyzer
         self.store = store
         self.group_of = group_of or analyzer.group_of
         self.reference = reference
+        self.baseline = baseline if baseline is not None else reference
         self.pending: dict[str, list[Annotation]] = {}
         self.held: list[Episode] = []  # episodes kept for an analyzer that fits the corpus, annotated at the end
         self.groups: dict[str, dict[Optional[str], Side]] = defaultdict(lambda: defaultdict(Side))
@@ -342,19 +345,19 @@ class AnalyzerRun:
         return not self.analyzer.sparse_turn_flags
 
     def _compare_with_reference(self, result: AnalyzerSummary) -> None:
-        """Each side of each other group against the reference group's side of the same name (else its human
+        """Each side of each other group against the baseline group's side of the same name (else its human
         side, else its only, side-less values)."""
-        reference = self.groups.get(self.reference) if self.reference is not None else None
+        reference = self.groups.get(self.baseline) if self.baseline is not None else None
         if not reference:
             return
         for group, sides in self.groups.items():
-            if group == self.reference:
+            if group == self.baseline:
                 continue
             for side_name, side in sorted(sides.items(), key=lambda item: side_order(item[0])):
                 matches = [name for name in (side_name, REFERENCE_SIDE, None) if name in reference]
                 if matches:
                     result.against_reference += compare_values(
-                        reference[matches[0]], side, group, side_label(self.reference, matches[0]), side_label(group, side_name),
+                        reference[matches[0]], side, group, side_label(self.baseline, matches[0]), side_label(group, side_name),
                         self.dense,
                     )
 
@@ -421,13 +424,15 @@ def analyze(
     scopes: Optional[list[Scope]] = None,
     group_of: Optional[GroupOf] = None,
     reference: Optional[str] = None,
+    baseline: Optional[str] = None,
     progress: bool = True,
 ) -> list[AnalyzerSummary]:
     """Annotate every episode (of `run_id` and `dataset`, if given; or of each of `scopes` in turn) with each
     analyzer and summarize the results per group: the analyzer's own groups, or `group_of`'s, with every group
-    compared against the `reference` group where one is named. A progress bar (on a terminal) counts episodes."""
+    compared against the `baseline` group (default: the `reference` group) where one is named. A progress bar (on
+    a terminal) counts episodes."""
     scopes = scopes if scopes is not None else [(run_id, dataset)]
-    runs = [AnalyzerRun(analyzer, store, group_of, reference) for analyzer in selected]
+    runs = [AnalyzerRun(analyzer, store, group_of, reference, baseline) for analyzer in selected]
     with ExitStack() as cleanup:
         for analyzer in selected:
             analyzer.open(store)

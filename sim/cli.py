@@ -512,10 +512,11 @@ def import_command(
 @click.option("--reference", help="Imported dataset or run id that every group is compared against.")
 @click.option("--analyzer", "names", multiple=True, help="Analyzer to run; repeat for several (default: runner.analyze).")
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder (default: runs/compare/<UTC time>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead of tables (the report is still written).")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def compare(
     db: str, sweep: Optional[str], run_ids: tuple[str, ...], datasets: tuple[str, ...], by: str, reference: Optional[str],
-    names: tuple[str, ...], out: Optional[Path], overrides: tuple[str, ...],
+    names: tuple[str, ...], out: Optional[Path], as_json: bool, overrides: tuple[str, ...],
 ) -> None:
     """Compare groups of runs: analyzer metrics per group with 95% CIs, differences against a reference, and
     figures; prints the tables and writes report.md, a self-contained report.html and the PNGs into --out.
@@ -525,11 +526,16 @@ def compare(
         sim compare --sweep latest --by scenario.temperature --out runs/compare/temperature
         sim compare --run RUN_A --run RUN_B --by backend --reference dailydialog_sample_2624
         sim compare --dataset m4_wikihow --reference hc3_plus --analyzer free_text analyzer.free_text.embeddings=false
+        sim compare --sweep latest --by seed --analyzer role_flip --json
     """
     from sim.compare import run_comparison
     from sim.report import rich_table
 
-    report, folder = run_comparison(db, sweep, run_ids, datasets, by, reference, names, out, overrides)
+    done = run_comparison(db, sweep, run_ids, datasets, by, reference, names, out, overrides)
+    if as_json:
+        click.echo(json.dumps(done.as_dict(), indent=2))
+        return
+    report, folder = done.report, done.folder
     console = Console()
     for section in report.sections:
         console.print(f"[bold]{section.title}[/]")

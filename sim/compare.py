@@ -67,6 +67,18 @@ class Selection:
         """The reference group's name, if there is one."""
         return next((group.name for group in self.groups if group.reference), None)
 
+    @property
+    def baseline(self) -> Optional[str]:
+        """The group every other one is compared against: the reference, else the first of two or more groups."""
+        if self.reference is not None:
+            return self.reference
+        return self.groups[0].name if len(self.groups) > 1 else None
+
+    @property
+    def against(self) -> str:
+        """How the comparisons against the baseline are titled."""
+        return "the reference" if self.reference is not None else f"the first group, {self.baseline}"
+
     def ordered(self, keyed: dict[tuple[str, Optional[str]], Any]) -> dict[str, Any]:
         """Values keyed by (group, side) in report order (groups as selected, human side first), keyed by label."""
         position = {group.name: i for i, group in enumerate(self.groups)}
@@ -444,7 +456,7 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
     """An analyzer's tables (metrics per group, differences against the reference, sides within groups) and figures."""
     section = Section(f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)", [metrics_table(summary)])
     if summary.against_reference:
-        section.tables.append(comparisons_table(f"{summary.analyzer}: each group against the reference", summary.against_reference, False))
+        section.tables.append(comparisons_table(f"{summary.analyzer}: each group against {selection.against}", summary.against_reference, False))
     if summary.comparisons:
         section.tables.append(comparisons_table(f"{summary.analyzer}: sides within each group", summary.comparisons, True))
     if summary.yardsticks:
@@ -480,7 +492,7 @@ def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSum
         ("database", str(store.path)),
         ("selection", selection.described),
         ("grouped by", selection.by),
-        ("reference", selection.reference or "none"),
+        ("reference", selection.reference or (f"none: each group is compared with the first, {selection.baseline}" if selection.baseline else "none")),
         ("analyzers", ", ".join(summary.analyzer for summary in applied) or "none applied"),
         ("made", datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
     ]
@@ -545,6 +557,32 @@ def write_report(report: Report, out: Path) -> None:
         raise SimError(f"--out: cannot write the report into {out}: {exc.strerror}") from None
 
 
+@dataclass
+class ComparisonRun:
+    """A finished comparison: the groups as selected, each analyzer's summary, the report and where it was written."""
+
+    selection: Selection
+    summaries: list[AnalyzerSummary]
+    report: Report
+    folder: Path
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (`sim compare --json`): the groups, each analyzer's metrics and comparisons (within groups,
+        and against the reference group where there is one), and the files written."""
+        return {
+            "by": self.selection.by,
+            "reference": self.selection.reference,
+            "baseline": self.selection.baseline,  # what `against_reference` compares with: the reference, else the first group
+            "groups": [
+                {"name": g.name, "runs": g.runs, "dataset": g.dataset, "n_episodes": g.n_episodes, "reference": g.reference}
+                for g in self.selection.groups
+            ],
+            "analyzers": [summary.as_dict() for summary in self.summaries],
+            "report": [str(self.folder / name) for name in ("report.md", "report.html")],
+            "figures": [str(self.folder / f"{chart.name}.png") for chart in self.report.charts],
+        }
+
+
 def run_comparison(
     db: str,
     sweep: Optional[str],
@@ -555,9 +593,9 @@ def run_comparison(
     names: Sequence[str],
     out: Optional[Path],
     overrides: Sequence[str],
-) -> tuple[Report, Path]:
+) -> ComparisonRun:
     """Select and group, check the report folder, analyze (writing annotations, as `sim analyze` does), build the
-    report and write it; the report and its folder."""
+    report and write it."""
     cfg = analysis_settings(list(overrides), "sim compare")
     selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze), cfg.runner)
     store = Store.open(db, create=False, writable=True, option="--db")  # analyzing writes annotations
@@ -565,10 +603,11 @@ def run_comparison(
         selection = select(store, sweep, run_ids, datasets, by, reference)
         folder = check_out(out)
         summaries = analyze(
-            store, selected, scopes=selection.scopes(), group_of=selection.group_of, reference=selection.reference
+            store, selected, scopes=selection.scopes(), group_of=selection.group_of, reference=selection.reference,
+            baseline=selection.baseline,
         )
         report = build_report(store, selection, summaries)
     finally:
         store.close()
     write_report(report, folder)
-    return report, folder
+    return ComparisonRun(selection, summaries, report, folder)

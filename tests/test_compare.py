@@ -5,6 +5,7 @@ input."""
 from __future__ import annotations
 
 import base64
+import json
 import re
 from pathlib import Path
 
@@ -122,6 +123,17 @@ def test_config_key_and_reference_run(sweep_dir: Path) -> None:
     assert [row[:2] for row in markdown_rows(report, "Groups (by run)")] == [[first, "reference"], [second, "compared"]]
     against = markdown_rows(report, "role_flip: each group against the reference")
     assert {row[0] for row in against} == {f"{second} vs {first}"}
+    # Without a reference, two groups are still compared with each other: every group against the first.
+    out = sweep_dir / "by_seed_unreferenced"
+    result = run_sim(["compare", "--by", "seed", "--analyzer", "conversation_stats", "--out", str(out), "--json"], sweep_dir)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["reference"] is None and document["baseline"] == "seed=1"
+    (summary,) = document["analyzers"]
+    assert {(c["other"], c["reference"]) for c in summary["against_reference"]} == {("seed=2", "seed=1")}
+    assert {"n_turns", "mean_turn_words"} <= {c["name"] for c in summary["against_reference"]}
+    rows = markdown_rows((out / "report.md").read_text(), "conversation_stats: each group against the first group, seed=1")
+    assert {row[0] for row in rows} == {"seed=2 vs seed=1"}
 
 
 def test_sweep_over_the_embedded_model_and_a_served_one_compared_by_backend(sim, tmp_path: Path, llama_server: str) -> None:
@@ -212,6 +224,17 @@ def test_task_label_distributions(sim, tmp_path: Path) -> None:
     against = {row[1] for row in markdown_rows(report, "task_labels: each group against the reference")}
     assert {"majority_match", "js_distance"} <= against
     check_figures(tmp_path / "tl", {"task_label_distributions.png", "task_labels_metrics.png"})
+    # --json prints the same comparison for programs: the groups, every metric and comparison, the files written.
+    as_json = sim("compare", "--dataset", "SChem5Labels_intermodel", "--reference", "mismatch_gpt3", "--analyzer", "task_labels",
+                  "--out", "tl2", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    document = json.loads(as_json.stdout)
+    assert [(g["name"], g["reference"]) for g in document["groups"]] == [("mismatch_gpt3", True), ("SChem5Labels_intermodel", False)]
+    assert document["reference"] == "mismatch_gpt3" and all(g["n_episodes"] > 0 for g in document["groups"])
+    (summary,) = document["analyzers"]
+    assert {c["name"] for c in summary["against_reference"]} == against  # the names of the report's table
+    assert all(c["q_value"] is not None and c["reference"] == "mismatch_gpt3" for c in summary["against_reference"])
+    assert all((tmp_path / path).is_file() for path in document["report"] + document["figures"])
 
 
 def run_rows(*temperatures: float) -> list[dict]:
