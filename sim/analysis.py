@@ -9,7 +9,7 @@ from collections import defaultdict
 from contextlib import ExitStack
 from itertools import chain, islice
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, TypeVar
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -21,7 +21,7 @@ from sim.config import build
 from sim.records import Annotation, Episode
 from sim.requests import retry_policy
 from sim.stats import (
-    Difference, Estimate, clustered_rate, compare, compare_clustered, estimate, q_values, ratio_estimate,
+    Difference, Estimate, clustered_rate, compare, compare_clustered, compare_paired, estimate, q_values, ratio_estimate,
 )
 from sim.store import Store
 
@@ -35,6 +35,8 @@ REFERENCE_SIDE = "human"
 # Which stored episodes to read: those of a run and of a dataset (None: any).
 Scope = tuple[Optional[str], Optional[str]]
 GroupOf = Callable[[Episode], str]
+# What an episode is paired by across groups (`sim compare --paired`): episodes of equal keys measured the same item.
+PairOf = Callable[[Episode], str]
 
 
 @dataclass
@@ -73,6 +75,18 @@ class Comparison(Difference):
     q_value: Optional[float] = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class PairedComparison(Comparison):
+    """One annotation compared pair by pair between the baseline group and another group: the mean paired
+    difference (other minus baseline) over the `n_pairs` items both measured, with `unpaired` items (measured by
+    one side only) left out, and `unpaired_width`, the width of the interval the same values would get compared as
+    independent groups, so that what pairing gains shows."""
+
+    n_pairs: int = 0
+    unpaired: int = 0
+    unpaired_width: Optional[float] = None
+
+
 @dataclass
 class Yardstick:
     """An LLM value read against people: the value, the same metric on the group's human side (where it has
@@ -98,6 +112,8 @@ class AnalyzerSummary:
     comparisons: list[Comparison] = field(default_factory=list)
     # Each group against a reference group (`sim compare`): `reference` and `other` name the groups.
     against_reference: list[Comparison] = field(default_factory=list)
+    # The same, pair by pair (`sim compare --paired`).
+    paired: list[PairedComparison] = field(default_factory=list)
     # What a reader must know before reading the numbers: the analyzer's caveats per group, its validity.
     notes: list[str] = field(default_factory=list)
     # LLM metrics beside their human values and human ceilings.
@@ -116,6 +132,8 @@ class AnalyzerSummary:
         }
         if self.against_reference:
             document["against_reference"] = [asdict(c) for c in self.against_reference]
+        if self.paired:
+            document["paired"] = [asdict(c) for c in self.paired]
         return document
 
 
@@ -201,6 +219,7 @@ class Side:
     annotations: list[list[Annotation]] = field(default_factory=list)
     episodes: list[Episode] = field(default_factory=list)
     clusters: list[str] = field(default_factory=list)  # each episode's unit of independence (Analyzer.cluster_of)
+    keys: list[str] = field(default_factory=list)  # each episode's pairing key, where episodes are paired (PairOf)
 
     def scored(self) -> list[Scored]:
         """Each kept episode with its annotations."""
@@ -243,7 +262,53 @@ def compare_values(
     return comparisons
 
 
-def with_q_values(comparisons: list[Comparison]) -> list[Comparison]:
+def paired_values(side: Side, turns: bool = True) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (annotation name, unit), each pairing key's value: the episode value, or for turn values the
+    conversation's mean (unless `turns` is False); the episodes of one key in a group (runs pooled in one group that
+    played the same items) give their mean."""
+    totals: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0.0]))
+    for key, annotations in zip(side.keys, side.annotations):
+        turn_totals: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for annotation in annotations:
+            if annotation.turn_idx is None:
+                cell = totals[(annotation.name, "episode")][key]
+                cell[0], cell[1] = cell[0] + annotation.value, cell[1] + 1
+            elif turns:
+                turn_totals[annotation.name][0] += annotation.value
+                turn_totals[annotation.name][1] += 1
+        for name, (total, count) in turn_totals.items():
+            cell = totals[(name, "turn")][key]
+            cell[0], cell[1] = cell[0] + total / count, cell[1] + 1
+    return {named: {key: total / count for key, (total, count) in by_key.items()} for named, by_key in totals.items()}
+
+
+def compare_pairs(
+    reference: Side, other: Side, group: str, reference_label: str, other_label: str, turns: bool = True
+) -> list[PairedComparison]:
+    """Every annotation both sides have, compared pair by pair over the keys both measured (`compare_paired`:
+    a paired bootstrap interval, McNemar's exact test for 0/1 values, Wilcoxon's signed-rank test otherwise),
+    beside the width of the unpaired interval (`compare`) on the same values."""
+    first, second = paired_values(reference, turns), paired_values(other, turns)
+    comparisons = []
+    for name, unit in sorted(set(first) & set(second)):
+        ours, theirs = first[(name, unit)], second[(name, unit)]
+        common = sorted(set(ours) & set(theirs))
+        if not common:
+            continue
+        a, b = [ours[key] for key in common], [theirs[key] for key in common]
+        independent = compare(a, b)
+        comparisons.append(PairedComparison(
+            **asdict(compare_paired(a, b)), name=name, group=group, reference=reference_label, other=other_label, unit=unit,
+            n_pairs=len(common), unpaired=len(set(ours) ^ set(theirs)),
+            unpaired_width=None if independent.ci_low is None else independent.ci_high - independent.ci_low,
+        ))
+    return comparisons
+
+
+Compared = TypeVar("Compared", bound=Comparison)
+
+
+def with_q_values(comparisons: list[Compared]) -> list[Compared]:
     """The comparisons with Benjamini-Hochberg q-values, each group's comparisons one family."""
     families: dict[str, list[int]] = defaultdict(list)
     for i, comparison in enumerate(comparisons):
@@ -271,17 +336,19 @@ class AnalyzerRun:
 
     Episodes are grouped by `group_of` (default: the analyzer's own `group_of`); with a `baseline` group (the
     `reference`, unless another is named), every other group's values are also compared against it, side by side.
-    The `reference` is also where humans' values are looked up for the yardsticks."""
+    The `reference` is also where humans' values are looked up for the yardsticks. With `pair_of`, each other group
+    is also compared against the baseline pair by pair (`compare_pairs`)."""
 
     def __init__(
         self, analyzer: Analyzer, store: Store, group_of: Optional[GroupOf] = None, reference: Optional[str] = None,
-        baseline: Optional[str] = None,
+        baseline: Optional[str] = None, pair_of: Optional[PairOf] = None,
     ) -> None:
         self.analyzer = analyzer
         self.store = store
         self.group_of = group_of or analyzer.group_of
         self.reference = reference
         self.baseline = baseline if baseline is not None else reference
+        self.pair_of = pair_of
         self.pending: dict[str, list[Annotation]] = {}
         self.held: list[Episode] = []  # episodes kept for an analyzer that fits the corpus, annotated at the end
         self.groups: dict[str, dict[Optional[str], Side]] = defaultdict(lambda: defaultdict(Side))
@@ -304,6 +371,8 @@ class AnalyzerRun:
             side = self.groups[self.group_of(episode)][self.analyzer.side_of(episode)]
             side.annotations.append(values)
             side.clusters.append(self.analyzer.cluster_of(episode))
+            if self.pair_of is not None:
+                side.keys.append(self.pair_of(episode))
             if self.analyzer.uses_corpus:
                 side.episodes.append(episode)
             self.n_episodes += 1
@@ -332,9 +401,10 @@ class AnalyzerRun:
                         result.metrics.append(corpus_metric(name, value, label, len(side.annotations)))
                     result.notes += [f"{label}: {note}" for note in self.analyzer.notes(side.scored())]
             self._compare_sides(group, sides, result)
-        self._compare_with_reference(result)
+        result.against_reference = with_q_values(self._against_baseline(compare_values))
+        if self.pair_of is not None:
+            result.paired = with_q_values(self._against_baseline(compare_pairs))
         result.comparisons = with_q_values(result.comparisons)
-        result.against_reference = with_q_values(result.against_reference)
         set_metric_q_values(result.metrics)
         result.yardsticks = yardsticks(result.metrics, self.analyzer.ceilings, self.reference)
         return result
@@ -344,22 +414,24 @@ class AnalyzerRun:
         """Whether turn annotations are values of every turn, to be summarized (not flags written where they fire)."""
         return not self.analyzer.sparse_turn_flags
 
-    def _compare_with_reference(self, result: AnalyzerSummary) -> None:
-        """Each side of each other group against the baseline group's side of the same name (else its human
-        side, else its only, side-less values)."""
-        reference = self.groups.get(self.baseline) if self.baseline is not None else None
-        if not reference:
-            return
+    def _against_baseline(self, compare_sides: Callable[..., list[Compared]]) -> list[Compared]:
+        """Each side of each other group compared (`compare_sides`) with the baseline group's side of the same name
+        (else its human side, else its only, side-less values)."""
+        baseline = self.groups.get(self.baseline) if self.baseline is not None else None
+        if not baseline:
+            return []
+        found: list[Compared] = []
         for group, sides in self.groups.items():
             if group == self.baseline:
                 continue
             for side_name, side in sorted(sides.items(), key=lambda item: side_order(item[0])):
-                matches = [name for name in (side_name, REFERENCE_SIDE, None) if name in reference]
+                matches = [name for name in (side_name, REFERENCE_SIDE, None) if name in baseline]
                 if matches:
-                    result.against_reference += compare_values(
-                        reference[matches[0]], side, group, side_label(self.baseline, matches[0]), side_label(group, side_name),
+                    found += compare_sides(
+                        baseline[matches[0]], side, group, side_label(str(self.baseline), matches[0]), side_label(group, side_name),
                         self.dense,
                     )
+        return found
 
     def _compare_sides(self, group: str, sides: dict[Optional[str], Side], result: AnalyzerSummary) -> None:
         names = sorted((name for name in sides if name is not None), key=side_order)
@@ -425,14 +497,15 @@ def analyze(
     group_of: Optional[GroupOf] = None,
     reference: Optional[str] = None,
     baseline: Optional[str] = None,
+    pair_of: Optional[PairOf] = None,
     progress: bool = True,
 ) -> list[AnalyzerSummary]:
     """Annotate every episode (of `run_id` and `dataset`, if given; or of each of `scopes` in turn) with each
     analyzer and summarize the results per group: the analyzer's own groups, or `group_of`'s, with every group
-    compared against the `baseline` group (default: the `reference` group) where one is named. A progress bar (on
-    a terminal) counts episodes."""
+    compared against the `baseline` group (default: the `reference` group) where one is named, and pair by pair
+    where episodes are paired (`pair_of`). A progress bar (on a terminal) counts episodes."""
     scopes = scopes if scopes is not None else [(run_id, dataset)]
-    runs = [AnalyzerRun(analyzer, store, group_of, reference, baseline) for analyzer in selected]
+    runs = [AnalyzerRun(analyzer, store, group_of, reference, baseline, pair_of) for analyzer in selected]
     with ExitStack() as cleanup:
         for analyzer in selected:
             analyzer.open(store)

@@ -512,11 +512,12 @@ def import_command(
 @click.option("--reference", help="Imported dataset or run id that every group is compared against.")
 @click.option("--analyzer", "names", multiple=True, help="Analyzer to run; repeat for several (default: runner.analyze).")
 @click.option("--out", type=click.Path(path_type=Path), help="Report folder (default: runs/compare/<UTC time>).")
+@click.option("--paired", is_flag=True, help="Also compare each group with the baseline pair by pair: forks with their parents, runs by item.")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead of tables (the report is still written).")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def compare(
     db: str, sweep: Optional[str], run_ids: tuple[str, ...], datasets: tuple[str, ...], by: str, reference: Optional[str],
-    names: tuple[str, ...], out: Optional[Path], as_json: bool, overrides: tuple[str, ...],
+    names: tuple[str, ...], out: Optional[Path], paired: bool, as_json: bool, overrides: tuple[str, ...],
 ) -> None:
     """Compare groups of runs: analyzer metrics per group with 95% CIs, differences against a reference, and
     figures; prints the tables and writes report.md, a self-contained report.html and the PNGs into --out.
@@ -527,11 +528,12 @@ def compare(
         sim compare --run RUN_A --run RUN_B --by backend --reference dailydialog_sample_2624
         sim compare --dataset m4_wikihow --reference hc3_plus --analyzer free_text analyzer.free_text.embeddings=false
         sim compare --sweep latest --by seed --analyzer role_flip --json
+        sim compare --run PARENT_RUN --run FORK_RUN --paired --analyzer role_flip
     """
     from sim.compare import run_comparison
     from sim.report import rich_table
 
-    done = run_comparison(db, sweep, run_ids, datasets, by, reference, names, out, overrides)
+    done = run_comparison(db, sweep, run_ids, datasets, by, reference, names, out, overrides, paired)
     if as_json:
         click.echo(json.dumps(done.as_dict(), indent=2))
         return

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 from analyzers.preferences import BIAS_AUDIT, AuditMeasure
 from analyzers.task_labels import clean_labels, dataset_schemes, scheme_of, valid_labels
 from sim.analysis import (
-    AnalyzerSummary, Comparison, Metric, Scope, analyze, build_analyzers, count_episodes, side_label, side_order,
+    AnalyzerSummary, Comparison, Metric, PairedComparison, PairOf, Scope, analyze, build_analyzers, count_episodes, side_label,
+    side_order,
 )
 from sim.app import analysis_settings
 from sim.errors import SimError
@@ -295,6 +296,22 @@ def comparisons_table(title: str, comparisons: Iterable[Comparison], within_grou
     return Tabular(title, ["compared", "metric", "reference → other", "difference [95% CI]", "d", "p (q)"], rows)
 
 
+def paired_table(title: str, comparisons: Iterable[PairedComparison]) -> Tabular:
+    """A row per metric compared pair by pair: the pairs (and the items only one side measured, left out), the two
+    means over the pairs, the mean paired difference with its 95% CI beside the width the unpaired interval would
+    have, and p (q) with the test that gave it."""
+    rows = [
+        [
+            f"{c.other} vs {c.reference}", c.name if c.unit == "episode" else f"{c.name} (turn, mean per conversation)",
+            f"{c.n_pairs} ({c.unpaired})", f"{c.mean_reference:.3g} → {c.mean_other:.3g}", difference_cell(c),
+            "" if c.unpaired_width is None else f"{c.unpaired_width:.3g}", f"{significance(c.p_value, c.q_value)} {c.test}".strip(),
+        ]
+        for c in comparisons
+    ]
+    columns = ["compared", "metric", "pairs (left out)", "baseline → other", "paired difference [95% CI]", "unpaired CI width", "p (q), test"]
+    return Tabular(title, columns, rows)
+
+
 def episode_metric_names(summary: AnalyzerSummary) -> list[str]:
     """The episode-level metric names of a summary, in order."""
     return list(dict.fromkeys(metric.name for metric in summary.metrics if metric.unit == "episode"))
@@ -457,6 +474,8 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
     section = Section(f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)", [metrics_table(summary)])
     if summary.against_reference:
         section.tables.append(comparisons_table(f"{summary.analyzer}: each group against {selection.against}", summary.against_reference, False))
+    if summary.paired:
+        section.tables.append(paired_table(f"{summary.analyzer}: each group against {selection.against}, pair by pair", summary.paired))
     if summary.comparisons:
         section.tables.append(comparisons_table(f"{summary.analyzer}: sides within each group", summary.comparisons, True))
     if summary.yardsticks:
@@ -484,8 +503,9 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
     return section
 
 
-def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSummary]) -> Report:
-    """The groups table, then a section per analyzer that applied to the selected episodes."""
+def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSummary], paired: bool = False) -> Report:
+    """The groups table, then a section per analyzer that applied to the selected episodes; `paired` when groups
+    were also compared pair by pair."""
     applied = [summary for summary in summaries if summary.n_episodes]
     idle = [summary.analyzer for summary in summaries if not summary.n_episodes]
     facts = [
@@ -498,6 +518,8 @@ def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSum
     ]
     if idle:
         facts.append(("not applicable", ", ".join(idle)))
+    if paired:
+        facts.append(("paired", PAIRED_BY))
     sections = [Section("Groups", [groups_table(selection)])]
     sections += [analyzer_section(store, selection, summary) for summary in applied]
     return Report(facts, sections)
@@ -557,6 +579,29 @@ def write_report(report: Report, out: Path) -> None:
         raise SimError(f"--out: cannot write the report into {out}: {exc.strerror}") from None
 
 
+PAIRED_BY = ("forks with the episodes they were forked from, runs' episodes by their place in the run (the same item);"
+             " items measured by one side only are left out and counted")
+
+
+def pairing(store: Store, selection: Selection) -> PairOf:
+    """How `--paired` matches episodes across groups: a fork with the episode it was forked from; otherwise a run's
+    episodes by their place in the run (the `eNNNN` of the id: the same item, as runs of one scenario play their
+    items in order). Imported episodes pair only with themselves, so they pair with nothing in another group."""
+    where, params = selection.where()
+    parents = {row[0] for row in store.db.execute(
+        f"SELECT DISTINCT e.parent_id FROM episodes e WHERE e.parent_id IS NOT NULL AND {where}", params
+    )}
+
+    def key(episode: Episode) -> str:
+        if episode.parent_id is not None:
+            return f"episode {episode.parent_id}"
+        if episode.id in parents or episode.run_id is None:
+            return f"episode {episode.id}"
+        return f"item {episode.id.removeprefix(f'{episode.run_id}-')}"
+
+    return key
+
+
 @dataclass
 class ComparisonRun:
     """A finished comparison: the groups as selected, each analyzer's summary, the report and where it was written."""
@@ -593,20 +638,23 @@ def run_comparison(
     names: Sequence[str],
     out: Optional[Path],
     overrides: Sequence[str],
+    paired: bool = False,
 ) -> ComparisonRun:
-    """Select and group, check the report folder, analyze (writing annotations, as `sim analyze` does), build the
-    report and write it."""
+    """Select and group, check the report folder, analyze (writing annotations, as `sim analyze` does; with `paired`,
+    comparing groups pair by pair as well), build the report and write it."""
     cfg = analysis_settings(list(overrides), "sim compare")
     selected = build_analyzers(cfg.analyzer, list(names) or list(cfg.runner.analyze), cfg.runner)
     store = Store.open(db, create=False, writable=True, option="--db")  # analyzing writes annotations
     try:
         selection = select(store, sweep, run_ids, datasets, by, reference)
+        if paired and selection.baseline is None:
+            raise SimError(f"--paired needs two or more groups to pair; {selection.described} gives one ({selection.groups[0].name})")
         folder = check_out(out)
         summaries = analyze(
             store, selected, scopes=selection.scopes(), group_of=selection.group_of, reference=selection.reference,
-            baseline=selection.baseline,
+            baseline=selection.baseline, pair_of=pairing(store, selection) if paired else None,
         )
-        report = build_report(store, selection, summaries)
+        report = build_report(store, selection, summaries, paired)
     finally:
         store.close()
     write_report(report, folder)
