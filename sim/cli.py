@@ -318,6 +318,29 @@ def show(episode_id: Optional[str], db: str, flagged: bool, query: Optional[str]
 
 
 @cli.command()
+@click.argument("first_id")
+@click.argument("second_id")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+def diff(first_id: str, second_id: str, db: str) -> None:
+    """Render two stored conversations side by side from the first turn where they differ (a fork and its parent,
+    or two runs' conversations of one task), each turn with its analyzer flags.
+
+    \b
+    Example:
+        sim diff 20261125-080000-1a2b3c-e0003 20261126-090000-4d5e6f-e0000
+    """
+    from sim.report import render_diff
+
+    store = _open(db)
+    try:
+        first, second = store.episode(first_id), store.episode(second_id)
+        annotations = (_flags_only(store.annotations(first_id)), _flags_only(store.annotations(second_id)))
+    finally:
+        store.close()
+    render_diff(Console(), first, second, annotations)
+
+
+@cli.command()
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.option("--run", "run_id", help="Only this run (default: the latest run).")
 @click.option("--all", "all_runs", is_flag=True, help="Episodes of every run and import.")

@@ -209,6 +209,53 @@ def render_episode(
         console.print(Panel(escape(turn.content), title=title, title_align="left"))
 
 
+def shared_prefix(first: Episode, second: Episode) -> int:
+    """How many turns two conversations share from the start (same speaker, role and text)."""
+    shared = 0
+    for a, b in zip(first.turns, second.turns):
+        if (a.speaker, a.role, a.content) != (b.speaker, b.role, b.content):
+            break
+        shared += 1
+    return shared
+
+
+def render_diff(
+    console: Console, first: Episode, second: Episode, annotations: tuple[list[Annotation], list[Annotation]]
+) -> None:
+    """Two conversations side by side from the first turn where they differ, each turn with the flags analyzers set
+    on it, and each episode's own values above."""
+    shared = shared_prefix(first, second)
+    console.print(f"[bold]{escape(first.id)}[/] ({len(first.turns)} turns) vs [bold]{escape(second.id)}[/] ({len(second.turns)} turns): "
+                  f"{shared} turn(s) shared from the start" + ("" if shared else "; they differ from turn 0"))
+    table = Table(box=box.SIMPLE_HEAD, show_lines=True, expand=True)
+    flags: list[dict[int, list[str]]] = []
+    for episode, found in zip((first, second), annotations):
+        per_turn: dict[int, list[str]] = defaultdict(list)
+        for annotation in found:
+            if annotation.turn_idx is not None and annotation.value:
+                per_turn[annotation.turn_idx].append(annotation.name)
+        flags.append(per_turn)
+        values = ", ".join(f"{a.name}={a.value:g}" for a in found if a.turn_idx is None)
+        table.add_column(escape(episode.id) + (f"\n{escape(values)}" if values else ""), ratio=1, overflow="fold")
+    by_idx = [{turn.idx: turn for turn in episode.turns} for episode in (first, second)]
+    for idx in sorted(set(by_idx[0]) | set(by_idx[1])):
+        if idx < shared:
+            continue
+        cells = []
+        for turns, turn_flags in zip(by_idx, flags):
+            turn = turns.get(idx)
+            if turn is None:
+                cells.append("")
+                continue
+            marks = f"  [red]{escape(', '.join(turn_flags[idx]))}[/]" if turn_flags.get(idx) else ""
+            cells.append(f"[bold][{idx}] {escape(turn.speaker)} ({escape(turn.role)})[/]{marks}\n{escape(turn.content)}")
+        table.add_row(*cells)
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print("the two conversations are the same")
+
+
 @dataclass
 class Tabular:
     """A table as plain text cells, so that one table can be printed, and written as Markdown and as HTML."""

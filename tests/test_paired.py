@@ -84,7 +84,7 @@ def flipping_happens(document: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path) -> None:
+def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, monkeypatch) -> None:
     with ScriptedServer(roleplayer(False)) as clean, ScriptedServer(roleplayer(True)) as flipping:
         args = ["scenario.max_turns=2", "runner.progress=false", "runner.analyze=[role_flip]", "backend=openai",
                 f"backend.model={clean.model}", "backend.api_key_env=null"]
@@ -105,7 +105,17 @@ def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path) -> 
         ((clean_run,),) = db_rows(tmp_path / "runs" / "sim.db", f"SELECT id FROM runs WHERE config_yaml LIKE '%{clean.base_url}%'")
         forked = run_sim(["replay", f"{clean_run}-e0003", "--fork-at", "1", *args, f"backend.base_url={flipping.base_url}"], tmp_path)
         assert forked.returncode == 0, forked.stderr
-    ((fork_run,),) = db_rows(tmp_path / "runs" / "sim.db", "SELECT run_id FROM episodes WHERE parent_id IS NOT NULL")
+    ((fork_run, fork),) = db_rows(tmp_path / "runs" / "sim.db", "SELECT run_id, id FROM episodes WHERE parent_id IS NOT NULL")
+    # sim diff: the two side by side from turn 1 on, the fork's flipped turn flagged.
+    monkeypatch.setenv("COLUMNS", "200")
+    shown = run_sim(["diff", f"{clean_run}-e0003", fork], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "1 turn(s) shared from the start" in shown.stdout
+    assert "[0] " not in shown.stdout and "[1] " in shown.stdout  # the shared turn is not repeated
+    assert CLEAN_TURN.split(".")[0] in shown.stdout and FLIPPED_TURN.split(".")[0] in shown.stdout
+    assert "role_flipped" in shown.stdout and "role_flipping_happens=1" in shown.stdout
+    missing = run_sim(["diff", fork, "nope"], tmp_path)
+    assert missing.returncode == 1 and missing.stderr.strip().splitlines() == [f"error: no episode 'nope' in {Path('runs') / 'sim.db'}"]
     compared = run_sim(["compare", "--run", clean_run, "--run", fork_run, "--paired", "--analyzer", "role_flip", "--json", "--out", "fork"],
                        tmp_path)
     assert compared.returncode == 0, compared.stderr
