@@ -376,26 +376,48 @@ def _overrides_and_config_dir(ctx: click.Context, param: click.Parameter, values
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
-@click.argument("episode_id")
+@click.argument("episode_id", required=False)
 @click.option("--fork-at", "fork_at", type=int, required=True, help="Keep the turns before this index; regenerate from it on.")
+@click.option("--run", "run_id", help="Fork every episode of this run (instead of EPISODE_ID) into one new run.")
+@click.option("--episodes", help="With --run: only these episodes, comma-separated ids.")
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED, callback=_overrides_and_config_dir)
-def replay(episode_id: str, fork_at: int, db: str, overrides: tuple[str, ...]) -> None:
+def replay(
+    episode_id: Optional[str], fork_at: int, run_id: Optional[str], episodes: Optional[str], db: str, overrides: tuple[str, ...]
+) -> None:
     """Regenerate a stored conversation from turn --fork-at on, with another backend, prompt or seed (OVERRIDES
-    as in `sim run`), as a new episode (parent_id, fork_turn) of a new run; then analyze it.
+    as in `sim run`), as a new episode (parent_id, fork_turn) of a new run; then analyze it. With --run, every
+    episode of that run (or those --episodes lists) is forked into one new run, played concurrently
+    (runner.concurrency) and resumable with `sim run run.id=ID` like any run; episodes shorter than --fork-at are
+    skipped and counted.
 
     \b
     Examples:
         sim replay 20261125-080000-1a2b3c-e0000 --fork-at 3 seed=7
         sim replay 20261125-080000-1a2b3c-e0000 --fork-at 2 backend=openai backend.model=gpt-4o-mini
         sim replay 20261125-080000-1a2b3c-e0000 --fork-at 0 scenario.temperature=0.2
+        sim replay --run 20261125-080000-1a2b3c --fork-at 3 backend=openai backend.model=gpt-4o-mini
     """
-    from sim.replay import replay as replay_episode
+    from sim.replay import replay as replay_episode, replay_run
     from sim.report import print_run, render_episode
     from sim.runner import episode_index_of, episode_id_of
 
-    report = replay_episode(Path(db), episode_id, fork_at, list(overrides))
+    if run_id is not None and episode_id is not None and "=" in episode_id:
+        overrides, episode_id = (episode_id, *overrides), None  # with --run, the first argument is an override
+    if (episode_id is None) == (run_id is None):
+        raise click.UsageError("name what to fork with exactly one of EPISODE_ID or --run")
+    if episodes is not None and run_id is None:
+        raise click.UsageError("--episodes lists episodes of --run")
     console = Console()
+    if run_id is not None:
+        listed = [episode.strip() for episode in episodes.split(",") if episode.strip()] if episodes else None
+        batch = replay_run(Path(db), run_id, fork_at, listed, list(overrides))
+        skipped = f"; {batch.too_short} shorter than {fork_at} turns skipped" if batch.too_short else ""
+        console.print(f"forked {batch.forked} episode(s) of {run_id} at turn {fork_at} into run {batch.report.run_id}{skipped}", soft_wrap=True)
+        print_run(console, batch.report)
+        return
+    assert episode_id is not None
+    report = replay_episode(Path(db), episode_id, fork_at, list(overrides))
     child_id = episode_id_of(report.run_id, episode_index_of(episode_id))
     store = _open(db)
     try:

@@ -24,6 +24,7 @@ from sim.app import analysis_settings
 from sim.errors import SimError
 from sim.figures import Chart, distributions, label_distributions, metric_bars, stacked_shares, turn_histogram
 from sim.records import Episode
+from sim.runner import episode_index_of
 from sim.report import (
     YARDSTICK_COLUMNS, Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance, yardstick_rows,
 )
@@ -585,8 +586,7 @@ PAIRED_BY = ("forks with the episodes they were forked from, runs' episodes by t
 
 def pairing(store: Store, selection: Selection) -> PairOf:
     """How `--paired` matches episodes across groups: a fork with the episode it was forked from; otherwise a run's
-    episodes by their place in the run (the `eNNNN` of the id: the same item, as runs of one scenario play their
-    items in order). Imported episodes pair only with themselves, so they pair with nothing in another group."""
+    episodes by their index in the run (the same item, as runs of one scenario play their items in order). Imported episodes pair only with themselves, so they pair with nothing in another group."""
     where, params = selection.where()
     parents = {row[0] for row in store.db.execute(
         f"SELECT DISTINCT e.parent_id FROM episodes e WHERE e.parent_id IS NOT NULL AND {where}", params
@@ -597,7 +597,7 @@ def pairing(store: Store, selection: Selection) -> PairOf:
             return f"episode {episode.parent_id}"
         if episode.id in parents or episode.run_id is None:
             return f"episode {episode.id}"
-        return f"item {episode.id.removeprefix(f'{episode.run_id}-')}"
+        return f"item {episode_index_of(episode.id)}"
 
     return key
 

@@ -44,12 +44,14 @@ class RunnerConfig:
 
 @dataclass
 class RunConfig:
-    """Identity of one run; left null, the id is generated and the sweep id taken from Hydra. A fork
-    (`sim replay`) names the episode it plays again and the turn it regenerates from."""
+    """Identity of one run; left null, the id is generated and the sweep id taken from Hydra. A fork run
+    (`sim replay`) names the episode it plays again (`fork_of`), or several of one run (`fork_episodes`), and the
+    turn it regenerates from."""
 
     id: Optional[str] = None
     sweep_id: Optional[str] = None
     fork_of: Optional[str] = None
+    fork_episodes: Optional[list[str]] = None
     fork_at: Optional[int] = None
 
 

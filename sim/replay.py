@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -46,8 +47,45 @@ def replay(db: Path, episode_id: str, fork_at: int, overrides: list[str]) -> Run
         raise SimError(f"episode {episode_id!r} was imported, not generated: only generated conversations can be replayed")
     if not 0 <= fork_at <= len(parent.turns):
         raise SimError(f"--fork-at must be between 0 and {len(parent.turns)} (the turns of {episode_id}), got {fork_at}")
+    return _fork(db, run, fork_at, overrides, fork_of=episode_id, fork_episodes=None)
+
+
+@dataclass
+class BatchReplay:
+    """A run of forks of another run's episodes: the run, and how many chosen episodes were too short to fork."""
+
+    report: RunReport
+    forked: int
+    too_short: int
+
+
+def replay_run(db: Path, run_id: str, fork_at: int, episodes: Optional[list[str]], overrides: list[str]) -> BatchReplay:
+    """Fork every episode of run `run_id` (or the listed ones) at turn `fork_at` into one new run, played
+    concurrently and resumable like any run; episodes with fewer than `fork_at` turns are skipped and counted."""
+    if fork_at < 0:
+        raise SimError(f"--fork-at must not be negative, got {fork_at}")
+    store = Store.open(db, create=False, option="--db")
+    try:
+        run = store.run(run_id)
+        rows = store.episode_rows(run_id)
+    finally:
+        store.close()
+    if episodes:
+        known = {row["id"] for row in rows}
+        if unknown := [episode for episode in episodes if episode not in known]:
+            raise SimError(f"--episodes: {unknown[0]!r} is not an episode of run {run_id}")
+        rows = [row for row in rows if row["id"] in set(episodes)]
+    parents = [row["id"] for row in rows if row["n_turns"] >= fork_at]
+    if not parents:
+        raise SimError(f"--fork-at {fork_at}: no chosen episode of run {run_id} has {fork_at} turns to keep")
+    report = _fork(db, run, fork_at, overrides, fork_of=None, fork_episodes=parents)
+    return BatchReplay(report, len(parents), len(rows) - len(parents))
+
+
+def _fork(db: Path, run: dict[str, Any], fork_at: int, overrides: list[str], **forks: Any) -> RunReport:
+    """A new run of the parent run's config with `overrides`, playing the forks `forks` names (`fork_of` or
+    `fork_episodes`), which records them so that `sim run run.id=ID` resumes it as a fork run."""
     cfg = fork_config(run, overrides)
     cfg.store.path = str(db)
-    # A run of its own, which records what it forks, so that `sim run run.id=ID` resumes it as a fork.
-    cfg.run.update(id=None, sweep_id=None, fork_of=episode_id, fork_at=fork_at)
+    cfg.run.update(id=None, sweep_id=None, fork_at=fork_at, **forks)
     return execute(cfg)

@@ -404,7 +404,8 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
     """Run (or resume) one job of the given config end to end, then run the configured analyzers on it.
 
     `overrides` are the command line's; when the run already exists they are applied to its stored config.
-    A run with `run.fork_of` plays only that episode again, from turn `run.fork_at` on (`sim replay`)."""
+    A run with `run.fork_of` (or `run.fork_episodes`) plays only those episodes again, from turn `run.fork_at` on
+    (`sim replay`)."""
     post_run_analyzers = build_analyzers(cfg.get("analyzer"), cfg.runner.analyze, cfg.runner)  # fails on a typo before any generation
     for key in ("concurrency", "max_attempts"):
         if cfg.runner[key] <= 0:
@@ -431,8 +432,9 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
         scenario.prepare(Path(cfg.store.path))
         backend: Backend = build(cfg.backend, "backend")
         store = store or Store.open(cfg.store.path)
-        fork = Fork(store.episode(cfg.run.fork_of), cfg.run.fork_at) if cfg.run.get("fork_of") else None
-        fork_plan = fork.plan(scenario) if fork is not None else None
+        parents = [cfg.run.fork_of] if cfg.run.get("fork_of") else list(cfg.run.get("fork_episodes") or [])
+        forks = [Fork(store.episode(parent), cfg.run.fork_at) for parent in parents]
+        fork_plans = [fork.plan(scenario) for fork in forks]
         if resumed:
             store.restart_run(run_id)
         else:
@@ -449,8 +451,8 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
                     "versions_json": json.dumps(package_versions()),
                 }
             )
-        if fork is not None and fork_plan is not None:
-            fork.start(store, run_id, fork_plan)  # on a resume, once more: it keeps the child it finds
+        for fork, plan in zip(forks, fork_plans):
+            fork.start(store, run_id, plan)  # on a resume, once more: it keeps the child it finds
         policy = retry_policy(cfg.runner)
         runner = EpisodeRunner(
             store=store,
@@ -461,7 +463,7 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
             concurrency=cfg.runner.concurrency,
             progress=cfg.runner.progress,
             guards=guards,
-            plans=None if fork_plan is None else [fork_plan],
+            plans=fork_plans or None,
         )
         started, cpu_started = time.perf_counter(), time.process_time()
         try:

@@ -1,6 +1,6 @@
 """Paired comparisons (`sim compare --paired`): the pairing rules and paired statistics on hand-built values checked
 against SciPy and statsmodels, and two loopback servers, one of whose assistants always flips role, compared pair by
-pair on the same tasks, and a fork against its parent."""
+pair on the same tasks, and a run forked whole against its parents."""
 
 from __future__ import annotations
 
@@ -101,11 +101,11 @@ def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, mon
         assert found["difference"] == pytest.approx(sign) and found["p_value"] < 0.05 and found["q_value"] < 0.05
         assert "pair by pair" in (tmp_path / "swept" / "report.md").read_text()
 
-        # A fork of one clean conversation onto the flipping server, paired with its parent.
+        # Every clean conversation forked onto the flipping server at turn 1, in one run, paired with its parent.
         ((clean_run,),) = db_rows(tmp_path / "runs" / "sim.db", f"SELECT id FROM runs WHERE config_yaml LIKE '%{clean.base_url}%'")
-        forked = run_sim(["replay", f"{clean_run}-e0003", "--fork-at", "1", *args, f"backend.base_url={flipping.base_url}"], tmp_path)
+        forked = run_sim(["replay", "--run", clean_run, "--fork-at", "1", *args[1:], f"backend.base_url={flipping.base_url}"], tmp_path)
         assert forked.returncode == 0, forked.stderr
-    ((fork_run, fork),) = db_rows(tmp_path / "runs" / "sim.db", "SELECT run_id, id FROM episodes WHERE parent_id IS NOT NULL")
+    ((fork_run, fork),) = db_rows(tmp_path / "runs" / "sim.db", f"SELECT run_id, id FROM episodes WHERE parent_id = '{clean_run}-e0003'")
     # sim diff: the two side by side from turn 1 on, the fork's flipped turn flagged.
     monkeypatch.setenv("COLUMNS", "200")
     shown = run_sim(["diff", f"{clean_run}-e0003", fork], tmp_path)
@@ -121,9 +121,8 @@ def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, mon
     assert compared.returncode == 0, compared.stderr
     document = json.loads(compared.stdout)
     found = flipping_happens(document)
-    # One pair (the fork and its parent); the parent run's other conversations have no fork and are left out.
-    assert (found["n_pairs"], found["unpaired"]) == (1, TASKS - 1)
-    assert found["difference"] == pytest.approx(1 if document["baseline"] == clean_run else -1)
+    assert (found["n_pairs"], found["unpaired"]) == (TASKS, 0)
+    assert found["difference"] == pytest.approx(1 if document["baseline"] == clean_run else -1) and found["p_value"] < 0.05
 
 
 def test_paired_needs_two_groups(sim, tmp_path: Path) -> None:
