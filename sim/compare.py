@@ -22,7 +22,9 @@ from sim.analysis import (
 )
 from sim.app import analysis_settings
 from sim.errors import SimError
-from sim.figures import Chart, distributions, label_distributions, metric_bars, stacked_shares, turn_histogram
+from sim.figures import (
+    Chart, distributions, label_distributions, metric_bars, paired_differences, stacked_shares, turn_histogram,
+)
 from sim.records import Episode
 from sim.runner import episode_index_of
 from sim.report import (
@@ -500,6 +502,14 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
         if bias_table is not None:
             section.tables.append(bias_table)
         charts.append(judge_bias_chart(summary))
+    if summary.paired:
+        charts.append(paired_differences(
+            f"{summary.analyzer}_paired", f"{summary.analyzer}: paired differences from the baseline",
+            "Per metric, each group's mean paired difference from the baseline group (other minus baseline) with its"
+            " paired 95% CI; in grey, the width the interval would have if the same values were compared as"
+            " independent groups. The dotted line is no difference.",
+            [c for c in summary.paired if c.unit == "episode"],
+        ))
     section.charts = [chart for chart in charts if chart is not None]
     return section
 

@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Sequence
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sim.analysis import Metric
+from sim.analysis import Metric, PairedComparison
 
 # Panels per figure at most, and their layout.
 MAX_PANELS = 30
@@ -81,6 +81,37 @@ def metric_bars(
             axis.axhline(references[metric_name], color="grey", linestyle=":", linewidth=1)
         if max(means) <= 0 <= min(means):
             axis.set_ylim(0, 1)  # all zero: show the bars against a unit scale, not a band around 0
+    return Chart(name, title, caption, _render(figure))
+
+
+def paired_differences(name: str, title: str, caption: str, comparisons: Iterable[PairedComparison]) -> Optional[Chart]:
+    """One panel per metric (at most MAX_PANELS), a point per compared group: its mean paired difference from the
+    baseline with the paired 95% CI, beside it (lighter) the same difference with the width of the unpaired
+    interval, and a line at no difference."""
+    by_name: dict[str, list[PairedComparison]] = {}
+    for comparison in comparisons:
+        by_name.setdefault(comparison.name, []).append(comparison)
+    shown = list(by_name)[:MAX_PANELS]
+    if not shown:
+        return None
+    figure, axes = _panels(len(shown))
+    for axis, metric_name in zip(axes, shown):
+        rows = by_name[metric_name]
+        positions = list(range(len(rows)))
+        for i, c in zip(positions, rows):
+            if c.ci_low is not None and c.ci_high is not None:
+                axis.errorbar(i - 0.1, c.difference, yerr=[[c.difference - c.ci_low], [c.ci_high - c.difference]], fmt="o",
+                              color=COLORS[0], capsize=4, label="paired" if i == 0 else None)
+            else:
+                axis.plot(i - 0.1, c.difference, "o", color=COLORS[0])
+            if c.unpaired_width is not None:
+                axis.errorbar(i + 0.1, c.difference, yerr=c.unpaired_width / 2, fmt="none", color="grey", alpha=0.6, capsize=4,
+                              label="unpaired width" if i == 0 else None)
+        axis.axhline(0, color="grey", linestyle=":", linewidth=1)
+        axis.set_xticks(positions, [_short(f"{c.other} vs {c.reference}") for c in rows], rotation=30, ha="right", fontsize=8)
+        axis.set_xlim(-0.6, len(rows) - 0.4)
+        axis.set_title(metric_name, fontsize=9)
+    axes[0].legend(fontsize=7, loc="best")
     return Chart(name, title, caption, _render(figure))
 
 

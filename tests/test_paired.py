@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+from PIL import Image
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
@@ -100,6 +101,8 @@ def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, mon
         sign = 1 if document["baseline"] == f"backend.base_url={clean.base_url}" else -1
         assert found["difference"] == pytest.approx(sign) and found["p_value"] < 0.05 and found["q_value"] < 0.05
         assert "pair by pair" in (tmp_path / "swept" / "report.md").read_text()
+        with Image.open(tmp_path / "swept" / "role_flip_paired.png") as figure:  # the paired-differences figure
+            assert figure.format == "PNG" and figure.width > 100
 
         # Every clean conversation forked onto the flipping server at turn 1, in one run, paired with its parent.
         ((clean_run,),) = db_rows(tmp_path / "runs" / "sim.db", f"SELECT id FROM runs WHERE config_yaml LIKE '%{clean.base_url}%'")
