@@ -7,13 +7,17 @@ import base64
 import html
 import json
 import os
+from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
+import numpy as np
 from omegaconf import OmegaConf
+from statsmodels.duration.survfunc import SurvfuncRight
 
+from analyzers import analyzers
 from analyzers.preferences import BIAS_AUDIT, AuditMeasure
 from analyzers.task_labels import clean_labels, dataset_schemes, scheme_of, valid_labels
 from sim.analysis import (
@@ -23,7 +27,7 @@ from sim.analysis import (
 from sim.app import analysis_settings
 from sim.errors import SimError
 from sim.figures import (
-    Chart, distributions, label_distributions, metric_bars, paired_differences, stacked_shares, turn_histogram,
+    Chart, distributions, label_distributions, metric_bars, paired_differences, stacked_shares, survival_curves, turn_histogram,
 )
 from sim.records import Episode
 from sim.runner import episode_index_of
@@ -332,6 +336,100 @@ def stored_annotations(store: Store, selection: Selection, summary: AnalyzerSumm
     return [(selection.label(run_id, dataset), author, *rest) for run_id, dataset, author, *rest in rows]
 
 
+@dataclass
+class FlaggedEpisode:
+    """An episode as turn flags see it: its group, length, the episode it was forked from and where, and the turns
+    each flag fired on."""
+
+    group: str
+    n_turns: int
+    parent_id: Optional[str]
+    fork_turn: Optional[int]
+    flagged: dict[str, set[int]] = field(default_factory=lambda: defaultdict(set))
+
+
+def flagged_episodes(store: Store, selection: Selection, summary: AnalyzerSummary, flags: Sequence[str]) -> dict[str, FlaggedEpisode]:
+    """The selected episodes the analyzer annotated, by id, with the turns each of `flags` fired on."""
+    where, params = selection.where()
+    episodes = {
+        episode_id: FlaggedEpisode(selection.label(run_id, dataset), n_turns, parent_id, fork_turn)
+        for episode_id, run_id, dataset, n_turns, parent_id, fork_turn in store.db.execute(
+            "SELECT e.id, e.run_id, e.dataset, e.n_turns, e.parent_id, e.fork_turn FROM episodes e WHERE EXISTS (SELECT 1 FROM"
+            f" annotations a WHERE a.episode_id = e.id AND a.analyzer = ? AND a.analyzer_version = ?) AND {where}",
+            [summary.analyzer, summary.version, *params],
+        )
+    }
+    marks = ", ".join("?" * len(flags))
+    for episode_id, flag, turn in store.db.execute(
+        "SELECT a.episode_id, a.name, a.turn_idx FROM annotations a JOIN episodes e ON e.id = a.episode_id WHERE a.analyzer = ?"
+        f" AND a.analyzer_version = ? AND a.turn_idx IS NOT NULL AND a.value != 0 AND a.name IN ({marks}) AND {where}",
+        [summary.analyzer, summary.version, *flags, *params],
+    ):
+        episodes[episode_id].flagged[flag].add(turn)
+    return episodes
+
+
+def first_flag_curves(episodes: dict[str, FlaggedEpisode], flags: Sequence[str]) -> dict[str, dict[str, tuple[list[float], list[float]]]]:
+    """Per flag that fired at all, per group, the Kaplan-Meier curve of turns until the flag first fires (statsmodels
+    `SurvfuncRight`): a conversation that never shows it is censored at its length."""
+    curves: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    for flag in flags:
+        if not any(episode.flagged.get(flag) for episode in episodes.values()):
+            continue
+        by_group: dict[str, tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
+        for episode in episodes.values():
+            fired = episode.flagged.get(flag)
+            if episode.n_turns:
+                durations, events = by_group[episode.group]
+                durations.append(min(fired) + 1 if fired else episode.n_turns)
+                events.append(1 if fired else 0)
+        curves[flag] = {}
+        for group, (durations, events) in by_group.items():
+            if any(events):
+                fit = SurvfuncRight(np.asarray(durations, dtype=float), np.asarray(events))
+                curves[flag][group] = ([0.0, *fit.surv_times.tolist()], [1.0, *fit.surv_prob.tolist()])
+            else:
+                curves[flag][group] = ([0.0, float(max(durations))], [1.0, 1.0])
+    return curves
+
+
+def fork_divergence(episodes: dict[str, FlaggedEpisode], flags: Sequence[str], analyzer: str) -> Optional[Tabular]:
+    """Per group of forks whose parents are selected too: how many forks part from their parent in a flag, and the
+    first turn (from the fork on) where the two differ in any of `flags`; None without such forks."""
+    parted: dict[str, list[Optional[int]]] = defaultdict(list)
+    for episode in episodes.values():
+        parent = episodes.get(episode.parent_id or "")
+        if parent is None or episode.fork_turn is None:
+            continue
+        differing = [turn for flag in flags for turn in episode.flagged.get(flag, set()) ^ parent.flagged.get(flag, set())
+                     if turn >= episode.fork_turn]
+        parted[episode.group].append(min(differing) if differing else None)
+    if not parted:
+        return None
+    rows = []
+    for group, firsts in parted.items():
+        found = sorted(turn for turn in firsts if turn is not None)
+        spread = f"{np.median(found):g} [{found[0]}, {found[-1]}]" if found else "—"
+        rows.append([group, str(len(firsts)), str(len(found)), spread])
+    return Tabular(f"{analyzer}: where forks part from their parents in {', '.join(flags)}",
+                   ["forks' group", "forks", "forks that differ in a flag", "first differing turn: median [min, max]"], rows)
+
+
+def turn_flag_views(store: Store, selection: Selection, summary: AnalyzerSummary) -> tuple[Optional[Tabular], Optional[Chart]]:
+    """For an analyzer with turn flags: where forks part from their parents, and turns-to-first-flag curves."""
+    flags = analyzers.get(summary.analyzer).turn_flags
+    if not flags:
+        return None, None
+    episodes = flagged_episodes(store, selection, summary, flags)
+    curves = survival_curves(
+        f"{summary.analyzer}_first_flag", f"{summary.analyzer}: turns until a flag first fires",
+        "Per flag, the share of each group's conversations that have not shown it yet after each number of turns"
+        " (Kaplan-Meier; a conversation that never shows it counts until its last turn).",
+        first_flag_curves(episodes, flags),
+    )
+    return fork_divergence(episodes, flags, summary.analyzer), curves
+
+
 def role_flip_charts(store: Store, selection: Selection, summary: AnalyzerSummary) -> list[Optional[Chart]]:
     """The role-flip rate per group, and the turns at which flips happen."""
     rate = metric_bars(
@@ -502,6 +600,10 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
         if bias_table is not None:
             section.tables.append(bias_table)
         charts.append(judge_bias_chart(summary))
+    divergence, first_flags = turn_flag_views(store, selection, summary)
+    if divergence is not None:
+        section.tables.append(divergence)
+    charts.append(first_flags)
     if summary.paired:
         charts.append(paired_differences(
             f"{summary.analyzer}_paired", f"{summary.analyzer}: paired differences from the baseline",

@@ -115,6 +115,24 @@ def paired_differences(name: str, title: str, caption: str, comparisons: Iterabl
     return Chart(name, title, caption, _render(figure))
 
 
+def survival_curves(name: str, title: str, caption: str, curves: dict[str, dict[str, tuple[list[float], list[float]]]]) -> Optional[Chart]:
+    """One panel per flag, a step curve per group: the share of conversations still without the flag after each
+    number of turns (Kaplan-Meier: `curves[flag][group]` = turns, share)."""
+    shown = list(curves)[:MAX_PANELS]
+    if not shown:
+        return None
+    figure, axes = _panels(len(shown))
+    for axis, flag in zip(axes, shown):
+        for i, (group, (turns, share)) in enumerate(curves[flag].items()):
+            axis.step(turns, share, where="post", color=COLORS[i % len(COLORS)], label=_short(group))
+        axis.set_ylim(0, 1.05)
+        axis.set_xlabel("turns", fontsize=8)
+        axis.set_ylabel(f"share without {flag}", fontsize=8)
+        axis.set_title(flag, fontsize=9)
+        axis.legend(fontsize=7, loc="lower left")
+    return Chart(name, title, caption, _render(figure))
+
+
 def _grouped_bars(axis: Axes, ticks: list[str], series: dict[str, list[float]]) -> None:
     """At each tick, one bar per series side by side, the tick label under the middle of them."""
     width = 0.8 / max(len(series), 1)

@@ -15,6 +15,7 @@ from statsmodels.stats.contingency_tables import mcnemar
 
 from conftest import db_rows, run_sim
 from scripted_server import ScriptedServer
+from test_compare import markdown_rows
 from sim.analysis import Side, compare_pairs, paired_values
 from sim.records import Annotation
 
@@ -126,6 +127,12 @@ def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, mon
     found = flipping_happens(document)
     assert (found["n_pairs"], found["unpaired"]) == (TASKS, 0)
     assert found["difference"] == pytest.approx(1 if document["baseline"] == clean_run else -1) and found["p_value"] < 0.05
+    # Every fork parts from its parent at turn 1, the first regenerated assistant turn, which flips.
+    report = (tmp_path / "fork" / "report.md").read_text()
+    (parted,) = markdown_rows(report, "role_flip: where forks part from their parents in role_flipped, interruption")
+    assert parted == [fork_run, str(TASKS), str(TASKS), "1 [1, 1]"]
+    with Image.open(tmp_path / "fork" / "role_flip_first_flag.png") as figure:  # turns until the first flip, per group
+        assert figure.format == "PNG" and figure.width > 100
 
 
 def test_paired_needs_two_groups(sim, tmp_path: Path) -> None:
