@@ -723,6 +723,21 @@ class ComparisonRun:
     report: Report
     folder: Path
 
+    def results(self) -> list[dict[str, Any]]:
+        """Every comparison of a group with the baseline, unpaired and paired, as one flat list of records."""
+        found = []
+        for summary in self.summaries:
+            for comparison in [*summary.against_reference, *summary.paired]:
+                is_paired = isinstance(comparison, PairedComparison)
+                found.append({
+                    "analyzer": summary.analyzer, "metric": comparison.name, "unit": comparison.unit,
+                    "groups": [comparison.reference, comparison.other], "paired": is_paired,
+                    "n_pairs": comparison.n_pairs if is_paired else None, "difference": comparison.difference,
+                    "ci_low": comparison.ci_low, "ci_high": comparison.ci_high, "p_value": comparison.p_value,
+                    "q_value": comparison.q_value, "test": comparison.test,
+                })
+        return found
+
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (`sim compare --json`): the groups, each analyzer's metrics and comparisons (within groups,
         and against the reference group where there is one), and the files written."""
@@ -735,6 +750,7 @@ class ComparisonRun:
                 for g in self.selection.groups
             ],
             "analyzers": [summary.as_dict() for summary in self.summaries],
+            "results": self.results(),
             "report": [str(self.folder / name) for name in ("report.md", "report.html")],
             "figures": [str(self.folder / f"{chart.name}.png") for chart in self.report.charts],
         }

@@ -98,6 +98,11 @@ def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, mon
         document = json.loads(compared.stdout)
         found = flipping_happens(document)
         assert found["n_pairs"] == TASKS and found["unpaired"] == 0
+        # The flat records: each comparison once, unpaired and paired, with its groups and test.
+        (record,) = [r for r in document["results"] if r["metric"] == "role_flipping_happens" and r["paired"]]
+        assert record["groups"] == [document["baseline"], document["groups"][1]["name"]] and record["n_pairs"] == TASKS
+        assert record["test"] == "mcnemar exact" and record["q_value"] == found["q_value"]
+        assert any(r["metric"] == "role_flipping_happens" and not r["paired"] for r in document["results"])
         # Every task flips on one side and never on the other: the difference is +-1 whichever group comes first.
         sign = 1 if document["baseline"] == f"backend.base_url={clean.base_url}" else -1
         assert found["difference"] == pytest.approx(sign) and found["p_value"] < 0.05 and found["q_value"] < 0.05
