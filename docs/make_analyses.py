@@ -105,15 +105,19 @@ RUNS: dict[str, list[str]] = {
         "scenario.n_episodes=60", "scenario.annotators=5", "scenario.temperature=1.0", "runner.analyze=[]",
     ],
     "smollm2-roleplay": ["scenario.n_episodes=20", "scenario.max_turns=8", "runner.analyze=[]"],
+    # The first 10 tasks of smollm2-roleplay again with the same seed at a lower temperature: paired by task.
+    "smollm2-roleplay-t02": ["scenario.n_episodes=10", "scenario.max_turns=8", "scenario.temperature=0.2", "runner.analyze=[]"],
 }
 
 
 @dataclass(frozen=True)
 class Analysis:
-    """One `sim analyze ... --json` of a section (`{data}` and `{db}` filled in when run), kept as runs/analyses/KEY.json."""
+    """One `sim analyze ... --json` (or another command's `--json`, e.g. `compare`) of a section (`{data}` and `{db}`
+    filled in when run), kept as runs/analyses/KEY.json."""
 
     key: str
     args: tuple[str, ...]
+    command: str = "analyze"
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def prepare(section: Section, data: Path, db: Path) -> None:
 
 def analyze_args(analysis: Analysis) -> list[str]:
     """`sim analyze` arguments of one analysis, with placeholders."""
-    return ["analyze", "--db", "{db}", *analysis.args, "--json"]
+    return [analysis.command, "--db", "{db}", *analysis.args, "--json"]
 
 
 def analyze(section: Section, data: Path, db: Path) -> None:
@@ -227,6 +231,7 @@ class Results:
         self.comparisons: dict[tuple[str, str, str], Metric] = {}
         self.notes: dict[str, list[str]] = {}
         self.groups: dict[str, list[str]] = {}
+        self.paired: dict[str, list[Metric]] = {}  # `sim compare --paired`: per analyzer, its paired comparisons
         self.used: set[str] = set()  # interval methods of the values rendered
         for document in documents:
             for summary in document["analyzers"]:
@@ -238,6 +243,7 @@ class Results:
                 groups += sorted({m["group"] for m in summary["metrics"]} - set(groups))
                 for comparison in summary["comparisons"]:
                     self.comparisons[name, comparison["group"], comparison["name"]] = comparison
+                self.paired.setdefault(name, []).extend(summary.get("paired", []))
 
     def get(self, analyzer: str, group: str, name: str) -> Optional[Metric]:
         """A metric, or None where the analyzer did not report it; its interval method is noted as used."""
@@ -314,7 +320,7 @@ def block(section: Section, results: Results, text: str, first: bool = True, not
         commands = "\n".join(shell(analyze_args(a)) for a in section.analyses)
         head += f" from\n\n```bash\n{commands}\n```\n"
     else:
-        head += ", from the `sim analyze` output of the table above.\n"
+        head += f", from the `sim {section.analyses[0].command}` output of the table above.\n"
     methods = results.intervals()
     said = " ".join(part for part in (methods if intervals else "", note) if part)
     return head + (f"\n{said}\n" if said else "") + f"\n{text}\n"
@@ -691,6 +697,34 @@ def roleplay(section: Section, results: Results) -> dict[str, str]:
     return {section.name: block(section, results, stats + "\n\n" + table(["measure", "value"], rows), note=TURN_NOTE)}
 
 
+PAIRED_RUNS = ("smollm2-roleplay", "smollm2-roleplay-t02")
+PAIRED_ANALYZERS = ("role_flip", "conversation_stats")
+PAIRED_METHODS = ("Paired difference: temperature 0.2 minus 0.7 on the same task and seed, the mean over the pairs with a "
+                  "bootstrap interval over pairs (seed 0); test: McNemar's exact test for 0/1 values, Wilcoxon's "
+                  "signed-rank test otherwise; q: Benjamini-Hochberg over the analyzer's paired tests; `*`: q < "
+                  f"{ALPHA}. Unpaired width: the width of the interval the same values get compared as independent groups.")
+
+
+def paired(section: Section, results: Results) -> dict[str, str]:
+    """The role-play generated here at two temperatures on the same tasks, compared pair by pair."""
+    rows = []
+    for analyzer in PAIRED_ANALYZERS:
+        for c in results.paired.get(analyzer, []):
+            if (c["reference"], c["other"]) != PAIRED_RUNS:
+                raise SystemExit(f"paired: expected {PAIRED_RUNS[1]} against {PAIRED_RUNS[0]}, got {c['other']} against {c['reference']}")
+            if c["unit"] != "episode":
+                continue
+            interval = "" if c["ci_low"] is None else f" [{c['ci_low']:.3g}, {c['ci_high']:.3g}]"
+            rows.append([
+                f"`{c['name']}` ({analyzer})", f"{c['n_pairs']} ({c['unpaired']})", f"{c['mean_reference']:.3g} → {c['mean_other']:.3g}",
+                f"{c['difference']:+.3g}{interval}", "—" if c["unpaired_width"] is None else f"{c['unpaired_width']:.3g}",
+                f"{c['test']}, p={p_text(c['p_value'])}, q={p_text(c['q_value'])}{star(c['q_value'])}",
+            ])
+    header = ["metric", "pairs (left out)", "temperature 0.7 → 0.2, means over the pairs", "paired difference [95% CI]",
+              "unpaired CI width", "test"]
+    return {section.name: block(section, results, table(header, rows), note=PAIRED_METHODS, intervals=False)}
+
+
 def judges(section: Section, results: Results) -> dict[str, str]:
     """What the embedded model answered as the judge of digression, human-likeness and collaboration: how often it
     gave no verdict, its verdicts, and SPP accuracy split by each."""
@@ -755,6 +789,10 @@ SECTIONS = [
     Section("roleplay", (), (Analysis("roleplay.smollm2-roleplay", (
         "--run", "smollm2-roleplay", "--analyzer", "role_flip", "--analyzer", "conversation_stats", "--analyzer", "digression")),),
         roleplay, runs=("smollm2-roleplay",)),
+    Section("paired", (), (Analysis("paired.roleplay-temperature", (
+        *(arg for run in PAIRED_RUNS for arg in ("--run", run)), "--paired",
+        *(arg for name in PAIRED_ANALYZERS for arg in ("--analyzer", name)), "--out", f"{JSON_DIR}/paired-report"), command="compare"),),
+        paired, runs=PAIRED_RUNS),
     Section("judges", (), (Analysis(f"judges.{JUDGED_DATASET}", (
         "--dataset", JUDGED_DATASET, *(arg for name in JUDGE_ANALYZERS for arg in ("--analyzer", name)), "analyzer.digression.mode=judge",
         *JUDGE_SETTINGS)),), judges, judged=True),
