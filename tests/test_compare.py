@@ -15,7 +15,9 @@ from PIL import Image
 
 from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
 from sim.analysis import AnalyzerSummary, Metric
-from sim.compare import build_report, digression_charts, digression_shares, flip_turns, group_runs, select
+from sim.compare import (
+    build_report, digression_charts, digression_shares, first_flag_curves, flagged_episodes, flip_turns, group_runs, select,
+)
 from sim.errors import SimError
 from sim.figures import turn_histogram
 from sim.records import Episode, Turn
@@ -276,7 +278,13 @@ def test_role_flip_turns_drawn_where_flips_happen(store) -> None:
     summaries = analyze(store, [RoleFlipAnalyzer()], scopes=selection.scopes(), group_of=selection.group_of, progress=False)
     report = build_report(store, selection, summaries)
     charts = {chart.name: chart for chart in report.charts}
-    assert set(charts) == {"role_flip_metrics", "role_flip_rate", "role_flip_turns"}
+    assert set(charts) == {"role_flip_metrics", "role_flip_rate", "role_flip_turns", "role_flip_first_flag"}
+    assert charts["role_flip_first_flag"].png.startswith(PNG_MAGIC)
+    # Turns until the first flip: e0 flips on its second turn; e1 never does and counts until its only turn, so by
+    # turn 2 no conversation at risk is left without a flip (Kaplan-Meier).
+    episodes = flagged_episodes(store, selection, summaries[0], ["role_flipped"])
+    assert {key: (e.n_turns, dict(e.flagged)) for key, e in episodes.items()} == {"e0": (4, {"role_flipped": {1}}), "e1": (1, {})}
+    assert first_flag_curves(episodes, ["role_flipped"]) == {"role_flipped": {"hand": ([0.0, 2.0], [1.0, 0.0])}}
     assert flip_turns(store, selection, summaries[0]) == {"hand": [1]}
     assert charts["role_flip_turns"].png.startswith(PNG_MAGIC)
     assert turn_histogram("t", "t", "", {"hand": []}, {"hand": 2}) is None
