@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -17,7 +18,16 @@ def command_line() -> str:
         script = script.relative_to(ROOT)
     except ValueError:
         pass
-    return "python " + shlex.join([str(script), *sys.argv[1:]])
+    return "python " + shlex.join([str(script), *map(relative_to_root, sys.argv[1:])])
+
+
+def relative_to_root(arg: str) -> str:
+    """An absolute path beside or inside the repository (e.g. the shared corpora) as seen from its root, so that a
+    command line written into docs/ names no folder of the machine it ran on; any other argument as given."""
+    path = Path(arg)
+    if path.is_absolute() and path.resolve().is_relative_to(ROOT.parent):
+        return os.path.relpath(path.resolve(), ROOT)
+    return arg
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
