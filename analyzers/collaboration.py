@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from agents.verdicts import YES_NO_VERDICT
 from analyzers.base import analyzers
-from analyzers.judging import ConversationJudgeConfig, ConversationVerdict, Protocol
+from analyzers.judging import ConversationJudgeConfig, ConversationVerdict, Protocol, paper_yes_no
 
 PAPER_QUESTION = (
     "Judge how the participants of the conversation below worked together: did its conclusion come from a combined "
@@ -22,14 +22,7 @@ PROTOCOLS = {
         "Did the participants reach their conclusion by a combined effort, each contributing substantially (yes), "
         f"or did a single participant lead it (no)? Say briefly why. {YES_NO_VERDICT}",
     ),
-    "paper": Protocol(
-        "paper",
-        ask=PAPER_QUESTION + "### Answer: ",
-        explain=PAPER_QUESTION + "### Answer: {verdict}\n\n"
-        f"Now give your reasons. If on reflection your answer changes, give the reason for the change. {YES_NO_VERDICT}",
-        system=True,
-        max_tokens=256,
-    ),
+    "paper": paper_yes_no(PAPER_QUESTION, "Now give your reasons."),
 }
 
 

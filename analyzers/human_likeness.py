@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from agents.verdicts import YES_NO_VERDICT
 from analyzers.base import analyzers
-from analyzers.judging import ConversationJudgeConfig, ConversationVerdict, Protocol
+from analyzers.judging import ConversationJudgeConfig, ConversationVerdict, Protocol, paper_yes_no
 
 PAPER_QUESTION = (
     "Judge whether the conversation below reads like a dialogue between people or like one made up by several AI "
@@ -21,15 +21,7 @@ PROTOCOLS = {
         ask="Here is a conversation.\n\n{transcript}\n\n"
         f"Does this conversation resemble a dialogue between people? Say briefly why. {YES_NO_VERDICT}",
     ),
-    "paper": Protocol(
-        "paper",
-        ask=PAPER_QUESTION + "### Answer: ",
-        explain=PAPER_QUESTION + "### Answer: {verdict}\n\n"
-        "Now give your reasons: point to what in the conversation suggests people or machines. If on reflection "
-        f"your answer changes, give the reason for the change. {YES_NO_VERDICT}",
-        system=True,
-        max_tokens=256,
-    ),
+    "paper": paper_yes_no(PAPER_QUESTION, "Now give your reasons: point to what in the conversation suggests people or machines."),
 }
 
 

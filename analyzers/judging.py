@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import yaml
 from omegaconf import MISSING, OmegaConf
 
-from agents.verdicts import read_category, read_yes_no
+from agents.verdicts import YES_NO_VERDICT, read_category, read_yes_no
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored
 from sim.backends import Backend, ChatMessage, SamplingParams
@@ -66,6 +66,19 @@ class Protocol:
             f"{self.name}+{file.name}", texts["ask"], texts.get("explain", self.explain), texts.get("classify", self.classify),
             bool(texts.get("system", self.system)), self.max_tokens,
         )
+
+
+def paper_yes_no(question: str, reasons: str) -> Protocol:
+    """The paper's two-stage yes/no protocol over `question` (which shows the task and transcript): ask, then show
+    the verdict back and ask for `reasons`, allowing a change; as one system message, 256 tokens, as the paper sent it."""
+    return Protocol(
+        "paper",
+        ask=question + "### Answer: ",
+        explain=question + "### Answer: {verdict}\n\n"
+        f"{reasons} If on reflection your answer changes, give the reason for the change. {YES_NO_VERDICT}",
+        system=True,
+        max_tokens=256,
+    )
 
 
 @dataclass
