@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -119,12 +120,47 @@ def compose_config(overrides: list[str]) -> DictConfig:
     overrides = judge_choices(overrides)
     try:
         with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
-            return compose(config_name=CONFIG_NAME, overrides=overrides)
+            cfg = compose(config_name=CONFIG_NAME, overrides=overrides)
     except yaml.YAMLError as exc:
         raise SimError(f"malformed YAML: {_one_line(exc)}") from None
     except (HydraException, OmegaConfBaseException, ValueError) as exc:
         # Hydra raises a bare ValueError for some malformed overrides (`=3`).
+        unknown = getattr(exc.__cause__, "full_key", None) if isinstance(exc, HydraException) else None
+        bad = next((o for o in overrides if unknown and f"{override_key(o)}.".startswith(f"{unknown}.")), None)
+        if bad is not None and (line := _unknown_key(compose_config([o for o in overrides if o != bad]), unknown, override_key(bad))):
+            raise SimError(line) from None
         raise SimError(_one_line(exc)) from None
+    # Hydra adds a `+key` to a schema too, where it would only fail later as an unexpected argument.
+    for added in (o for o in overrides if o.startswith("+") and not o.startswith("++")):
+        key = override_key(added)
+        parent = OmegaConf.select(cfg, key.rpartition(".")[0]) if "." in key else cfg
+        if isinstance(parent, DictConfig) and not _accepts_new_keys(parent):
+            raise SimError(_unknown_key(compose_config([o for o in overrides if o != added]), key, key) or f"unknown key {key}")
+    return cfg
+
+
+def _accepts_new_keys(node: DictConfig) -> bool:
+    """Whether a config node is a free mapping (`+key=value` adds to it) rather than a dataclass schema."""
+    return OmegaConf.get_type(node) is dict
+
+
+def _unknown_key(cfg: DictConfig, unknown: str, written: str) -> Optional[str]:
+    """One line for `written`, an override whose key `unknown` (itself or a prefix) the config does not have,
+    naming the closest keys of its schema; None where the config has that key after all."""
+    parent_key, _, leaf = unknown.rpartition(".")
+    parent = OmegaConf.select(cfg, parent_key) if parent_key else cfg
+    if not isinstance(parent, DictConfig):
+        return f"unknown key {written}: {parent_key} holds a value, not settings"
+    if _accepts_new_keys(parent):
+        return f"unknown key {written}; to add it, write +{written}=..."
+    keys = [str(k) for k in parent.keys() if not str(k).startswith("_")]
+    if leaf in parent:
+        return None
+    prefix, rest = f"{parent_key}." if parent_key else "", written[len(unknown):]
+    if close := difflib.get_close_matches(leaf, keys, n=3, cutoff=0.6):
+        return f"unknown key {written}; did you mean {' or '.join(prefix + c + rest for c in close)}?"
+    where = f"{parent_key} ({OmegaConf.get_type(parent).__name__})" if parent_key else "the config"
+    return f"unknown key {written}: {where} has {', '.join(keys) or 'no settings'}"
 
 
 def config_dir_overrides(args: list[str]) -> tuple[list[str], list[str]]:
