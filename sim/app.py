@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -27,13 +29,17 @@ import sim.backends  # noqa: F401  (registers backends and their config schemas)
 from sim.config import SECRET_KEY  # also registers the top-level schema
 from sim.errors import DEBUG_ENV, SimError, one_line
 from sim.report import print_run
-from sim.runner import execute, override_key, sweep_job_run_id
+from sim.runner import execute, new_run_id, override_key, sweep_job_run_id
 
 # Added to an unexpected error's one line.
 DEBUG_HINT = "(`sim --debug run ...` shows where)"
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
 MULTIRUN_FLAGS = ("-m", "--multirun")
+# Third-party loggers kept to warnings unless `sim --debug`.
+QUIET_LOGGERS = ("httpx", "httpcore", "openai", "urllib3")
+# The shell's status for a program stopped by Ctrl-C (128 + SIGINT).
+INTERRUPTED_EXIT = 130
 # Overrides the analysis commands (analyze, reanalyze, compare) take: analyzer settings and the judge backend.
 # What analysis commands take: analyzer settings, the backend a `judge=self` uses, and how a judge's requests are
 # retried and cached.
@@ -291,12 +297,23 @@ def _check_shard_per_job(overrides: list[str]) -> None:
 def hydra_main(cfg: DictConfig) -> None:
     """One Hydra job: generate, store, analyze, print the summary."""
     hydra_cfg = HydraConfig.get()
+    if not os.environ.get(DEBUG_ENV):  # HTTP clients log a line per request at INFO, Hydra's level for the job
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
     sweep_id = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
-    if sweep_id is not None and not cfg.run.id:
-        cfg.run.id = sweep_job_run_id(sweep_id, hydra_cfg.job.num, list(hydra_cfg.overrides.task))
+    task_overrides = list(hydra_cfg.overrides.task)
+    if not cfg.run.id:
+        cfg.run.id = sweep_job_run_id(sweep_id, hydra_cfg.job.num, task_overrides) if sweep_id else new_run_id()
+        _record_run_id(hydra_cfg, cfg.run.id)
     store_before = _store_files(cfg)
     try:
-        report = execute(cfg, sweep_id=sweep_id, overrides=list(hydra_cfg.overrides.task))
+        report = execute(cfg, sweep_id=sweep_id, overrides=task_overrides, on_start=_say_started)
+    except KeyboardInterrupt:
+        if store_before is not None and _store_files(cfg) == store_before:
+            raise
+        resume = [o for o in task_overrides if override_key(o) != "run.id"] + [f"run.id={cfg.run.id}"]
+        print(f"interrupted; run {cfg.run.id} keeps what it stored. Resume it with: sim run {shlex.join(resume)}", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT) from None
     except Exception as exc:
         # Refused before it wrote to the store (bad config, unusable database): Hydra's folder for the job holds
         # only the refused config, so the job leaves nothing. A job that stored a run keeps its folder and log.
@@ -309,9 +326,25 @@ def hydra_main(cfg: DictConfig) -> None:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(1) from None
         # Said now, for this job; Hydra then goes on with the sweep's other jobs and raises the first failure last.
-        print(f"error: job {hydra_cfg.job.num} ({' '.join(hydra_cfg.overrides.task)}): {error}", file=sys.stderr)
+        print(f"error: job {hydra_cfg.job.num} ({' '.join(task_overrides)}): {error}", file=sys.stderr)
         raise error from None
     print_run(Console(), report)
+
+
+def _say_started(run_id: str, db_path: Path, resumed: bool) -> None:
+    """Name the run and its database before the first turn, so that an interrupted run can be found."""
+    print(f"run {run_id} {'resumed' if resumed else 'started'}, stored in {db_path}", file=sys.stderr, flush=True)
+
+
+def _record_run_id(hydra_cfg: DictConfig, run_id: str) -> None:
+    """Write the id given to this job into the config Hydra saved for it before the job started."""
+    if not hydra_cfg.output_subdir:
+        return
+    saved = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir / "config.yaml"
+    if saved.is_file():
+        snapshot = OmegaConf.load(saved)
+        OmegaConf.update(snapshot, "run.id", run_id, force_add=True)
+        OmegaConf.save(snapshot, saved)
 
 
 def run_hydra(args: list[str]) -> None:

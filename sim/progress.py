@@ -1,9 +1,14 @@
-"""A progress bar over the jobs of a sweep (`sim run -m`), as a Hydra callback."""
+"""Progress of a run (bars on a terminal, periodic lines elsewhere), and a bar over the jobs of a sweep
+(`sim run -m`) as a Hydra callback."""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+import sys
+import threading
+import time
+from types import TracebackType
+from typing import Any, Callable, Optional
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
@@ -13,6 +18,60 @@ from tqdm import tqdm
 # Launchers that run jobs one after another in this process; the others report progress their own way
 # (the joblib launcher through `hydra.launcher.verbose`, SLURM and Ray through their own tools).
 IN_PROCESS_LAUNCHERS = ("hydra._internal.core_plugins.basic_launcher.BasicLauncher",)
+# Where stderr is not a terminal (piped, redirected to a log, a batch job), a progress line this often.
+LINE_EVERY_S = 10.0
+
+
+class RunProgress:
+    """Episodes and turns of one run as they end: tqdm bars where stderr is a terminal; elsewhere one line to
+    stderr every `every_s` seconds, so that a run in the background never looks stuck. `retries()` gives the
+    requests retried so far and those now waiting to be retried."""
+
+    def __init__(self, total: int, enabled: bool, retries: Callable[[], tuple[int, int]], every_s: float = LINE_EVERY_S) -> None:
+        self.total, self.episodes, self.turns = total, 0, 0
+        self._retries = retries
+        self._every_s = every_s
+        bars = enabled and sys.stderr.isatty()
+        self._episodes_bar = tqdm(total=total, desc="episodes", unit="ep", disable=not bars, position=0)
+        self._turns_bar = tqdm(desc="turns", unit="turn", disable=not bars, position=1, leave=False)
+        self._started = time.perf_counter()
+        self._stop = threading.Event()
+        self._lines = threading.Thread(target=self._write_lines, daemon=True) if enabled and not bars else None
+
+    def __enter__(self) -> "RunProgress":
+        if self._lines is not None:
+            self._lines.start()
+        return self
+
+    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException], trace: Optional[TracebackType]) -> None:
+        self._stop.set()
+        if self._lines is not None:
+            self._lines.join()
+        self._turns_bar.close()
+        self._episodes_bar.close()
+
+    def turn_done(self) -> None:
+        """One more turn played (or kept from before a resume)."""
+        self.turns += 1
+        self._turns_bar.update(1)
+
+    def episode_done(self) -> None:
+        """One more episode ended."""
+        self.episodes += 1
+        self._episodes_bar.update(1)
+
+    def line(self) -> str:
+        """Where the run stands, in one line."""
+        elapsed = time.perf_counter() - self._started
+        retried, waiting = self._retries()
+        return (
+            f"progress: episodes {self.episodes}/{self.total}, {self.turns} turns ({self.turns / max(elapsed, 1e-9):.2f}/s), "
+            f"{retried} retries ({waiting} waiting), {elapsed:.0f} s"
+        )
+
+    def _write_lines(self) -> None:
+        while not self._stop.wait(self._every_s):
+            print(self.line(), file=sys.stderr, flush=True)
 
 
 def count_jobs(overrides: list[str]) -> int:

@@ -53,6 +53,15 @@ class RequestExecutor:
         self.use_cache = use_cache
         self._limit = asyncio.Semaphore(backend.max_concurrency)
         self._backoff = wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s, jitter=policy.initial_s)
+        self._retried = 0  # requests sent again after a failure, so far
+        self._waiting = 0  # requests now waiting out a backoff or a server's Retry-After
+
+    def retry_counts(self) -> tuple[int, int]:
+        """Requests retried so far, and requests now waiting to be retried (for the progress display)."""
+        return self._retried, self._waiting
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self._waiting += 1
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -71,12 +80,16 @@ class RequestExecutor:
             stop=stop_after_attempt(self.policy.max_attempts),
             wait=self._wait,
             retry=retry_if_exception(_is_retryable),
+            before_sleep=self._before_sleep,
             reraise=True,
         )
         try:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
+                    if attempts > 1:  # back from a wait
+                        self._waiting -= 1
+                        self._retried += 1
                     async with self._limit:
                         completion = await self.backend.complete(messages, params)
         except BackendError as exc:

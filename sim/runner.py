@@ -14,10 +14,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from omegaconf import DictConfig, OmegaConf
-from tqdm import tqdm
 
 import sim
 from scenarios import EpisodePlan, Outcome, Scenario
@@ -26,6 +25,7 @@ from sim.backends import Backend, BackendError, ChatMessage, SamplingParams
 from sim.config import build, redacted_yaml
 from sim.errors import SimError
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
+from sim.progress import RunProgress
 from sim.records import Episode, Turn
 from sim.requests import RequestExecutor, retry_policy
 from sim.store import Store
@@ -165,7 +165,7 @@ class StoredEpisodeContext:
         plan: EpisodePlan,
         kept_turns: list[Turn],
         meta: dict[str, Any],
-        turns_bar: tqdm,
+        progress: RunProgress,
         guards: list[Guard],
         run_id: str,
     ) -> None:
@@ -176,7 +176,7 @@ class StoredEpisodeContext:
         self.plan = plan
         self.kept_turns = {turn.idx: turn for turn in kept_turns}
         self.meta = meta
-        self.turns_bar = turns_bar
+        self.progress = progress
         self.guards = guards
         self.run_id = run_id
         # The tokens of each turn requested in this session: the store keeps only their summed log-probability.
@@ -190,7 +190,7 @@ class StoredEpisodeContext:
     ) -> Turn:
         """Turn `idx`: the one stored before a resume, or a new one from the backend, committed at once
         after the live guards have seen it (raises GuardStop after storing a turn a `stop` guard flagged)."""
-        self.turns_bar.update(1)
+        self.progress.turn_done()
         if idx in self.kept_turns:
             return self.kept_turns[idx]
         turn = await self._request_turn(idx, speaker, role, messages, sampling, f"turn:{idx}")
@@ -294,16 +294,15 @@ class EpisodeRunner:
         plans = self.scenario.plan() if self.plans is None else self.plans
         slots = asyncio.Semaphore(self.concurrency)
         ended: dict[int, asyncio.Future[None]] = {plan.index: asyncio.get_running_loop().create_future() for plan in plans}
-        with tqdm(total=len(plans), desc="episodes", unit="ep", disable=None if self.progress else True, position=0) as episodes_bar, tqdm(
-            desc="turns", unit="turn", disable=None if self.progress else True, position=1, leave=False
-        ) as turns_bar:
+        retries = self.executor.retry_counts
+        with RunProgress(len(plans), self.progress, retries) as progress:
 
             async def play_in_slot(plan: EpisodePlan) -> Outcome:
                 await asyncio.gather(*(ended[index] for index in plan.depends_on))
                 async with slots:
-                    outcome = await self.play_one(plan, turns_bar)
+                    outcome = await self.play_one(plan, progress)
                 ended[plan.index].set_result(None)
-                episodes_bar.update(1)
+                progress.episode_done()
                 return outcome
 
             tasks = [asyncio.ensure_future(play_in_slot(plan)) for plan in plans]
@@ -315,7 +314,7 @@ class EpisodeRunner:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
 
-    async def play_one(self, plan: EpisodePlan, turns_bar: tqdm) -> Outcome:
+    async def play_one(self, plan: EpisodePlan, progress: RunProgress) -> Outcome:
         """Play (or finish, after a resume) one episode and record how it ended."""
         episode_id = episode_id_of(self.run_id, plan.index)
         row = self.store.find_episode_row(episode_id)
@@ -339,7 +338,7 @@ class EpisodeRunner:
         else:
             kept, meta = self.store.turns(episode_id), json.loads(row["meta_json"] or "{}")
         ctx = StoredEpisodeContext(
-            self.store, self.executor, episode_id, self.seed, plan, kept, meta, turns_bar, self.guards, self.run_id
+            self.store, self.executor, episode_id, self.seed, plan, kept, meta, progress, self.guards, self.run_id
         )
         failed_attempts = 0
         try:
@@ -400,10 +399,16 @@ def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: lis
     return stored
 
 
-def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional[list[str]] = None) -> RunReport:
+def execute(
+    cfg: DictConfig,
+    sweep_id: Optional[str] = None,
+    overrides: Optional[list[str]] = None,
+    on_start: Optional[Callable[[str, Path, bool], None]] = None,
+) -> RunReport:
     """Run (or resume) one job of the given config end to end, then run the configured analyzers on it.
 
     `overrides` are the command line's; when the run already exists they are applied to its stored config.
+    `on_start(run_id, db_path, resumed)` is called once the run is in the store, before its first request.
     A run with `run.fork_of` (or `run.fork_episodes`) plays only those episodes again, from turn `run.fork_at` on
     (`sim replay`)."""
     post_run_analyzers = build_analyzers(cfg.get("analyzer"), cfg.runner.analyze, cfg.runner)  # fails on a typo before any generation
@@ -453,6 +458,8 @@ def execute(cfg: DictConfig, sweep_id: Optional[str] = None, overrides: Optional
             )
         for fork, plan in zip(forks, fork_plans):
             fork.start(store, run_id, plan)  # on a resume, once more: it keeps the child it finds
+        if on_start is not None:
+            on_start(run_id, store.path, resumed)
         policy = retry_policy(cfg.runner)
         runner = EpisodeRunner(
             store=store,
