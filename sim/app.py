@@ -36,8 +36,8 @@ DEBUG_HINT = "(`sim --debug run ...` shows where)"
 CONFIG_MODULE = "conf"
 CONFIG_NAME = "config"
 MULTIRUN_FLAGS = ("-m", "--multirun")
-# Third-party loggers kept to warnings unless `sim --debug`.
-QUIET_LOGGERS = ("httpx", "httpcore", "openai", "urllib3")
+# Loggers whose INFO records the job's log shows; other packages' only from WARNING on, unless `sim --debug`.
+OWN_LOGGERS = ("sim", "agents", "scenarios", "analyzers", "__main__")
 # The shell's status for a program stopped by Ctrl-C (128 + SIGINT).
 INTERRUPTED_EXIT = 130
 # Overrides the analysis commands (analyze, reanalyze, compare) take: analyzer settings and the judge backend.
@@ -298,8 +298,8 @@ def hydra_main(cfg: DictConfig) -> None:
     """One Hydra job: generate, store, analyze, print the summary."""
     hydra_cfg = HydraConfig.get()
     if not os.environ.get(DEBUG_ENV):  # HTTP clients log a line per request at INFO, Hydra's level for the job
-        for name in QUIET_LOGGERS:
-            logging.getLogger(name).setLevel(logging.WARNING)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_own_or_warning)
     sweep_id = hydra_cfg.sweep.dir if hydra_cfg.mode == RunMode.MULTIRUN else None
     task_overrides = list(hydra_cfg.overrides.task)
     if not cfg.run.id:
@@ -329,6 +329,11 @@ def hydra_main(cfg: DictConfig) -> None:
         print(f"error: job {hydra_cfg.job.num} ({' '.join(task_overrides)}): {error}", file=sys.stderr)
         raise error from None
     print_run(Console(), report)
+
+
+def _own_or_warning(record: logging.LogRecord) -> bool:
+    """Let a log record through when it is this project's, or a warning or worse from anyone."""
+    return record.levelno >= logging.WARNING or record.name.split(".")[0] in OWN_LOGGERS
 
 
 def _say_started(run_id: str, db_path: Path, resumed: bool) -> None:

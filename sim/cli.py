@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, NoReturn, Optional
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from sim.config import StoreConfig
 from sim.errors import DEBUG_ENV, SimError
@@ -116,19 +117,23 @@ def _open(db: str, writes: bool = False) -> "Store":
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.option("--run", "run_id", help="Only episodes of this run.")
 @click.option("--dataset", help="Only episodes of this imported dataset.")
+@click.option("--all", "all_episodes", is_flag=True, help="Every run and imported dataset (default: the latest run, if any).")
 @click.option("--analyzer", "names", multiple=True, help="Analyzer to run; repeat for several (default: runner.analyze).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 @click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
 def analyze(
-    db: str, run_id: Optional[str], dataset: Optional[str], names: tuple[str, ...], as_json: bool, overrides: tuple[str, ...]
+    db: str, run_id: Optional[str], dataset: Optional[str], all_episodes: bool, names: tuple[str, ...], as_json: bool,
+    overrides: tuple[str, ...],
 ) -> None:
-    """Score stored episodes and print each analyzer's metrics per group with 95% CIs; OVERRIDES set analyzer
+    """Score stored episodes (the latest run unless --run, --dataset or --all say otherwise) and print each
+    analyzer's metrics per group with 95% CIs; OVERRIDES set analyzer
     settings as in `sim run` (conf/analyzer/); `analyzer.NAME.judge=PRESET` names the judge of a judge analyzer
     (`analyzer.NAME.judge=self`: the composed backend, set with `backend=...`).
 
     \b
     Examples:
         sim analyze --db runs/sim.db --analyzer role_flip --json
+        sim analyze --all
         sim analyze --dataset p2c --analyzer preferences analyzer.preferences.lexicons=PATH/hummingbird_tokens_avg
         sim analyze --analyzer human_likeness analyzer.human_likeness.judge=openai analyzer.human_likeness.judge.model=gpt-4o-mini
     """
@@ -144,6 +149,11 @@ def analyze(
     try:
         if run_id is not None:
             store.run(run_id)
+        scope = "every run and imported dataset"
+        if run_id is None and dataset is None and not all_episodes and (run_id := store.latest_run_id()) is not None:
+            scope = f"run {run_id}, the latest (--all for every run and imported dataset)"
+        elif run_id is not None or dataset is not None:
+            scope = f"run {run_id}" if dataset is None else f"dataset {dataset}" + (f" in run {run_id}" if run_id else "")
         summaries = run_analyzers(store, selected, run_id=run_id, dataset=dataset)
         validity = [latest_validations(store, analyzer) for analyzer in selected]
     finally:
@@ -156,7 +166,9 @@ def analyze(
         document = {"db": db, "run": run_id, "dataset": dataset, "analyzers": analyzed}
         click.echo(json.dumps(document, indent=2))
     else:
-        Console().print(summaries_table(summaries))
+        console = Console()
+        console.print(f"analyzed {escape(scope)}")
+        console.print(summaries_table(summaries))
 
 
 def _kinds(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[list[str]]:
@@ -207,7 +219,7 @@ def validate(
     from sim.analysis import build_analyzers
     from sim.app import analysis_settings
     from sim.perturbation import OFF_TASK
-    from sim.report import rich_table, validity_tables, write_validity_report
+    from sim.report import rich_tables, validity_tables, write_validity_report
     from sim.validation import MIN_CONVERSATIONS, distractor_texts, kinds_to_run, sampled, validate as run_validation
     from sim.validation import record as record_cards
 
@@ -244,7 +256,7 @@ def validate(
         return
     console = Console()
     for card, table in zip(cards, validity_tables(cards)):
-        console.print(rich_table(table))
+        console.print(*rich_tables(table, console.width))
         for note in card.notes:
             console.print(f"[yellow]{card.analyzer}: {note}[/]")
     if out is not None:
@@ -344,12 +356,14 @@ def diff(first_id: str, second_id: str, db: str) -> None:
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.option("--run", "run_id", help="Only this run (default: the latest run).")
 @click.option("--all", "all_runs", is_flag=True, help="Episodes of every run and import.")
-def episodes(db: str, run_id: Optional[str], all_runs: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (one object per episode).")
+def episodes(db: str, run_id: Optional[str], all_runs: bool, as_json: bool) -> None:
     """List stored episodes with their endings, to find an id for `sim show`.
 
     \b
-    Example:
+    Examples:
         sim episodes --db runs/sim.db
+        sim episodes --all --json
     """
     from sim.report import episodes_table
 
@@ -362,7 +376,12 @@ def episodes(db: str, run_id: Optional[str], all_runs: bool) -> None:
         rows = store.episode_rows(run_id)
     finally:
         store.close()
-    Console().print(episodes_table(rows))
+    if as_json:
+        decoded = [{key.removesuffix("_json"): json.loads(value or "{}") if key.endswith("_json") else value for key, value in row.items()} for row in rows]
+        click.echo(json.dumps(decoded, indent=2))
+    else:
+        console = Console()
+        console.print(episodes_table(rows, console.width))
 
 
 def _overrides_and_config_dir(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -576,7 +595,7 @@ def compare(
         sim compare --run PARENT_RUN --run FORK_RUN --paired --analyzer role_flip
     """
     from sim.compare import run_comparison
-    from sim.report import rich_table
+    from sim.report import rich_tables
 
     done = run_comparison(db, sweep, run_ids, datasets, by, reference, names, out, overrides, paired)
     if as_json:
@@ -584,8 +603,10 @@ def compare(
         return
     report, folder = done.report, done.folder
     console = Console()
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     for section in report.sections:
         console.print(f"[bold]{section.title}[/]")
         for table in section.tables:
-            console.print(rich_table(table))
+            console.print(*rich_tables(table, console.width))
     console.print(f"wrote {folder / 'report.md'}, {folder / 'report.html'} and {len(report.charts)} figure(s)")

@@ -32,8 +32,9 @@ from sim.figures import (
 from sim.records import Episode
 from sim.runner import episode_index_of
 from sim.report import (
-    YARDSTICK_COLUMNS, Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance, yardstick_rows,
+    SIGNIFICANT_Q, YARDSTICK_COLUMNS, Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance, yardstick_rows,
 )
+from sim.stats import clustered_rate, compare_clustered, q_values
 from sim.store import Store
 
 # `--by` names a column of `runs` (these names) or a key of the runs' resolved config.
@@ -246,10 +247,12 @@ class Section:
 
 @dataclass
 class Report:
-    """What `sim compare` prints and writes."""
+    """What `sim compare` prints and writes; `warnings` are said before the tables."""
 
     facts: list[tuple[str, str]]
     sections: list[Section]
+    warnings: list[str] = field(default_factory=list)
+    truncation: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def charts(self) -> list[Chart]:
@@ -266,10 +269,55 @@ def groups_table(selection: Selection) -> Tabular:
     return Tabular(f"Groups (by {selection.by})", ["group", "role", "runs", "episodes"], rows)
 
 
+def truncation_by_group(store: Store, selection: Selection) -> list[dict[str, Any]]:
+    """Each group's share of turns cut at max_tokens (`truncated_turn_share`, its interval from the turns'
+    conversations), and its difference from the baseline with a cluster permutation test's p and q-value."""
+    runs = [run for group in selection.groups for run in group.runs]
+    datasets = [group.dataset for group in selection.groups if group.dataset is not None]
+    counts: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for run_id, dataset, n_turns, n_cut in store.truncated_turns(runs, datasets):
+        counts[selection.label(run_id, dataset)].append((n_cut, n_turns))
+    rows = []
+    for group in selection.groups:
+        cut, turns = (np.array(column, dtype=float) for column in zip(*counts[group.name])) if counts[group.name] else ([], [])
+        share = clustered_rate(cut, turns)
+        rows.append({"group": group.name, "n_turns": int(np.sum(turns)), "truncated_turns": int(np.sum(cut)),
+                     "truncated_turn_share": share.mean, "ci_low": share.ci_low, "ci_high": share.ci_high, "p_value": None})
+    baseline = next((row for row in rows if row["group"] == selection.baseline), None)
+    if baseline is not None and counts[baseline["group"]]:
+        for row in rows:
+            if row is not baseline and counts[row["group"]]:
+                row["p_value"] = compare_clustered(tuple(zip(*counts[baseline["group"]])), tuple(zip(*counts[row["group"]]))).p_value
+    for row, q_value in zip(rows, q_values([row["p_value"] for row in rows])):
+        row["q_value"] = q_value
+    return rows
+
+
+def truncation_table(rows: list[dict[str, Any]]) -> Tabular:
+    """The groups' shares of turns cut at max_tokens."""
+    body = [
+        [row["group"], str(row["n_turns"]), str(row["truncated_turns"]),
+         f"{row['truncated_turn_share']:.3f} {interval(row['ci_low'], row['ci_high'])}", significance(row["p_value"], row["q_value"])]
+        for row in rows
+    ]
+    return Tabular("Turns cut at max_tokens (truncated_turn_share)", ["group", "turns", "cut", "share [95% CI]", "vs baseline"], body)
+
+
+def truncation_warning(rows: list[dict[str, Any]]) -> Optional[str]:
+    """A warning where groups differ in their share of turns cut at max_tokens: length metrics then measure the cap."""
+    differing = [row for row in rows if row["q_value"] is not None and row["q_value"] < SIGNIFICANT_Q]
+    if not differing:
+        return None
+    shares = ", ".join(f"{row['group']} {row['truncated_turn_share']:.0%}" for row in rows)
+    return (f"groups differ in truncated_turn_share ({shares}; q < {SIGNIFICANT_Q} against the baseline): turns cut at "
+            "max_tokens confound lengths and anything read from a turn's end; raise scenario.max_tokens or compare "
+            "uncut turns only")
+
+
 def metric_cell(metric: Metric) -> str:
     """Mean, 95% CI and what it rests on (and p with its q-value where the metric is a test) in one cell."""
     p = "" if metric.p_value is None else f" p={significance(metric.p_value, metric.q_value)}"
-    return f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)} n={metric_size(metric)}{p}"
+    return f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)}\nn={metric_size(metric)}{p}"
 
 
 def metrics_table(summary: AnalyzerSummary) -> Tabular:
@@ -300,7 +348,7 @@ def comparisons_table(title: str, comparisons: Iterable[Comparison], within_grou
         ]
         for c in comparisons
     ]
-    return Tabular(title, ["compared", "metric", "reference → other", "difference [95% CI]", "d", "p (q)"], rows)
+    return Tabular(title, ["compared", "metric", "reference → other", "difference [95% CI]", "d", "p (q)"], rows, keys=2)
 
 
 def paired_table(title: str, comparisons: Iterable[PairedComparison]) -> Tabular:
@@ -633,9 +681,13 @@ def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSum
         facts.append(("not applicable", ", ".join(idle)))
     if paired:
         facts.append(("paired", PAIRED_BY))
-    sections = [Section("Groups", [groups_table(selection)])]
-    sections += [analyzer_section(store, selection, summary) for summary in applied]
-    return Report(facts, sections)
+    truncation = truncation_by_group(store, selection)
+    groups = Section("Groups", [groups_table(selection)])
+    if any(row["truncated_turns"] for row in truncation):
+        groups.tables.append(truncation_table(truncation))
+    sections = [groups, *(analyzer_section(store, selection, summary) for summary in applied)]
+    warnings = [warning] if (warning := truncation_warning(truncation)) else []
+    return Report(facts, sections, warnings, truncation)
 
 
 # Writing
@@ -644,6 +696,7 @@ def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSum
 def to_markdown(report: Report) -> str:
     """The report as Markdown, figures linked beside it."""
     parts = ["# Comparison report", "", *(f"- {name}: `{value}`" for name, value in report.facts), ""]
+    parts += [*(f"> **Warning:** {warning}" for warning in report.warnings), ""] if report.warnings else []
     for section in report.sections:
         parts += [f"## {section.title}", ""]
         parts += [markdown_table(table) for table in section.tables]
@@ -666,6 +719,7 @@ def to_html(report: Report) -> str:
     parts = [
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Comparison report</title><style>{STYLE}</style></head><body>",
         f"<h1>Comparison report</h1><ul>{facts}</ul>",
+        *(f"<p><b>Warning:</b> {html.escape(warning)}</p>" for warning in report.warnings),
     ]
     for section in report.sections:
         parts.append(f"<h2>{html.escape(section.title)}</h2>")
@@ -751,6 +805,8 @@ class ComparisonRun:
             ],
             "analyzers": [summary.as_dict() for summary in self.summaries],
             "results": self.results(),
+            "truncation": self.report.truncation,
+            "warnings": self.report.warnings,
             "report": [str(self.folder / name) for name in ("report.md", "report.html")],
             "figures": [str(self.folder / f"{chart.name}.png") for chart in self.report.charts],
         }

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Optional
 
+# The finish_reason of a turn cut at max_tokens (OpenAI's word, which every backend reports).
+TRUNCATED = "length"
 
 def utc_now() -> str:
     """The current UTC time as an ISO-8601 string."""

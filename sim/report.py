@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.analysis import AnalyzerSummary, Comparison, Metric
-from sim.records import Annotation, Episode
+from sim.records import TRUNCATED, Annotation, Episode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,19 +54,21 @@ def summaries_table(summaries: list[AnalyzerSummary]) -> Group:
     corpus's items) and the mean (a rate for 0/1 flags) with its 95% CI, and p with its q-value where the metric is
     a test; then the analyzer's comparisons of sides. Fits 80 columns; `--json` adds totals and interval methods."""
     tables: list[Table | Text] = []
+    if idle := [summary.analyzer for summary in summaries if not summary.metrics]:
+        tables.append(Text(f"no applicable episodes: {', '.join(idle)}", style="dim"))
     for summary in summaries:
         groups: dict[str, list[Metric]] = defaultdict(list)
         for metric in summary.metrics:
             groups[metric.group].append(metric)
-        heading = f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)"
-        for group, metrics in groups.items() or [("", [])]:
-            table = Table(title=f"{heading}{': ' + escape(group) if group else ''}")
+        for group, metrics in groups.items():
+            # The group's own n: its episodes, not the total over groups.
+            n_group = max(metric.n_episodes or (metric.n if metric.unit == "episode" else 0) for metric in metrics)
+            where = f": {escape(group)}" if group else ""
+            table = Table(title=f"{summary.analyzer} (v{summary.version}){where}, {n_group} episodes", box=box.SIMPLE_HEAD)
             table.add_column("metric (unit)", overflow="fold", max_width=32)
             table.add_column("n", justify="right", no_wrap=True, min_width=5)
             table.add_column("mean [95% CI]", justify="right", no_wrap=True, min_width=22)
             table.add_column("p", justify="right", overflow="fold")
-            if not metrics:
-                table.add_row("(no applicable episodes)", "0", "", "")
             for metric in metrics:
                 unit = "" if metric.unit == "episode" else f" ({metric.unit})"
                 table.add_row(
@@ -116,6 +118,10 @@ def yardstick_rows(summary: AnalyzerSummary) -> list[list[str]]:
     ]
 
 
+# The narrowest a text column of a listing gets: narrower, it would say nothing.
+TEXT_MIN_WIDTH = 8
+# The widest a naming column of a table gets on a terminal before it folds.
+KEY_WIDTH = 28
 YARDSTICK_COLUMNS = ["group", "metric", "LLM [95% CI]", "human", "human ceiling"]
 
 
@@ -151,6 +157,11 @@ def print_run(console: Console, report: "RunReport") -> None:
             f"  {totals['n_turns']} turns, {totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion tokens, "
             f"{totals['cache_hits']} cache hits, {totals['retries']} retries, {totals['wall_s']:.1f} s"
         )
+        if truncated := totals.get("truncated_turns"):
+            console.print(
+                f"  [yellow]{truncated} of {totals['n_turns']} turns ({truncated / totals['n_turns']:.0%}) were cut at "
+                f"max_tokens[/]: lengths and anything read from a turn's end measure the cap (raise scenario.max_tokens)"
+            )
     # After a run, analyzers made for other kinds of data (role_flip on labels, say) are only named.
     applied = [summary for summary in report.summaries if summary.n_episodes]
     idle = [summary.analyzer for summary in report.summaries if not summary.n_episodes]
@@ -160,23 +171,28 @@ def print_run(console: Console, report: "RunReport") -> None:
         console.print(summaries_table(applied))
 
 
-def episodes_table(rows: list[dict[str, Any]]) -> Table:
-    """A listing of stored episodes; ids are never wrapped, so they can be copied into `sim show`."""
-    table = Table(title="Episodes")
-    table.add_column("id", no_wrap=True, min_width=max((len(r["id"]) for r in rows), default=2))
-    table.add_column("source / kind", no_wrap=True)
-    table.add_column("ending", no_wrap=True)
-    table.add_column("turns", justify="right")
+def episodes_table(rows: list[dict[str, Any]], width: int) -> Table:
+    """A listing of stored episodes for a terminal `width` columns wide; ids are never cut, so they can be copied
+    into `sim show`, and the text columns are cut short (with an ellipsis), never squeezed away."""
     forked = any(row.get("parent_id") for row in rows)
-    if forked:  # only where there are forks, so that other listings keep their width
-        table.add_column("fork of (at turn)", no_wrap=True)
-    table.add_column("task", ratio=1, overflow="fold")
+    cells = []
     for row in rows:
+        kind = row["kind"] if row["source"] == "generated" else f"{row['kind']} ({row['source']})"
+        fork = [f"{row['parent_id']} ({row['fork_turn']})" if row.get("parent_id") else ""] if forked else []
         ending = f"{row['status']}: {row['termination_reason'] or ''}"
-        fork = [escape(f"{row['parent_id']} ({row['fork_turn']})") if row.get("parent_id") else ""] if forked else []
-        table.add_row(
-            escape(row["id"]), f"{row['source']} {row['kind']}", escape(ending), str(row["n_turns"]), *fork, escape(row["task"] or "")
-        )
+        cells.append([row["id"], kind, ending, str(row["n_turns"]), *fork, row["task"] or ""])
+    columns = ["id", "kind", "ending", "turns", *(["fork of (at turn)"] if forked else []), "task"]
+    # Widest content of each column, then the text columns (not id, not turns) cut to share what the ids leave.
+    widths = [max([len(column), *(len(cell[i]) for cell in cells)]) for i, column in enumerate(columns)]
+    caps = [None, 22, 18, None, *([24] if forked else []), None]
+    widths = [w if cap is None else min(w, cap) for w, cap in zip(widths, caps)]
+    spare = width - sum(widths[:-1]) - 3 * len(columns) - 2  # each column's padding and rule, and the edges
+    widths[-1] = max(min(widths[-1], spare), TEXT_MIN_WIDTH)
+    table = Table(title="Episodes", box=box.SIMPLE_HEAD)
+    for column, column_width in zip(columns, widths):
+        table.add_column(column, width=column_width, no_wrap=True, overflow="ellipsis", justify="right" if column == "turns" else "left")
+    for row_cells in cells:
+        table.add_row(*map(escape, row_cells))
     return table
 
 
@@ -206,7 +222,9 @@ def render_episode(
         title = f"[{turn.idx}] {escape(turn.speaker)} ({escape(turn.role)})"
         if flags:
             title += f"  [red]{escape(', '.join(flags))}[/]"
-        console.print(Panel(escape(turn.content), title=title, title_align="left"))
+        cut = turn.finish_reason == TRUNCATED
+        subtitle = f"[yellow]cut at max_tokens ({turn.completion_tokens} tokens)[/]" if cut else None
+        console.print(Panel(escape(turn.content), title=title, title_align="left", subtitle=subtitle, subtitle_align="right"))
 
 
 def shared_prefix(first: Episode, second: Episode) -> int:
@@ -263,16 +281,37 @@ class Tabular:
     title: str
     columns: list[str]
     rows: list[list[str]]
+    keys: int = 1  # leading columns that name a row (repeated where a terminal splits the table)
 
 
-def rich_table(tabular: Tabular) -> Table:
-    """A Tabular for the terminal; the first column (names) folds, numbers never wrap."""
-    table = Table(title=escape(tabular.title), box=box.SIMPLE_HEAD)
-    for i, column in enumerate(tabular.columns):
-        table.add_column(escape(column), overflow="fold", justify="left" if i == 0 else "right")
-    for row in tabular.rows:
-        table.add_row(*(escape(cell) for cell in row))
-    return table
+def rich_tables(tabular: Tabular, width: int) -> list[Table]:
+    """A Tabular for a terminal `width` columns wide: the naming columns fold, values never wrap, and value columns
+    that do not fit beside each other go on into further tables, each led by the naming columns."""
+    widths = [max(len(line) for cell in [column, *(row[i] for row in tabular.rows)] for line in cell.splitlines() or [""])
+              for i, column in enumerate(tabular.columns)]
+    keys = list(range(tabular.keys))
+    key_widths = [min(widths[i], KEY_WIDTH) for i in keys]
+    lead = sum(key_widths) + 3 * len(keys) + 1  # each column's padding and rule
+    chunks: list[list[int]] = [[]]
+    used = lead
+    for i in range(tabular.keys, len(widths)):
+        if chunks[-1] and used + widths[i] + 3 > width:
+            chunks.append([])
+            used = lead
+        chunks[-1].append(i)
+        used += widths[i] + 3
+    tables = []
+    for number, chunk in enumerate(chunks, 1):
+        title = tabular.title if len(chunks) == 1 else f"{tabular.title} ({number} of {len(chunks)})"
+        table = Table(title=escape(title), box=box.SIMPLE_HEAD)
+        for i, key_width in zip(keys, key_widths):
+            table.add_column(escape(tabular.columns[i]), overflow="fold", max_width=key_width)
+        for i in chunk:
+            table.add_column(escape(tabular.columns[i]), no_wrap=True, justify="right")
+        for row in tabular.rows:
+            table.add_row(*(escape(row[i]) for i in [*keys, *chunk]))
+        tables.append(table)
+    return tables
 
 
 def markdown_table(tabular: Tabular) -> str:

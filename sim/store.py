@@ -9,14 +9,14 @@ from dataclasses import asdict
 from pathlib import Path
 from itertools import groupby, islice
 from operator import itemgetter
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from sqlite_utils import Database
 from tenacity import Retrying, retry_if_exception_message, stop_after_delay, wait_random
 
 from sim.errors import SimError
 from sim.migrations import migrations
-from sim.records import Annotation, Episode, Turn, utc_now
+from sim.records import TRUNCATED, Annotation, Episode, Turn, utc_now
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
@@ -184,19 +184,21 @@ class Store:
         totals = self.db.execute(
             """
             SELECT count(*), sum(prompt_tokens), sum(completion_tokens),
-                   sum(CASE WHEN cache_hit THEN 0 ELSE latency_ms END), sum(cache_hit), sum(retries)
+                   sum(CASE WHEN cache_hit THEN 0 ELSE latency_ms END), sum(cache_hit), sum(retries),
+                   sum(finish_reason = ?)
             FROM turns JOIN episodes ON turns.episode_id = episodes.id WHERE episodes.run_id = ?
             """,
-            [run_id],
+            [TRUNCATED, run_id],
         ).fetchone()
         names = ("n_turns", "prompt_tokens", "completion_tokens", "latency_ms", "cache_hits", "retries")
         row = {name: value or 0 for name, value in zip(names, totals)}
+        truncated_turns = totals[-1] or 0  # reported, not a column of runs: it is read from the turns
         row["retries"] += self.db.execute(
             "SELECT coalesce(sum(failed_attempts - 1), 0) FROM episodes WHERE run_id = ? AND failed_attempts > 0",
             [run_id],
         ).fetchone()[0]
         self.db["runs"].update(run_id, {**row, "status": status, "finished_at": utc_now(), "wall_s": wall_s})
-        return row
+        return {**row, "truncated_turns": truncated_turns}
 
     def find_run(self, run_id: str) -> Optional[dict[str, Any]]:
         """One run row, or None."""
@@ -305,6 +307,19 @@ class Store:
         if run_id is None:
             return list(self.db["episodes"].rows_where(order_by="rowid"))
         return list(self.db["episodes"].rows_where("run_id = ?", [run_id], order_by="rowid"))
+
+    def truncated_turns(self, run_ids: Sequence[str], datasets: Sequence[str]) -> list[tuple[Optional[str], Optional[str], int, int]]:
+        """Per episode of these runs and imported datasets: its run, dataset, turns, and turns cut at max_tokens."""
+        parts = [f"e.run_id IN ({', '.join('?' * len(run_ids))})"] if run_ids else []
+        if datasets:
+            parts.append(f"(e.run_id IS NULL AND e.dataset IN ({', '.join('?' * len(datasets))}))")
+        if not parts:
+            return []
+        return self.db.execute(
+            f"""SELECT e.run_id, e.dataset, count(*), coalesce(sum(t.finish_reason = ?), 0)
+                FROM episodes e JOIN turns t ON t.episode_id = e.id WHERE {' OR '.join(parts)} GROUP BY e.id""",
+            [TRUNCATED, *run_ids, *datasets],
+        ).fetchall()
 
     def forks_of(self, episode_id: str) -> list[dict[str, Any]]:
         """The episodes forked from `episode_id` (id, run_id, fork_turn), oldest first."""

@@ -51,8 +51,11 @@ class ScriptedServer:
         """The chat-completion response to one request body."""
         with self.lock:
             self.requests.append(body)
-        text = self.answer(body.get("messages") or [])
-        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        text, finish_reason = self.answer(body.get("messages") or []), "stop"
+        # As a model does, a reply longer than max_tokens (a word a token here) is cut there and says so.
+        if (limit := body.get("max_tokens")) and len(text.split()) > limit:
+            text, finish_reason = " ".join(text.split()[:limit]), "length"
+        choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
         if body.get("logprobs") and self.logprob is not None:
             choice["logprobs"] = {"content": [{"token": text, "logprob": self.logprob, "bytes": None, "top_logprobs": []}]}
         words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
