@@ -589,3 +589,36 @@ def compare(
         for table in section.tables:
             console.print(rich_table(table))
     console.print(f"wrote {folder / 'report.md'}, {folder / 'report.html'} and {len(report.charts)} figure(s)")
+
+
+@cli.command()
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--run", "run_ids", multiple=True, help="Episodes of this run; repeat for several.")
+@click.option("--sweep", help="Episodes of every run of this sweep (runs.sweep_id).")
+@click.option("--dataset", "datasets", multiple=True, help="Episodes of this imported dataset; repeat for several.")
+@click.option("--kind", help="Only this kind of data item: conversation, task_label, preference, instruction or free_text.")
+@click.option("--format", "fmt", required=True, type=click.Choice(["jsonl", "csv", "parquet", "hf"]),
+              help="jsonl; csv (nested fields as JSON); parquet (pip install -e '.[parquet]'); hf, a `datasets` folder (pip install -e '.[datasets]').")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="File to write (a folder for --format hf).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def export(
+    db: str, run_ids: tuple[str, ...], sweep: Optional[str], datasets: tuple[str, ...], kind: Optional[str], fmt: str, out: Path, force: bool
+) -> None:
+    """Write stored episodes (default: all) as one record each: its turns as chat messages (role, content, name),
+    per-turn fields (speaker, finish_reason, tokens, flags), its analyzer values, and where it came from.
+
+    \b
+    Examples:
+        sim export --run 20261125-080000-1a2b3c --format jsonl --out runs/export/run.jsonl
+        sim export --dataset dailydialog_sample_2624 --format parquet --out runs/export/dailydialog.parquet
+        sim export --sweep SWEEP_ID --kind conversation --format hf --out runs/export/sweep --force
+    """
+    from sim.export import Selection, export as write_export
+
+    selection = Selection(runs=list(run_ids), sweep=sweep, datasets=list(datasets), kind=kind)
+    store = _open(db)
+    try:
+        done = write_export(store, selection, fmt, out, _flag_names(), force)
+    finally:
+        store.close()
+    click.echo(f"wrote {done.n_episodes} episodes ({done.n_turns} turns) to {done.path} ({done.format})")
