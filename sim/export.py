@@ -117,11 +117,17 @@ def _scopes(store: Store, selection: Selection) -> list[tuple[Optional[str], Opt
 
 def records(store: Store, selection: Selection, flags: tuple[str, ...]) -> Iterator[dict[str, Any]]:
     """The export record of every selected episode, in storage order within each run and dataset; `flags`: the
-    turn-level annotation names that flag a turn."""
-    wanted = frozenset(flags)
+    turn-level annotation names that flag a turn. The selection is checked before the first record is asked for."""
+    scopes = _scopes(store, selection)
+    return _records(store, scopes, selection.kind, frozenset(flags))
+
+
+def _records(
+    store: Store, scopes: list[tuple[Optional[str], Optional[str]]], kind: Optional[str], wanted: frozenset[str]
+) -> Iterator[dict[str, Any]]:
     runs: dict[str, dict[str, Any]] = {}
-    for run_id, dataset in _scopes(store, selection):
-        episodes = store.episodes(run_id=run_id, dataset=dataset, kind=selection.kind)
+    for run_id, dataset in scopes:
+        episodes = store.episodes(run_id=run_id, dataset=dataset, kind=kind)
         while chunk := list(islice(episodes, EPISODE_CHUNK)):
             annotations = store.annotations_of([e.id for e in chunk])
             for episode in chunk:
@@ -243,6 +249,8 @@ def export(store: Store, selection: Selection, fmt: str, out: Path, flags: tuple
     place when complete, so that a failure or an empty selection leaves nothing behind."""
     check_format(fmt)
     check_out(out, fmt, force)
+    selected = records(store, selection, flags)
+    created = next((folder for folder in reversed(out.parents) if not folder.exists()), None)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -256,11 +264,13 @@ def export(store: Store, selection: Selection, fmt: str, out: Path, flags: tuple
             yield row
 
     try:
-        n_episodes = WRITERS[fmt](counting(records(store, selection, flags)), temporary)
+        n_episodes = WRITERS[fmt](counting(selected), temporary)
         if not n_episodes:
             raise SimError(f"no episode in {store.path} matches the selection ({selection.describe()}); nothing written")
         _put_in_place(temporary, out)
     except BaseException:
         _remove(temporary)
+        if created is not None:  # the folders made for --out go too, so that a failed export leaves no trace
+            shutil.rmtree(created, ignore_errors=True)
         raise
     return Exported(out, fmt, n_episodes, counted["turns"])
