@@ -622,3 +622,37 @@ def export(
     finally:
         store.close()
     click.echo(f"wrote {done.n_episodes} episodes ({done.n_turns} turns) to {done.path} ({done.format})")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def metrics(name: Optional[str], as_json: bool) -> None:
+    """List every metric the analyzers report: its analyzer, unit (episode, turn or corpus), level (binary, count,
+    proportion, choice, score), direction (higher or lower: which way means more artifact; neutral) and definition.
+    NAME: only that metric (as declared, `choice[JUDGE]`, or as stored, `choice[gpt-4o]`), or every metric of
+    the analyzer NAME.
+
+    \b
+    Examples:
+        sim metrics
+        sim metrics role_flip
+        sim metrics 'picks_longer[gpt-4o]' --json
+    """
+    from rich.markup import escape
+    from rich.padding import Padding
+
+    from sim.metric_catalog import catalog
+
+    entries = catalog(name)
+    if as_json:
+        click.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
+        return
+    console = Console()
+    for analyzer in dict.fromkeys(entry.analyzer for entry in entries):
+        console.print(f"[bold]{analyzer}[/]")
+        for entry in (e for e in entries if e.analyzer == analyzer):
+            info = entry.info
+            direction = "neutral" if info.direction == "neutral" else f"{info.direction}: more artifact"
+            console.print(f"  [cyan]{escape(entry.name)}[/] ({info.unit}, {info.level}, {direction})", soft_wrap=True)
+            console.print(Padding(escape(info.definition), (0, 0, 0, 6), expand=False))
