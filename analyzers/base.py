@@ -119,7 +119,9 @@ class Analyzer(ABC):
         """The declared metric that `name` (as the analyzer writes it: `choice[gpt-4]`) is, with its declared name."""
         if name in cls.metrics:
             return name, cls.metrics[name]
-        return next(((declared, info) for declared, info in cls.metrics.items() if _pattern(declared).fullmatch(name)), None)
+        matches = [(declared, info) for declared, info in cls.metrics.items() if _pattern(declared).fullmatch(name)]
+        # The most specific declaration wins: `distinct_verb_objects@50` is not a `distinct_N@K`.
+        return max(matches, key=lambda match: len(PLACEHOLDER.sub("", match[0])), default=None)
 
     @abstractmethod
     def applies_to(self, episode: Episode) -> bool:
