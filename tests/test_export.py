@@ -5,6 +5,7 @@ episode, its messages in order and equal to the stored turns; bad input refused 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 
 from conftest import DATA, db_rows, run_sim
 from scripted_server import ScriptedServer
+from sim.errors import SimError
 from test_bad_input import assert_one_line_error
 from test_paired import roleplayer
 
@@ -96,13 +98,11 @@ def test_a_run_and_a_corpus_export_one_row_per_episode(db: Path, fmt: str) -> No
             assert row["meta"]["author"] in ("human", "llm") and row["annotations"] == {}
 
 
-def test_kind_and_sweep_select_and_force_replaces(db: Path) -> None:
+def test_kind_selects_and_force_replaces(db: Path) -> None:
     out = db.parent / "texts.jsonl"
     args = ["export", "--db", str(db), "--kind", "free_text", "--format", "jsonl", "--out", str(out)]
     assert run_sim(args, db.parent).returncode == 0
     assert {row["kind"] for row in read_back(out, "jsonl")} == {"free_text"}
-    (sweep,) = db_rows(db, f"SELECT sweep_id FROM runs WHERE id = '{RUN}'")[0]
-    assert sweep is None  # a single run belongs to no sweep: --sweep names only multirun jobs
     assert_one_line_error(run_sim(args, db.parent), "already exists and is not empty; pass --force")
     replaced = run_sim([*args[:-4], "--kind", "conversation", "--format", "jsonl", "--out", str(out), "--force"], db.parent)
     assert replaced.returncode == 0, replaced.stderr
@@ -134,3 +134,27 @@ def test_bad_input_is_one_line_and_leaves_nothing(db: Path, tmp_path: Path) -> N
     assert_one_line_error(run_sim(["export", "--db", str(tmp_path / "none.db"), "--format", "jsonl", "--out", str(out)], tmp_path), "no database at")
     assert a_file.read_text() == "keep me"
     assert [path.name for path in tmp_path.iterdir()] == ["file"]
+
+
+def test_a_sweep_exports_every_run_of_it(tmp_path: Path) -> None:
+    with ScriptedServer(roleplayer(False)) as server:
+        swept = run_sim(["run", "-m", "seed=1,2", *server.backend_args(), "scenario.n_episodes=1", "scenario.max_turns=2",
+                         "runner.progress=false", "runner.analyze=[]"], tmp_path)
+    assert swept.returncode == 0, swept.stderr
+    db = tmp_path / "runs" / "sim.db"
+    ((sweep,),) = db_rows(db, "SELECT DISTINCT sweep_id FROM runs")
+    out = tmp_path / "sweep.jsonl"
+    done = run_sim(["export", "--sweep", sweep, "--format", "jsonl", "--out", str(out)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = read_back(out, "jsonl")
+    assert sorted(row["id"] for row in rows) == sorted(episode for (episode,) in db_rows(db, "SELECT id FROM episodes"))
+    assert {row["sweep_id"] for row in rows} == {sweep} and len({row["run_id"] for row in rows}) == 2
+
+
+def test_a_format_without_its_package_says_which_extra_brings_it(store, tmp_path: Path, monkeypatch) -> None:
+    from sim.export import Selection, export
+
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # what an environment without the package answers to an import
+    with pytest.raises(SimError, match=r"--format parquet needs the pyarrow package: pip install -e '\.\[parquet\]'"):
+        export(store, Selection(), "parquet", tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()
