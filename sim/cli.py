@@ -597,7 +597,7 @@ def compare(
 @click.option("--sweep", help="Episodes of every run of this sweep (runs.sweep_id).")
 @click.option("--dataset", "datasets", multiple=True, help="Episodes of this imported dataset; repeat for several.")
 @click.option("--kind", help="Only this kind of data item: conversation, task_label, preference, instruction or free_text.")
-@click.option("--format", "fmt", required=True, type=click.Choice(["jsonl", "csv", "parquet", "hf"]),
+@click.option("--format", "fmt", required=True,
               help="jsonl; csv (nested fields as JSON); parquet (pip install -e '.[parquet]'); hf, a `datasets` folder (pip install -e '.[datasets]').")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="File to write (a folder for --format hf).")
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")

@@ -16,7 +16,6 @@ from sim.errors import SimError
 from sim.records import Episode, Turn
 from sim.store import EPISODE_CHUNK, Store
 
-FORMATS = ("jsonl", "csv", "parquet", "hf")
 # The chat role of a stored turn role that is not one already: what was given (a prompt, an item to label, an
 # instruction) is the user's; what sets a conversation up is the system's; what a model or writer produced is the
 # assistant's. Any other role (a human corpus names its speakers) is the user's where it speaks first, else the assistant's.
@@ -97,7 +96,7 @@ def record_of(episode: Episode, run: Optional[dict[str, Any]], annotations: list
 
 def _scopes(store: Store, selection: Selection) -> list[tuple[Optional[str], Optional[str]]]:
     """(run_id, dataset) of each part of the selection, each checked to exist; (None, None) for every episode."""
-    runs = list(selection.runs)
+    runs = list(dict.fromkeys(selection.runs))
     for run_id in runs:
         store.run(run_id)
     if selection.sweep is not None:
@@ -125,6 +124,7 @@ def records(store: Store, selection: Selection, flags: tuple[str, ...]) -> Itera
 def _records(
     store: Store, scopes: list[tuple[Optional[str], Optional[str]]], kind: Optional[str], wanted: frozenset[str]
 ) -> Iterator[dict[str, Any]]:
+    """The records of checked scopes, read a chunk of episodes (and their annotations) at a time."""
     runs: dict[str, dict[str, Any]] = {}
     for run_id, dataset in scopes:
         episodes = store.episodes(run_id=run_id, dataset=dataset, kind=kind)
@@ -202,7 +202,7 @@ NEEDS = {"parquet": ("pyarrow", "parquet"), "hf": ("datasets", "datasets")}
 def check_format(fmt: str) -> None:
     """Refuse an unknown format, or one whose package is not installed, in one line."""
     if fmt not in WRITERS:
-        raise SimError(f"--format {fmt!r}: formats are {', '.join(FORMATS)}")
+        raise SimError(f"--format {fmt!r}: formats are {', '.join(WRITERS)}")
     if fmt in NEEDS:
         package, extra = NEEDS[fmt]
         try:

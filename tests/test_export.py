@@ -124,7 +124,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(db: Path, tmp_path: Path) -> N
         (["--sweep", "nope", "--format", "jsonl"], ["--sweep 'nope': no run of that sweep"]),
         (["--kind", "preference", "--format", "jsonl"], ["--kind 'preference': no episode of that kind"]),
         (["--run", RUN, "--kind", "free_text", "--format", "parquet"], ["no episode in", "matches the selection (--run flipping --kind free_text)"]),
-        (["--format", "xml"], ["invalid value for '--format'"]),
+        (["--format", "xml"], ["--format 'xml': formats are jsonl, csv, parquet, hf"]),
     ]:
         assert_one_line_error(run_sim([*base, *args], tmp_path), *expected)
     a_file = tmp_path / "file"
