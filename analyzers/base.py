@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Optional
 
 from sim.records import Annotation, Episode, Turn
@@ -41,6 +43,44 @@ class Ceiling:
     kind: str = "level"
 
 
+UNITS = ("episode", "turn", "corpus")
+# What a value can be: 0 or 1; a whole number; a share in [0, 1]; -1, 0 or +1 (which of two outputs); any real number.
+LEVELS = ("binary", "count", "proportion", "choice", "score")
+# Which way a value moves where the data shows more of the artifact (further from people's data, or a judge's bias).
+DIRECTIONS = ("higher", "lower", "neutral")
+# An upper-case word in a declared metric name stands for a part of the name the data fills in (a judge, a reason).
+PLACEHOLDER = re.compile(r"[A-Z]+")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """What one metric of an analyzer means: its definition, its unit (`episode`, `turn` or `corpus`), its level
+    (one of LEVELS) and its direction (`higher` or `lower`: which values mean more artifact; `neutral`: neither,
+    a description or a yardstick)."""
+
+    definition: str
+    unit: str
+    level: str
+    direction: str = "neutral"
+
+    def __post_init__(self) -> None:
+        for value, allowed in ((self.unit, UNITS), (self.level, LEVELS), (self.direction, DIRECTIONS)):
+            if value not in allowed:
+                raise ValueError(f"MetricInfo: {value!r} is not one of {', '.join(allowed)}")
+
+
+def unanswered(unit: str) -> MetricInfo:
+    """`unanswered_rate` of a judge that gives one verdict per `unit`."""
+    return MetricInfo(f"1 where the judge's answer on the {unit} concluded neither yes nor no (never read as either)", unit, "binary")
+
+
+@cache
+def _pattern(declared: str) -> re.Pattern[str]:
+    """A declared metric name as a regular expression: each placeholder matches any text."""
+    parts = PLACEHOLDER.split(declared)
+    return re.compile(".+".join(re.escape(part) for part in parts))
+
+
 class Analyzer(ABC):
     """Scores one episode at a time; reads only what the store holds, so generated and imported data alike.
 
@@ -67,9 +107,21 @@ class Analyzer(ABC):
     always_judges: bool = False
     # The human yardstick of its LLM metrics, where the data holds one (reported beside them as `yardsticks`).
     ceilings: tuple[Ceiling, ...] = ()
+    # Every metric it reports, by name (an upper-case word stands for what the data fills in: `choice[JUDGE]`);
+    # `sim metrics` lists them.
+    metrics: dict[str, MetricInfo] = {}
     # A digest of the settings it was built with (set by sim.analysis.build_analyzers), so that a validation
     # speaks for these settings only.
     settings_hash: str = "defaults"
+
+    @classmethod
+    def metric_info(cls, name: str) -> Optional[tuple[str, MetricInfo]]:
+        """The declared metric that `name` (as the analyzer writes it: `choice[gpt-4]`) is, with its declared name."""
+        if name in cls.metrics:
+            return name, cls.metrics[name]
+        matches = [(declared, info) for declared, info in cls.metrics.items() if _pattern(declared).fullmatch(name)]
+        # The most specific declaration wins: `distinct_verb_objects@50` is not a `distinct_N@K`.
+        return max(matches, key=lambda match: len(PLACEHOLDER.sub("", match[0])), default=None)
 
     @abstractmethod
     def applies_to(self, episode: Episode) -> bool:

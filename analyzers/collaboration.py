@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.verdicts import YES_NO_VERDICT
-from analyzers.base import analyzers
+from analyzers.base import MetricInfo, analyzers, unanswered
 from analyzers.judging import ConversationJudgeConfig, ConversationVerdict, Protocol, paper_yes_no
 
 PAPER_QUESTION = (
@@ -40,6 +40,12 @@ class CollaborationAnalyzer(ConversationVerdict):
     episodes carry `meta.correct`."""
 
     version = "1"
+    metrics = {
+        "unanswered_rate": unanswered("episode"),
+        "combined_effort": MetricInfo("1 where the judge said the conversation was a combined effort, 0 where one participant led", "episode", "binary"),
+        "accuracy[combined effort]": MetricInfo("task accuracy (meta.correct) of the conversations judged a combined effort", "corpus", "proportion"),
+        "accuracy[one leader]": MetricInfo("task accuracy (meta.correct) of the conversations judged led by one participant", "corpus", "proportion"),
+    }
     verdict_name = "combined_effort"
     split_labels = ("combined effort", "one leader")
     protocols = PROTOCOLS

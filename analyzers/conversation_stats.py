@@ -9,7 +9,7 @@ from difflib import SequenceMatcher
 
 import networkx as nx
 
-from analyzers.base import Analyzer, Detector, Scored, analyzers
+from analyzers.base import Analyzer, Detector, Scored, MetricInfo, analyzers
 from analyzers.text import words
 from sim.graphs import transition_graph
 from sim.errors import require_score
@@ -86,6 +86,23 @@ class ConversationStatsAnalyzer(Analyzer):
     self-loops and entropy of who speaks next; per group: the share of each way the conversations ended."""
 
     version = "2"
+    metrics = {
+        "turn_words": MetricInfo("words of the turn", "turn", "count"),
+        "repeated_trigram_share": MetricInfo("share of the turn's word trigrams said earlier in the conversation", "turn", "proportion", "higher"),
+        "loop_score": MetricInfo("how closely the turn (4+ words) copies an earlier turn or repeats itself, 0 to 1", "turn", "score", "higher"),
+        "looped": MetricInfo("1 where loop_score reaches analyzer.conversation_stats.loop_threshold", "turn", "binary", "higher"),
+        "n_turns": MetricInfo("turns of the conversation", "episode", "count"),
+        "mean_turn_words": MetricInfo("mean words per turn", "episode", "score"),
+        "mean_repeated_trigram_share": MetricInfo("mean repeated_trigram_share of the conversation's turns", "episode", "proportion", "higher"),
+        "loop_turns": MetricInfo("looped turns of the conversation", "episode", "count", "higher"),
+        "has_loop": MetricInfo("1 where any turn looped", "episode", "binary", "higher"),
+        "correct": MetricInfo("1 where the task's answer matched its ground truth (meta.correct)", "episode", "binary"),
+        "graph_density": MetricInfo("density of the who-speaks-after-whom graph (3+ speakers)", "episode", "score"),
+        "graph_reciprocity": MetricInfo("reciprocity of the speaker-transition graph (3+ speakers)", "episode", "proportion"),
+        "self_transition_share": MetricInfo("share of transitions where a speaker follows itself (3+ speakers)", "episode", "proportion"),
+        "transition_entropy": MetricInfo("entropy in bits of the speaker transitions (3+ speakers)", "episode", "score"),
+        "ended[REASON]": MetricInfo("share of the group's conversations that ended for REASON (termination_reason)", "corpus", "proportion"),
+    }
     uses_corpus = True  # the share of each ending is a property of the group
     turn_flags = ("looped",)
     detectors = (Detector("loop", "loop_score", "looped"),)

@@ -12,7 +12,7 @@ import numpy as np
 
 from agents.verdicts import YES_NO_VERDICT
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Detector, Scored, analyzers
+from analyzers.base import Analyzer, Detector, Scored, MetricInfo, analyzers, unanswered
 from analyzers.judging import ConversationJudgeConfig, JudgesConversations, Protocol, accuracy_by, judge_for_mode, protocol_named, transcript_limits
 from sim.errors import require_score
 from sim.records import Annotation, Episode
@@ -101,6 +101,22 @@ class DigressionAnalyzer(JudgesConversations, Analyzer):
     accuracy with and without digression where episodes carry `meta.correct`."""
 
     version = "3"
+    metrics = {
+        "task_distance": MetricInfo("1 - cosine similarity of the turn to the task", "turn", "score", "higher"),
+        "off_task_score": MetricInfo("1 - the larger of the turn's similarity to the task and its mean similarity to the two turns before and after", "turn", "score", "higher"),
+        "off_task": MetricInfo("1 where off_task_score reaches analyzer.digression.threshold", "turn", "binary", "higher"),
+        "mean_task_distance": MetricInfo("mean task_distance of the conversation's turns", "episode", "score", "higher"),
+        "max_task_distance": MetricInfo("largest task_distance of the conversation's turns", "episode", "score", "higher"),
+        "drift_slope": MetricInfo("task_distance gained per turn (least-squares slope)", "episode", "score", "higher"),
+        "off_task_rate": MetricInfo("off_task turns / scored turns", "episode", "proportion", "higher"),
+        "task_distance_at_turn[K]": MetricInfo("mean task_distance at turn K over one cohort (the conversations with at least the median number of turns)", "corpus", "score", "higher"),
+        "unanswered_rate": unanswered("episode"),
+        "digresses": MetricInfo("judge mode: 1 where the judge said the conversation digresses from its task", "episode", "binary", "higher"),
+        "category_unanswered": MetricInfo("judge mode: 1 where the judge named no kind for a digression", "episode", "binary"),
+        "category[NAME]": MetricInfo("judge mode: 1 where the judge sorted the digression into kind NAME (one of seven)", "episode", "binary"),
+        "accuracy[with digression]": MetricInfo("task accuracy (meta.correct) of the conversations the judge said digress", "corpus", "proportion"),
+        "accuracy[without digression]": MetricInfo("task accuracy (meta.correct) of the conversations the judge said keep to the task", "corpus", "proportion"),
+    }
     uses_corpus = True
     turn_flags = ("off_task",)
 

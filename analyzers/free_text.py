@@ -26,7 +26,7 @@ import pyphen
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Ceiling, Scored, analyzers
+from analyzers.base import Analyzer, Ceiling, Scored, MetricInfo, analyzers
 from analyzers.text import sentences, words
 from sim.errors import SimError, require_at_least
 from sim.records import Annotation, Episode
@@ -142,6 +142,18 @@ class FreeTextAnalyzer(Analyzer):
     p), and the cross-validated AUC of a classifier telling the two apart (0.5: indistinguishable)."""
 
     version = "1"
+    metrics = {
+        "words": MetricInfo("words of the text", "episode", "count"),
+        "mean_sentence_words": MetricInfo("mean words per sentence", "episode", "score"),
+        "sentence_words_var": MetricInfo("variance of words per sentence", "episode", "score", "lower"),
+        "type_token_ratio": MetricInfo("distinct words / words", "episode", "proportion"),
+        "mtld": MetricInfo("measure of textual lexical diversity (threshold 0.72, both directions)", "episode", "score", "lower"),
+        "flesch_reading_ease": MetricInfo("Flesch reading ease (syllables from pyphen)", "episode", "score"),
+        "vader_compound": MetricInfo("VADER compound sentiment, mean over sentences", "episode", "score"),
+        "nrc_EMOTION": MetricInfo("share of words the NRC lexicon files under EMOTION (10 categories)", "episode", "proportion"),
+        "classifier_auc[FEATURES]": MetricInfo("cross-validated AUC of a classifier telling human from LLM texts by FEATURES (0.5: indistinguishable)", "corpus", "score", "higher"),
+        "classifier_auc[FEATURES]_human_split": MetricInfo("ceiling: the same classifier's AUC between two random halves of the human texts", "corpus", "score"),
+    }
     uses_corpus = True
     # The classifier between two halves of the human texts: the AUC that only chance and topic leave.
     ceilings = (Ceiling("classifier_auc[*]", "classifier_auc[*]_human_split"),)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.verdicts import YES_NO_VERDICT
-from analyzers.base import analyzers
+from analyzers.base import MetricInfo, analyzers, unanswered
 from analyzers.judging import ConversationJudgeConfig, ConversationVerdict, Protocol, paper_yes_no
 
 PAPER_QUESTION = (
@@ -39,6 +39,12 @@ class HumanLikenessAnalyzer(ConversationVerdict):
     `meta.correct`."""
 
     version = "2"
+    metrics = {
+        "unanswered_rate": unanswered("episode"),
+        "human_like": MetricInfo("1 where the judge said the conversation resembles a dialogue between people", "episode", "binary", "lower"),
+        "accuracy[human-like]": MetricInfo("task accuracy (meta.correct) of the conversations judged human-like", "corpus", "proportion"),
+        "accuracy[agent-like]": MetricInfo("task accuracy (meta.correct) of the conversations judged agent-like", "corpus", "proportion"),
+    }
     verdict_name = "human_like"
     split_labels = ("human-like", "agent-like")
     protocols = PROTOCOLS

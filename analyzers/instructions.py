@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Ceiling, Scored, analyzers
+from analyzers.base import Analyzer, Ceiling, Scored, MetricInfo, analyzers
 from analyzers.text import words
 from sim.errors import require_at_least
 from sim.records import Annotation, Episode
@@ -123,6 +123,22 @@ class InstructionsAnalyzer(Analyzer):
     per group: distinct-1/2/3, compression ratio, mean pairwise ROUGE-L, embedding dispersion, root spread."""
 
     version = "1"
+    metrics = {
+        "instruction_words": MetricInfo("words of the instruction", "episode", "count"),
+        "input_words": MetricInfo("words of the input, where there is one", "episode", "count"),
+        "output_words": MetricInfo("words of the output, where there is one", "episode", "count"),
+        "has_verb_root": MetricInfo("1 where the instruction opens with a verb and its object (heuristic)", "episode", "binary"),
+        "distinct_N@K": MetricInfo("distinct word N-grams / all N-grams, mean over random subsets of K instructions", "corpus", "proportion", "lower"),
+        "compression_ratio@K": MetricInfo("zlib-compressed / raw size of K random instructions (lower: more repetitive)", "corpus", "score", "lower"),
+        "duplicate_rate": MetricInfo("share of instructions that repeat an earlier one of the group", "corpus", "proportion", "higher"),
+        "pairwise_rouge_l": MetricInfo("mean ROUGE-L F1 of random pairs of different instructions", "corpus", "score", "higher"),
+        "root_verb_entropy@K": MetricInfo("entropy in bits of the root verbs of K random instructions", "corpus", "score", "lower"),
+        "distinct_verb_objects@K": MetricInfo("distinct verb-object roots / roots among K random instructions", "corpus", "proportion", "lower"),
+        "top_verb_share@K": MetricInfo("share of the most frequent root verb among K random instructions", "corpus", "proportion", "higher"),
+        "embedding_dispersion@K": MetricInfo("mean cosine distance between the sentence embeddings of pairs of K random instructions", "corpus", "score", "lower"),
+        "STATISTIC@K_human_split_gap": MetricInfo("ceiling: how far STATISTIC@K moves between two random halves of the human set", "corpus", "score"),
+        "pairwise_rouge_l_human_split_gap": MetricInfo("ceiling: how far pairwise_rouge_l moves between two random halves of the human set", "corpus", "score"),
+    }
     uses_corpus = True
     # Every set statistic of an LLM side against how far it moves between two halves of the human side.
     ceilings = (Ceiling("*", "*_human_split_gap", "gap"),)

@@ -31,7 +31,7 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
-from analyzers.base import Analyzer, Ceiling, Scored, analyzers
+from analyzers.base import Analyzer, Ceiling, Scored, MetricInfo, analyzers
 from analyzers.text import overlap, words
 from sim.errors import SimError
 from sim.records import Annotation, Episode
@@ -210,6 +210,27 @@ class PreferencesAnalyzer(Analyzer):
     log-odds and choice-feature correlations (`BIAS_AUDIT` names the audit's measures)."""
 
     version = "2"
+    metrics = {
+        "choice[JUDGE]": MetricInfo("JUDGE's choice: +1 output 1, 0 tie, -1 output 2", "episode", "choice"),
+        "agrees_with_human[JUDGE]": MetricInfo("1 where JUDGE's choice equals the human's (3-way, ties included)", "episode", "binary", "lower"),
+        "agrees_without_ties[JUDGE]": MetricInfo("1 where JUDGE's choice equals the human's, where neither called a tie", "episode", "binary", "lower"),
+        "picks_longer[JUDGE]": MetricInfo("1 where JUDGE chose the output with more words", "episode", "binary", "higher"),
+        "position_consistent[JUDGE]": MetricInfo("share of JUDGE's asks in both orders that chose the same output", "episode", "proportion", "lower"),
+        "unanswered_rate[JUDGE]": MetricInfo("share of JUDGE's asks whose answer named no choice", "episode", "proportion"),
+        "first_position_wins[JUDGE]": MetricInfo("share of JUDGE's decided asks won by the output shown first (0.5: fair)", "episode", "proportion"),
+        "repetition_agreement[JUDGE]": MetricInfo("share of JUDGE's repeated asks that agree", "episode", "proportion", "lower"),
+        "length_diff": MetricInfo("words of output 1 - words of output 2", "episode", "score"),
+        "overlap_diff": MetricInfo("word-set Jaccard overlap with the reference or prompt, output 1 - output 2", "episode", "score"),
+        "lexicon_diff[STYLE]": MetricInfo("lexicon score of output 1 - output 2 for the Hummingbird style STYLE", "episode", "score"),
+        "kappa[JUDGE]": MetricInfo("Cohen's kappa of JUDGE's choices against the human's", "corpus", "score", "lower"),
+        "r[JUDGE, FEATURE]": MetricInfo("Pearson r over compared pairs between JUDGE's choice and FEATURE (a *_diff)", "corpus", "score"),
+        "picks_longer_minus_human[JUDGE]": MetricInfo("how much more often JUDGE than the humans takes the longer output, pair by pair", "corpus", "score", "higher"),
+        "length_log_odds[JUDGE]": MetricInfo("log-odds of JUDGE choosing output 1 per 100 words it is longer (ties left out)", "corpus", "score", "higher"),
+        "human_human_agreement": MetricInfo("ceiling: chance that two people who judged one pair agree (3-way)", "corpus", "proportion"),
+        "human_human_agreement_without_ties": MetricInfo("ceiling: chance that two people who judged one pair agree, ties left out", "corpus", "proportion"),
+        "judge_human_agreement[JUDGE]": MetricInfo("JUDGE's agreement with the people who judged the same pairs (3-way)", "corpus", "proportion", "lower"),
+        "judge_human_agreement_without_ties[JUDGE]": MetricInfo("JUDGE's agreement with the same people, ties left out", "corpus", "proportion", "lower"),
+    }
     uses_corpus = True
     ceilings = (
         Ceiling("judge_human_agreement[*]", "human_human_agreement"),

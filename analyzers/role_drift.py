@@ -14,7 +14,7 @@ import numpy as np
 
 from agents.verdicts import YES_NO_VERDICT, read_yes_no
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Detector, Scored, analyzers
+from analyzers.base import Analyzer, Detector, Scored, MetricInfo, analyzers, unanswered
 from analyzers.judging import UsesJudge, judge_for_mode
 from analyzers.role_model import role_probabilities
 from sim.errors import require_score
@@ -78,6 +78,17 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
     `in_role` and `drifted`, and the same episode values."""
 
     version = "3"
+    metrics = {
+        "drift_score": MetricInfo("1 - P(own role | turn) among the conversation's roles, from a role model cross-fitted on the group", "turn", "score", "higher"),
+        "drifted": MetricInfo("1 where drift_score reaches analyzer.role_drift.threshold (judge mode: the judge said the turn left its role)", "turn", "binary", "higher"),
+        "in_role": MetricInfo("judge mode: 1 where the judge said the turn keeps its speaker's role", "turn", "binary", "lower"),
+        "unanswered_rate": unanswered("turn"),
+        "drift_rate": MetricInfo("drifted turns / scored turns", "episode", "proportion", "higher"),
+        "drift_happens": MetricInfo("1 where any turn drifted", "episode", "binary", "higher"),
+        "first_drift_turn": MetricInfo("index of the first drifted turn (none without one)", "episode", "count", "lower"),
+        "mean_drift_score": MetricInfo("mean drift_score of the conversation's turns", "episode", "score", "higher"),
+        "role_separability": MetricInfo("cross-fitted AUC of the role model telling the roles' turns apart (below 0.7: no drift rates)", "corpus", "score"),
+    }
     turn_flags = ("drifted",)
     uses_corpus = True  # the role model and its separability are properties of the group
 

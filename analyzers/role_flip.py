@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from analyzers.base import Analyzer, Detector, analyzers
+from analyzers.base import Analyzer, Detector, MetricInfo, analyzers
 from sim.camel import ASSISTANT_MARKER, TASK_DONE, USER_MARKER
 from sim.records import Annotation, Episode, Turn
 
@@ -32,6 +32,16 @@ class RoleFlipAnalyzer(Analyzer):
     otherwise write two million zeros); the episode keeps the counts and the shares of its checked turns."""
 
     version = "2"
+    metrics = {
+        "role_flipped": MetricInfo("1 on a user turn containing `Solution:` or an assistant turn containing `Instruction:` (stored only where it fires)", "turn", "binary", "higher"),
+        "interruption": MetricInfo("1 on a user turn with neither `Instruction:` nor the done token, or an assistant turn with neither `Solution:` nor it (stored only where it fires)", "turn", "binary", "higher"),
+        "role_flipping_happens": MetricInfo("1 where any checked turn of the conversation is role-flipped", "episode", "binary", "higher"),
+        "n_checked_turns": MetricInfo("user and assistant turns checked for markers", "episode", "count"),
+        "n_role_flipped_turns": MetricInfo("role-flipped turns of the conversation", "episode", "count", "higher"),
+        "n_interruptions": MetricInfo("interruptions of the conversation", "episode", "count", "higher"),
+        "role_flipped_turn_share": MetricInfo("role-flipped turns / checked turns", "episode", "proportion", "higher"),
+        "interruption_turn_share": MetricInfo("interruptions / checked turns", "episode", "proportion", "higher"),
+    }
     checks_turns = True
     sparse_turn_flags = True
     turn_flags = ("role_flipped", "interruption")

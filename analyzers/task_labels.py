@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 import numpy as np
-from analyzers.base import Analyzer, Ceiling, analyzers
+from analyzers.base import Analyzer, Ceiling, MetricInfo, analyzers
 from sim.records import Annotation, Episode
 from sim.stats import entropy_bits
 
@@ -178,6 +178,24 @@ class TaskLabelsAnalyzer(Analyzer):
     ceilings of the majority and minority matches (leave one annotator out) with their like-for-like model values."""
 
     version = "3"
+    metrics = {
+        "majority_match": MetricInfo("1 where the human and model majority label sets intersect", "episode", "binary", "lower"),
+        "minority_match": MetricInfo("1 where the human and model minority label sets intersect", "episode", "binary", "lower"),
+        "voices_human_minority": MetricInfo("where the humans have a minority: 1 where a model label falls in it", "episode", "binary", "lower"),
+        "js_distance": MetricInfo("Jensen-Shannon distance between the human and model label distributions", "episode", "score", "higher"),
+        "wasserstein": MetricInfo("Wasserstein distance between the human and model label distributions", "episode", "score", "higher"),
+        "human_entropy": MetricInfo("entropy of the human labels", "episode", "score"),
+        "model_entropy": MetricInfo("entropy of the model labels", "episode", "score", "lower"),
+        "human_std": MetricInfo("sample standard deviation of the human labels", "episode", "score"),
+        "model_std": MetricInfo("sample standard deviation of the model labels", "episode", "score", "lower"),
+        "human_unanimous": MetricInfo("1 where every human gave the same label", "episode", "binary"),
+        "model_unanimous": MetricInfo("1 where every model label is the same", "episode", "binary", "higher"),
+        "invalid_label_rate": MetricInfo("share of model labels outside the item's label scheme (left out of every other value)", "episode", "proportion", "higher"),
+        "human_majority_match": MetricInfo("ceiling: each human against the others' majority, leave one annotator out", "episode", "proportion"),
+        "human_minority_match": MetricInfo("ceiling: each human against the others' minority, leave one annotator out", "episode", "proportion"),
+        "model_label_majority_match": MetricInfo("one model label in the held-out human's place, against the others' majority", "episode", "proportion", "lower"),
+        "model_label_minority_match": MetricInfo("one model label in the held-out human's place, against the others' minority", "episode", "proportion", "lower"),
+    }
     ceilings = (
         Ceiling("model_label_majority_match", "human_majority_match"),
         Ceiling("model_label_minority_match", "human_minority_match"),

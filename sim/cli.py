@@ -610,3 +610,70 @@ def compare(
         for table in section.tables:
             console.print(*rich_tables(table, console.width))
     console.print(f"wrote {folder / 'report.md'}, {folder / 'report.html'} and {len(report.charts)} figure(s)")
+
+
+@cli.command()
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--run", "run_ids", multiple=True, help="Episodes of this run; repeat for several.")
+@click.option("--sweep", help="Episodes of every run of this sweep (runs.sweep_id).")
+@click.option("--dataset", "datasets", multiple=True, help="Episodes of this imported dataset; repeat for several.")
+@click.option("--kind", help="Only this kind of data item: conversation, task_label, preference, instruction or free_text.")
+@click.option("--format", "fmt", required=True,
+              help="jsonl; csv (nested fields as JSON); parquet (pip install -e '.[parquet]'); hf, a `datasets` folder (pip install -e '.[datasets]').")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="File to write (a folder for --format hf).")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def export(
+    db: str, run_ids: tuple[str, ...], sweep: Optional[str], datasets: tuple[str, ...], kind: Optional[str], fmt: str, out: Path, force: bool
+) -> None:
+    """Write stored episodes (default: all) as one record each: its turns as chat messages (role, content, name),
+    per-turn fields (speaker, finish_reason, tokens, flags), its analyzer values, and where it came from.
+
+    \b
+    Examples:
+        sim export --run 20261125-080000-1a2b3c --format jsonl --out runs/export/run.jsonl
+        sim export --dataset dailydialog_sample_2624 --format parquet --out runs/export/dailydialog.parquet
+        sim export --sweep SWEEP_ID --kind conversation --format hf --out runs/export/sweep --force
+    """
+    from sim.export import Selection, export as write_export
+
+    selection = Selection(runs=list(run_ids), sweep=sweep, datasets=list(datasets), kind=kind)
+    store = _open(db)
+    try:
+        done = write_export(store, selection, fmt, out, _flag_names(), force)
+    finally:
+        store.close()
+    click.echo(f"wrote {done.n_episodes} episodes ({done.n_turns} turns) to {done.path} ({done.format})")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def metrics(name: Optional[str], as_json: bool) -> None:
+    """List every metric the analyzers report: its analyzer, unit (episode, turn or corpus), level (binary, count,
+    proportion, choice, score), direction (higher or lower: which way means more artifact; neutral) and definition.
+    NAME: only that metric (as declared, `choice[JUDGE]`, or as stored, `choice[gpt-4o]`), or every metric of
+    the analyzer NAME.
+
+    \b
+    Examples:
+        sim metrics
+        sim metrics role_flip
+        sim metrics 'picks_longer[gpt-4o]' --json
+    """
+    from rich.markup import escape
+    from rich.padding import Padding
+
+    from sim.metric_catalog import catalog
+
+    entries = catalog(name)
+    if as_json:
+        click.echo(json.dumps([entry.as_dict() for entry in entries], indent=2))
+        return
+    console = Console()
+    for analyzer in dict.fromkeys(entry.analyzer for entry in entries):
+        console.print(f"[bold]{analyzer}[/]")
+        for entry in (e for e in entries if e.analyzer == analyzer):
+            info = entry.info
+            direction = "neutral" if info.direction == "neutral" else f"{info.direction}: more artifact"
+            console.print(f"  [cyan]{escape(entry.name)}[/] ({info.unit}, {info.level}, {direction})", soft_wrap=True)
+            console.print(Padding(escape(info.definition), (0, 0, 0, 6), expand=False))

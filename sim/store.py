@@ -302,6 +302,20 @@ class Store:
             for row in chunk:
                 yield Episode.from_row(row, turns.get(row["id"], []))
 
+    def sweep_run_ids(self, sweep_id: str) -> list[str]:
+        """The runs of one sweep (`runs.sweep_id`), oldest first."""
+        rows = self.db.execute("SELECT id FROM runs WHERE sweep_id = ? ORDER BY created_at", [sweep_id]).fetchall()
+        return [run_id for (run_id,) in rows]
+
+    def dataset_names(self) -> list[str]:
+        """The imported datasets that hold episodes, in the order they were first imported."""
+        rows = self.db.execute("SELECT dataset FROM episodes WHERE dataset IS NOT NULL GROUP BY dataset ORDER BY min(rowid)").fetchall()
+        return [name for (name,) in rows]
+
+    def kinds(self) -> list[str]:
+        """The kinds of data item the stored episodes hold (conversation, task_label, ...), sorted."""
+        return [kind for (kind,) in self.db.execute("SELECT DISTINCT kind FROM episodes ORDER BY kind").fetchall()]
+
     def episode_rows(self, run_id: Optional[str] = None) -> list[dict[str, Any]]:
         """Episode rows without turns, for listings."""
         if run_id is None:
@@ -495,13 +509,25 @@ class Store:
 
     def annotations(self, episode_id: str) -> list[Annotation]:
         """The stored annotations of one episode."""
-        return [
-            Annotation(
-                episode_id=row["episode_id"],
-                name=row["name"],
-                value=row["value"],
-                turn_idx=row["turn_idx"],
-                detail=json.loads(row["detail_json"] or "{}"),
-            )
-            for row in self.db["annotations"].rows_where("episode_id = ?", [episode_id], order_by="id")
-        ]
+        return [_annotation(row) for row in self.db["annotations"].rows_where("episode_id = ?", [episode_id], order_by="id")]
+
+    def annotations_of(self, episode_ids: list[str]) -> dict[str, list[tuple[str, Annotation]]]:
+        """The stored annotations of several episodes, each as (analyzer, annotation), by episode in storage order."""
+        found: dict[str, list[tuple[str, Annotation]]] = {}
+        for start in range(0, len(episode_ids), EPISODE_CHUNK):
+            chunk = episode_ids[start : start + EPISODE_CHUNK]
+            rows = self.db["annotations"].rows_where(f"episode_id IN ({', '.join('?' * len(chunk))})", chunk, order_by="id")
+            for row in rows:
+                found.setdefault(row["episode_id"], []).append((row["analyzer"], _annotation(row)))
+        return found
+
+
+def _annotation(row: dict[str, Any]) -> Annotation:
+    """An annotation from its `annotations` row."""
+    return Annotation(
+        episode_id=row["episode_id"],
+        name=row["name"],
+        value=row["value"],
+        turn_idx=row["turn_idx"],
+        detail=json.loads(row["detail_json"] or "{}"),
+    )
