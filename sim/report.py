@@ -169,6 +169,8 @@ def print_run(console: Console, report: "RunReport") -> None:
         console.print(f"  not applicable to this run's episodes: {', '.join(idle)}")
     if applied:
         console.print(summaries_table(applied))
+    if report.caveat:
+        console.print(f"[yellow]note:[/] {escape(report.caveat)}")
 
 
 def episodes_table(rows: list[dict[str, Any]], width: int) -> Table:

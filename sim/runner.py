@@ -47,6 +47,7 @@ class RunReport:
     totals: dict[str, Any] = field(default_factory=dict)
     already_done: bool = False
     resumed: bool = False
+    caveat: Optional[str] = None  # the backend's word on what its model's data can show
 
 
 def derive_seed(seed: int, episode_index: int, key: str) -> int:
@@ -487,7 +488,7 @@ def execute(
         totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
         summaries = analyze(store, post_run_analyzers, run_id=run_id, progress=cfg.runner.progress)
         store.set_run_status(run_id, "done")
-        return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed)
+        return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed, caveat=backend.caveat)
     finally:
         if store is not None:
             store.close()

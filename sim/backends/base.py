@@ -10,7 +10,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from sim.errors import SimError
 from sim.registry import Registry
@@ -99,6 +99,8 @@ class Backend(ABC):
 
     name: str  # set by the registry
     max_concurrency: int = 1
+    # What data from this model can and cannot show, said with every run it generates (None: nothing to say).
+    caveat: Optional[str] = None
 
     @property
     @abstractmethod
