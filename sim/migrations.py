@@ -205,3 +205,10 @@ def m007_validations(db: Database) -> None:
         pk="id",
     )
     db["validations"].create_index(["analyzer", "analyzer_version", "settings_hash"])
+
+
+@migrations()
+def m008_turn_kinds(db: Database) -> None:
+    """What each turn is: an `utterance` (said in the conversation; every turn stored before this migration) or a
+    non-utterance an importer marks, such as an `action` (a deal submitted or accepted in a negotiation corpus)."""
+    db["turns"].add_column("kind", str, not_null_default="utterance")

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.analysis import AnalyzerSummary, Comparison, Metric
-from sim.records import Annotation, Episode
+from sim.records import UTTERANCE, Annotation, Episode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -204,6 +204,8 @@ def render_episode(
     for turn in episode.turns:
         flags = turn_flags.get(turn.idx)
         title = f"[{turn.idx}] {escape(turn.speaker)} ({escape(turn.role)})"
+        if turn.kind != UTTERANCE:
+            title += f"  {escape(turn.kind)}"
         if flags:
             title += f"  [red]{escape(', '.join(flags))}[/]"
         console.print(Panel(escape(turn.content), title=title, title_align="left"))

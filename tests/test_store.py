@@ -59,6 +59,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
         ("m005_turns_full_text_search",),
         ("m006_failed_request_attempts",),
         ("m007_validations",),
+        ("m008_turn_kinds",),
     ]
 
 
@@ -73,6 +74,24 @@ def test_a_database_from_before_the_kind_views_is_upgraded_in_place(tmp_path: Pa
     rows = store.db.execute("SELECT episode_id, author, text, pair FROM v_free_text").fetchall()
     assert rows == [("x-1", "human", "kept", 3)]
     assert "logprob" in store.db["turns"].columns_dict
+    store.close()
+
+
+def test_a_database_from_before_turn_kinds_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Turns stored before turns had a kind are utterances after the upgrade; new turns keep theirs."""
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(path))
+    migrations.apply(old, stop_before="m008_turn_kinds")
+    old["episodes"].insert({"id": "x-1", "kind": "conversation", "status": "done"})
+    old["turns"].insert({"episode_id": "x-1", "idx": 0, "speaker": "a", "role": "a", "content": "hello"})
+    old.close()
+    store = Store.open(path)
+    assert [(t.content, t.kind) for t in store.turns("x-1")] == [("hello", "utterance")]
+    with store.db.atomic():
+        store.add_imported_episode(Episode("x-2", None, "imported", "conversation", None, {}, "done", "imported", "d", {},
+                                           [Turn(0, "a", "a", "hi"), Turn(1, "a", "a", "Submit-Deal", kind="action")]))
+    assert [(t.content, t.kind) for t in store.turns("x-2")] == [("hi", "utterance"), ("Submit-Deal", "action")]
+    assert [[t.content for t in e.turns] for e in store.episodes(text_only=True)] == [["hello"], ["hi"]]
     store.close()
 
 
