@@ -303,3 +303,35 @@ def test_digression_categories_stack_per_group() -> None:
     (chart,) = digression_charts(summary)
     assert chart is not None and chart.png.startswith(PNG_MAGIC)
     assert digression_charts(AnalyzerSummary("digression", "1", 4, [metric("digresses", 4, "a")])) == [None]
+
+
+def stored_runs(store, rows: list[dict], sweeps: list[str]) -> None:
+    """Store runs rows (one conversation each) in order, each in its sweep."""
+    for row, sweep in zip(rows, sweeps):
+        store.start_run({**row, "sweep_id": sweep})
+        store.start_episode(Episode(f"{row['id']}-e0000", row["id"], "generated", "conversation", "t", {}, "done", "max_turns"))
+
+
+def test_latest_sweep_has_several_runs_and_pooled_runs_are_warned_of(store) -> None:
+    """`--sweep latest` skips a newer sweep of one run; a group pooling runs that differ in a key other than `--by`
+    is named in one warning line, printed first and written into report.md; grouping them apart warns of nothing."""
+    from sim.compare import to_markdown
+
+    rows = run_rows(0.2, 0.2, 0.7)
+    rows[2]["id"] = "single"
+    stored_runs(store, rows, ["multirun/a", "multirun/a", "multirun/b"])
+    selection = select(store, "latest", by="scenario.temperature")
+    assert selection.described == "sweep multirun/a" and [g.runs for g in selection.groups] == [["r0", "r1"]]
+    (warning,) = selection.warnings
+    assert warning.startswith("warning: scenario.temperature=0.2 pools 2 runs that differ in seed ") and "\n" not in warning
+    report = build_report(store, selection, [])
+    assert report.sections[0].title == warning and not report.sections[0].tables
+    assert f"## {warning}" in to_markdown(report)
+    assert select(store, "latest", by="seed").warnings == []
+    assert select(store, "multirun/b", by="scenario.temperature").warnings == []
+
+
+def test_latest_sweep_needs_a_sweep_of_several_runs(store) -> None:
+    stored_runs(store, run_rows(0.2), ["multirun/a"])
+    with pytest.raises(SimError, match="no sweep .* has more than one run"):
+        select(store, "latest")
