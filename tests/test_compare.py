@@ -5,6 +5,7 @@ input."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from pathlib import Path
@@ -335,3 +336,26 @@ def test_latest_sweep_needs_a_sweep_of_several_runs(store) -> None:
     stored_runs(store, run_rows(0.2), ["multirun/a"])
     with pytest.raises(SimError, match="no sweep .* has more than one run"):
         select(store, "latest")
+
+
+def test_figures_leave_out_zero_and_constant_metrics() -> None:
+    """A rate that is 0 in every group and a count fixed by the settings get no panel (the caption names them); a
+    metric that differs between groups does; with nothing but such metrics there is no figure."""
+    from sim.figures import COLUMNS, DPI, PANEL_INCHES, distributions, metric_bars
+
+    def row(name: str, mean: float, low: float, high: float, group: str) -> Metric:
+        return Metric(name, "episode", 10, mean * 10, mean, low, high, group)
+
+    metrics = [
+        row("role_flipping_happens", 0.0, 0.0, 0.28, "a"), row("role_flipping_happens", 0.0, 0.0, 0.28, "b"),
+        row("n_checked_turns", 4.0, 4.0, 4.0, "a"), row("n_checked_turns", 4.0, 4.0, 4.0, "b"),
+        row("mean_turn_words", 12.0, 10.0, 14.0, "a"), row("mean_turn_words", 12.0, 11.0, 13.0, "b"),
+    ]
+    names = ["role_flipping_happens", "n_checked_turns", "mean_turn_words"]
+    chart = metric_bars("m", "t", "Means.", metrics, names)
+    assert chart.caption == "Means. Not drawn, being 0 or one constant in every group: role_flipping_happens, n_checked_turns."
+    with Image.open(io.BytesIO(chart.png)) as image:
+        assert image.width == round(PANEL_INCHES[0] * DPI) < round(PANEL_INCHES[0] * COLUMNS * DPI)  # one panel
+    assert metric_bars("m", "t", "Means.", metrics[:4], names) is None
+    assert distributions("d", "t", "", {"same": {"a": [1.0, 1.0], "b": [1.0]}}) is None
+    assert distributions("d", "t", "", {"same": {"a": [1.0, 1.0]}, "varies": {"a": [1.0, 2.0]}}) is not None
