@@ -54,10 +54,11 @@ def _short(label: str, limit: int = 28) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
-def flat(values: Sequence[float], intervals: Sequence[tuple[Optional[float], Optional[float]]], zeros: bool = True) -> bool:
-    """Whether a panel would show nothing: (with `zeros`) every value 0, or every value the same with no uncertainty
-    around it (a count fixed by the settings, such as the turns checked in conversations of a fixed length)."""
-    if zeros and all(value == 0 for value in values):
+def flat(values: Sequence[float], intervals: Sequence[tuple[Optional[float], Optional[float]]]) -> bool:
+    """Whether a panel of metric bars would show nothing: every value 0, or every value the same with no
+    uncertainty around it (a count fixed by the settings, such as the turns checked in conversations of a fixed
+    length)."""
+    if all(value == 0 for value in values):
         return True
     return len(set(values)) == 1 and all(low is None or low == high for low, high in intervals)
 
@@ -98,14 +99,15 @@ def metric_bars(
 def paired_differences(name: str, title: str, caption: str, comparisons: Iterable[PairedComparison]) -> Optional[Chart]:
     """One panel per metric (at most MAX_PANELS), a point per compared group: its mean paired difference from the
     baseline with the paired 95% CI, beside it (lighter) the same difference with the width of the unpaired
-    interval, and a line at no difference; metrics whose every pair differs by the same amount without any
-    uncertainty (no difference at all, typically) get no panel."""
+    interval, and a line at no difference; metrics with no difference at all, in any pair, get no panel."""
     by_name: dict[str, list[PairedComparison]] = {}
     for comparison in comparisons:
         by_name.setdefault(comparison.name, []).append(comparison)
-    # A difference of 0 with an interval around it is a finding; only one without any uncertainty is left out.
+    # A difference of 0 with an interval around it is a finding, and so is one of 1 without any; only no
+    # difference at all, in every pair, is left out.
     shown = [
-        n for n, rows in by_name.items() if not flat([c.difference for c in rows], [(c.ci_low, c.ci_high) for c in rows], zeros=False)
+        n for n, rows in by_name.items()
+        if not all(c.difference == 0 and (c.ci_low is None or c.ci_low == c.ci_high) for c in rows)
     ]
     shown = shown[:MAX_PANELS]
     if not shown:

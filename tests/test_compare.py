@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
-from sim.analysis import AnalyzerSummary, Metric
+from sim.analysis import AnalyzerSummary, Metric, PairedComparison
 from sim.compare import (
     build_report, digression_charts, digression_shares, first_flag_curves, flagged_episodes, flip_turns, group_runs, select,
 )
@@ -344,7 +344,7 @@ def test_latest_sweep_needs_a_sweep_of_several_runs(store) -> None:
 def test_figures_leave_out_zero_and_constant_metrics() -> None:
     """A rate that is 0 in every group and a count fixed by the settings get no panel (the caption names them); a
     metric that differs between groups does; with nothing but such metrics there is no figure."""
-    from sim.figures import COLUMNS, DPI, PANEL_INCHES, distributions, metric_bars
+    from sim.figures import COLUMNS, DPI, PANEL_INCHES, distributions, metric_bars, paired_differences
 
     def row(name: str, mean: float, low: float, high: float, group: str) -> Metric:
         return Metric(name, "episode", 10, mean * 10, mean, low, high, group)
@@ -360,5 +360,13 @@ def test_figures_leave_out_zero_and_constant_metrics() -> None:
     with Image.open(io.BytesIO(chart.png)) as image:
         assert image.width == round(PANEL_INCHES[0] * DPI) < round(PANEL_INCHES[0] * COLUMNS * DPI)  # one panel
     assert metric_bars("m", "t", "Means.", metrics[:4], names) is None
+    # Paired differences: none at all in any pair gets no panel; every pair differing by exactly 1 does.
+    def paired(name: str, difference: float) -> PairedComparison:
+        return PairedComparison(n_reference=4, n_other=4, mean_reference=0.0, mean_other=difference, difference=difference,
+                                ci_low=difference, ci_high=difference, effect_size=None, p_value=0.1, name=name, group="b",
+                                reference="a", other="b", n_pairs=4)
+
+    assert paired_differences("p", "t", "", [paired("n_checked_turns", 0.0)]) is None
+    assert paired_differences("p", "t", "", [paired("n_checked_turns", 0.0), paired("role_flipping_happens", 1.0)]) is not None
     assert distributions("d", "t", "", {"same": {"a": [1.0, 1.0], "b": [1.0]}}) is None
     assert distributions("d", "t", "", {"same": {"a": [1.0, 1.0]}, "varies": {"a": [1.0, 2.0]}}) is not None
