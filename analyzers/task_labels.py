@@ -31,7 +31,15 @@ whose model labels are all invalid has `invalid_label_rate` only. The scheme is 
 an imported dataset declares none, so its scheme is the set of labels its human annotators used anywhere in the
 dataset (read from the store when the analysis opens; a value no human ever gave counts as outside the scheme).
 Where neither is known (a dataset without human labels) every present label counts as valid and no
-`invalid_label_rate` is given."""
+`invalid_label_rate` is given. An item that carries its label scale (`label_scale`, [lowest, highest], which the
+importer sets for the artifacts-llmgendata tasks) takes the whole numbers of that range as its scheme.
+
+Label scales: `wasserstein`, `human_std` and `model_std` are measured in label units, so a distance of 1 on a 0-1
+scale is not one on a 0-4 scale. A dataset whose items come on several scales (`mismatch_gpt3.csv` mixes the 0-1,
+0-2 and 0-4 tasks) gets these three per scale, never pooled: named `wasserstein[0-2]` and so on after the item's
+scale (`[unknown scale]` for an item that declares none); a dataset of one scale keeps the plain names. The scale
+of an item is its `label_scale`, else the range of its declared `label_scheme`; other metrics (matches, entropy,
+Jensen-Shannon) compare label categories, not distances, and stay pooled."""
 
 from __future__ import annotations
 
@@ -76,12 +84,34 @@ def dataset_schemes(store: "Store") -> dict[str, LabelScheme]:
 
 
 def scheme_of(meta: dict[str, Any], dataset: Optional[str], schemes: dict[str, LabelScheme]) -> Optional[LabelScheme]:
-    """The label values valid for one item: those it declares (`label_scheme`, value -> meaning), else its dataset's
-    from `dataset_schemes`; None when neither is known."""
+    """The label values valid for one item: those it declares (`label_scheme`, value -> meaning), else the whole
+    numbers of its `label_scale`, else its dataset's from `dataset_schemes`; None when none is known."""
     declared = meta.get("label_scheme")
     if declared:
         return frozenset(float(value) for value in declared)
+    if meta.get("label_scale"):
+        low, high = meta["label_scale"]
+        return frozenset(float(value) for value in range(int(low), int(high) + 1))
     return schemes.get(dataset) if dataset is not None else None
+
+
+# Values measured in label units, given per scale in a dataset of several scales (see the module docstring).
+SCALE_DEPENDENT = ("wasserstein", "human_std", "model_std")
+
+
+def scale_name(meta: dict[str, Any]) -> str:
+    """An item's label scale as `lowest-highest`: its `label_scale`, else its declared scheme's range."""
+    scale = meta.get("label_scale") or sorted(float(value) for value in meta.get("label_scheme") or ())
+    return f"{scale[0]:g}-{scale[-1]:g}" if scale else "unknown scale"
+
+
+def mixed_scale_datasets(store: "Store") -> set[str]:
+    """The stored datasets whose task-label items come on more than one label scale (or some on none)."""
+    rows = store.db.execute(
+        "SELECT dataset FROM episodes WHERE kind = 'task_label' AND dataset IS NOT NULL GROUP BY dataset"
+        " HAVING count(DISTINCT coalesce(json_extract(meta_json, '$.label_scale'), '')) > 1"
+    ).fetchall()
+    return {dataset for (dataset,) in rows}
 
 
 def valid_labels(labels: list[float], scheme: Optional[LabelScheme]) -> list[float]:
@@ -177,7 +207,7 @@ class TaskLabelsAnalyzer(Analyzer):
     distributions, each side's entropy and spread, whether the model voices the human minority, and the human
     ceilings of the majority and minority matches (leave one annotator out) with their like-for-like model values."""
 
-    version = "3"
+    version = "4"
     metrics = {
         "majority_match": MetricInfo("1 where the human and model majority label sets intersect", "episode", "binary", "lower"),
         "minority_match": MetricInfo("1 where the human and model minority label sets intersect", "episode", "binary", "lower"),
@@ -188,6 +218,9 @@ class TaskLabelsAnalyzer(Analyzer):
         "model_entropy": MetricInfo("entropy of the model labels", "episode", "score", "lower"),
         "human_std": MetricInfo("sample standard deviation of the human labels", "episode", "score"),
         "model_std": MetricInfo("sample standard deviation of the model labels", "episode", "score", "lower"),
+        "wasserstein[SCALE]": MetricInfo("wasserstein of the items on one label scale, in a dataset that mixes scales", "episode", "score", "higher"),
+        "human_std[SCALE]": MetricInfo("human_std of the items on one label scale, in a dataset that mixes scales", "episode", "score"),
+        "model_std[SCALE]": MetricInfo("model_std of the items on one label scale, in a dataset that mixes scales", "episode", "score", "lower"),
         "human_unanimous": MetricInfo("1 where every human gave the same label", "episode", "binary"),
         "model_unanimous": MetricInfo("1 where every model label is the same", "episode", "binary", "higher"),
         "invalid_label_rate": MetricInfo("share of model labels outside the item's label scheme (left out of every other value)", "episode", "proportion", "higher"),
@@ -203,10 +236,13 @@ class TaskLabelsAnalyzer(Analyzer):
 
     def __init__(self) -> None:
         self.schemes: dict[str, LabelScheme] = {}
+        self.mixed_scales: set[str] = set()
 
     def open(self, store: "Store") -> None:
-        """Read the label scheme of each imported dataset (the labels its humans used) before the first item."""
+        """Read the label scheme of each imported dataset (the labels its humans used), and which datasets mix label
+        scales, before the first item."""
         self.schemes = dataset_schemes(store)
+        self.mixed_scales = mixed_scale_datasets(store)
 
     def applies_to(self, episode: Episode) -> bool:
         """Labeled items with at least one model label, valid or not."""
@@ -229,6 +265,9 @@ class TaskLabelsAnalyzer(Analyzer):
             values["invalid_label_rate"] = (len(present) - len(model)) / len(present)
         if model:
             values.update(label_values(model, clean_labels(episode.meta.get("human_labels"))))
+        if episode.dataset in self.mixed_scales:
+            scale = scale_name(episode.meta)
+            values = {f"{name}[{scale}]" if name in SCALE_DEPENDENT else name: value for name, value in values.items()}
         return [Annotation(episode.id, name, value) for name, value in values.items()]
 
 

@@ -48,9 +48,11 @@ class Results:
         return self._frame("episodes", run_id, dataset)
 
     def turns(self, run_id: Optional[str] = None, dataset: Optional[str] = None) -> pd.DataFrame:
-        """One row per turn, with its episode's run, dataset and kind."""
+        """One row per turn, with its episode's run, dataset and kind (`kind`); the turn's own kind (utterance or
+        action) is `turn_kind`."""
+        columns = ", ".join(f"t.[{name}]" for name in self.store.db["turns"].columns_dict if name != "kind")
         query = (
-            "SELECT t.*, e.run_id, e.dataset, e.kind FROM turns t JOIN episodes e ON e.id = t.episode_id"
+            f"SELECT {columns}, t.kind AS turn_kind, e.run_id, e.dataset, e.kind FROM turns t JOIN episodes e ON e.id = t.episode_id"
             " WHERE (? IS NULL OR e.run_id = ?) AND (? IS NULL OR e.dataset = ?) ORDER BY e.rowid, t.idx"
         )
         return pd.read_sql_query(query, self.store.db.conn, params=[run_id, run_id, dataset, dataset])

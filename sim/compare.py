@@ -66,6 +66,8 @@ class Selection:
     groups: list[Group]
     by: str
     described: str
+    # What the report warns of: groups that pool runs differing in more than the `by` key.
+    warnings: list[str] = field(default_factory=list)
     group_of_run: dict[str, str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -119,15 +121,12 @@ class Selection:
 
 
 def selected_runs(store: Store, sweep: Optional[str], run_ids: Sequence[str], datasets: Sequence[str]) -> list[dict[str, Any]]:
-    """The runs of a sweep (`latest`: of the newest run's sweep), the listed runs, or, when neither and no dataset
-    is named, every run in the store."""
+    """The runs of a sweep (`latest`: of the newest sweep with more than one run), the listed runs, or, when neither
+    and no dataset is named, every run in the store."""
     if sweep is not None and run_ids:
         raise SimError("give --sweep or --run, not both")
     if sweep == LATEST:
-        rows = list(store.db["runs"].rows_where("sweep_id IS NOT NULL", order_by="created_at desc", limit=1, select="sweep_id"))
-        if not rows:
-            raise SimError(f"--sweep latest: no run in {store.path} belongs to a sweep (start one with `sim run -m ...`)")
-        sweep = rows[0]["sweep_id"]
+        sweep = latest_sweep(store)
     if sweep is not None:
         runs = list(store.db["runs"].rows_where("sweep_id = ?", [sweep], order_by="created_at"))
         if not runs:
@@ -137,6 +136,52 @@ def selected_runs(store: Store, sweep: Optional[str], run_ids: Sequence[str], da
     if run_ids:
         return [store.run(run_id) for run_id in dict.fromkeys(run_ids)]
     return [] if datasets else list(store.db["runs"].rows_where(order_by="created_at"))
+
+
+def latest_sweep(store: Store) -> str:
+    """The newest sweep with more than one run: a sweep of one run (a single `sim run` given a sweep id, a resumed
+    job) has nothing to compare."""
+    rows = store.db.execute(
+        "SELECT sweep_id FROM runs WHERE sweep_id IS NOT NULL GROUP BY sweep_id HAVING count(*) > 1"
+        " ORDER BY max(created_at) DESC LIMIT 1"
+    ).fetchall()
+    if not rows:
+        raise SimError(f"--sweep latest: no sweep in {store.path} has more than one run (start one with `sim run -m ...`)")
+    return rows[0][0]
+
+
+def flat_config(config_yaml: Optional[str]) -> dict[str, str]:
+    """A run's resolved config as dotted key -> value (as JSON text, so that lists and nulls compare too)."""
+    flat: dict[str, str] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(value, f"{prefix}{key}.")
+        else:
+            flat[prefix[:-1]] = json.dumps(node, sort_keys=True, default=str)
+
+    walk(OmegaConf.to_container(OmegaConf.create(config_yaml or "{}")), "")
+    return flat
+
+
+def pooling_warning(runs: list[dict[str, Any]], groups: list[Group], by: str) -> Optional[str]:
+    """One line naming each group that pools runs differing in config keys other than `by` (and the run's own
+    `run.*` keys), or None when no group does."""
+    configs = {run["id"]: flat_config(run["config_yaml"]) for run in runs}
+    pooled = []
+    for group in groups:
+        members = [configs[run] for run in group.runs if run in configs]
+        keys = sorted({key for config in members for key in config})
+        differing = [
+            key for key in keys
+            if len({config.get(key) for config in members}) > 1 and key != by and not key.startswith((f"{by}.", "run."))
+        ]
+        if differing:
+            pooled.append(f"{group.name} pools {len(members)} runs that differ in {', '.join(differing)}")
+    if not pooled:
+        return None
+    return f"{'; '.join(pooled)} (compare them apart with another --by or --run)"
 
 
 def field_values(runs: list[dict[str, Any]], by: str) -> list[Any]:
@@ -218,7 +263,8 @@ def select(
         described += f" and datasets {', '.join(datasets)}"
     elif datasets:
         described = f"datasets {', '.join(datasets)}"
-    return Selection(groups, by, described)
+    warning = pooling_warning(runs, groups, by) if runs else None
+    return Selection(groups, by, described, [warning] if warning else [])
 
 
 def check_out(out: Optional[Path]) -> Path:
@@ -686,7 +732,7 @@ def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSum
     if any(row["truncated_turns"] for row in truncation):
         groups.tables.append(truncation_table(truncation))
     sections = [groups, *(analyzer_section(store, selection, summary) for summary in applied)]
-    warnings = [warning] if (warning := truncation_warning(truncation)) else []
+    warnings = [*selection.warnings, *filter(None, [truncation_warning(truncation)])]
     return Report(facts, sections, warnings, truncation)
 
 

@@ -54,19 +54,33 @@ def _short(label: str, limit: int = 28) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 
+def flat(values: Sequence[float], intervals: Sequence[tuple[Optional[float], Optional[float]]]) -> bool:
+    """Whether a panel of metric bars would show nothing: every value 0, or every value the same with no
+    uncertainty around it (a count fixed by the settings, such as the turns checked in conversations of a fixed
+    length)."""
+    if all(value == 0 for value in values):
+        return True
+    return len(set(values)) == 1 and all(low is None or low == high for low, high in intervals)
+
+
 def metric_bars(
     name: str, title: str, caption: str, metrics: Iterable[Metric], names: Sequence[str],
     references: Optional[dict[str, float]] = None,
 ) -> Optional[Chart]:
     """One panel per metric name (at most MAX_PANELS), a bar per group: the mean with its 95% CI as an error bar;
-    a dotted line at the panel's value in `references` (what an unbiased judge would score), where given."""
+    a dotted line at the panel's value in `references` (what an unbiased judge would score), where given. Metrics
+    that are 0, or one constant, in every group get no panel; the caption names them."""
     by_name: dict[str, list[Metric]] = {}
     for metric in metrics:
         if metric.name in names:
             by_name.setdefault(metric.name, []).append(metric)
-    shown = [n for n in names if n in by_name][:MAX_PANELS]
+    present = [n for n in names if n in by_name]
+    constant = [n for n in present if flat([m.mean for m in by_name[n]], [(m.ci_low, m.ci_high) for m in by_name[n]])]
+    shown = [n for n in present if n not in constant][:MAX_PANELS]
     if not shown:
         return None
+    if constant:
+        caption += f" Not drawn, being 0 or one constant in every group: {', '.join(constant)}."
     figure, axes = _panels(len(shown))
     for axis, metric_name in zip(axes, shown):
         rows = by_name[metric_name]
@@ -79,19 +93,23 @@ def metric_bars(
         axis.set_title(metric_name, fontsize=9)
         if references and metric_name in references:
             axis.axhline(references[metric_name], color="grey", linestyle=":", linewidth=1)
-        if max(means) <= 0 <= min(means):
-            axis.set_ylim(0, 1)  # all zero: show the bars against a unit scale, not a band around 0
     return Chart(name, title, caption, _render(figure))
 
 
 def paired_differences(name: str, title: str, caption: str, comparisons: Iterable[PairedComparison]) -> Optional[Chart]:
     """One panel per metric (at most MAX_PANELS), a point per compared group: its mean paired difference from the
     baseline with the paired 95% CI, beside it (lighter) the same difference with the width of the unpaired
-    interval, and a line at no difference."""
+    interval, and a line at no difference; metrics with no difference at all, in any pair, get no panel."""
     by_name: dict[str, list[PairedComparison]] = {}
     for comparison in comparisons:
         by_name.setdefault(comparison.name, []).append(comparison)
-    shown = list(by_name)[:MAX_PANELS]
+    # A difference of 0 with an interval around it is a finding, and so is one of 1 without any; only no
+    # difference at all, in every pair, is left out.
+    shown = [
+        n for n, rows in by_name.items()
+        if not all(c.difference == 0 and (c.ci_low is None or c.ci_low == c.ci_high) for c in rows)
+    ]
+    shown = shown[:MAX_PANELS]
     if not shown:
         return None
     figure, axes = _panels(len(shown))
@@ -201,8 +219,9 @@ def label_distributions(name: str, title: str, caption: str, labels: dict[str, d
 
 
 def distributions(name: str, title: str, caption: str, values: dict[str, dict[str, list[float]]]) -> Optional[Chart]:
-    """A panel per feature (at most MAX_PANELS), a box per group: the spread of its per-episode values."""
-    features = [feature for feature, groups in values.items() if any(groups.values())][:MAX_PANELS]
+    """A panel per feature (at most MAX_PANELS), a box per group: the spread of its per-episode values; a feature
+    with one value throughout gets no panel."""
+    features = [feature for feature, groups in values.items() if len({v for vs in groups.values() for v in vs}) > 1][:MAX_PANELS]
     if not features:
         return None
     figure, axes = _panels(len(features))

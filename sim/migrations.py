@@ -205,3 +205,25 @@ def m007_validations(db: Database) -> None:
         pk="id",
     )
     db["validations"].create_index(["analyzer", "analyzer_version", "settings_hash"])
+
+
+# The turn texts that importers of these formats mark as actions from m008 on (written out here, not imported, so
+# that this migration stays as it shipped).
+M008_ACTIONS = {
+    "casino": ("Submit-Deal", "Accept-Deal", "Reject-Deal", "Walk-Away"),
+    "dealornodeal": ("<selection>",),
+}
+
+
+@migrations()
+def m008_turn_kinds(db: Database) -> None:
+    """What each turn is: an `utterance` (said in the conversation) or a non-utterance an importer marks, such as an
+    `action` (a deal submitted or accepted in a negotiation corpus). Stored turns are utterances, except those of
+    earlier CaSiNo and Deal or No Deal imports that the importers now mark as actions."""
+    db["turns"].add_column("kind", str, not_null_default="utterance")
+    for format_name, texts in M008_ACTIONS.items():
+        db.execute(
+            f"UPDATE turns SET kind = 'action' WHERE content IN ({', '.join('?' * len(texts))}) AND episode_id IN"
+            " (SELECT e.id FROM episodes e JOIN imports i ON i.dataset = e.dataset WHERE e.source = 'imported' AND i.format = ?)",
+            [*texts, format_name],
+        )

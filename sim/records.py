@@ -15,14 +15,21 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+# What a turn is: said in the conversation, or a non-utterance an importer marks (a negotiation's deal action, a
+# game's final selection), which analyzers of language never score.
+UTTERANCE = "utterance"
+ACTION = "action"
+
+
 @dataclass(slots=True)
 class Turn:
-    """One utterance of an episode (slots: a corpus holds millions)."""
+    """One turn of an episode, by default an utterance (slots: a corpus holds millions)."""
 
     idx: int
     speaker: str
     role: str
     content: str
+    kind: str = UTTERANCE
     prompt_tokens: Optional[int] = None
     completion_tokens: Optional[int] = None
     latency_ms: Optional[float] = None

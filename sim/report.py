@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sim.analysis import AnalyzerSummary, Comparison, Metric
-from sim.records import TRUNCATED, Annotation, Episode
+from sim.records import TRUNCATED, UTTERANCE, Annotation, Episode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -222,6 +222,8 @@ def render_episode(
     for turn in episode.turns:
         flags = turn_flags.get(turn.idx)
         title = f"[{turn.idx}] {escape(turn.speaker)} ({escape(turn.role)})"
+        if turn.kind != UTTERANCE:
+            title += f"  {escape(turn.kind)}"
         if flags:
             title += f"  [red]{escape(', '.join(flags))}[/]"
         cut = turn.finish_reason == TRUNCATED

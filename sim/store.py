@@ -16,17 +16,17 @@ from tenacity import Retrying, retry_if_exception_message, stop_after_delay, wai
 
 from sim.errors import SimError
 from sim.migrations import migrations
-from sim.records import TRUNCATED, Annotation, Episode, Turn, utc_now
+from sim.records import TRUNCATED, UTTERANCE, Annotation, Episode, Turn, utc_now
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_S = 30.0
 EPISODE_CHUNK = 2000
-# Turns per INSERT of an import: 6 values each, under SQLite's limit of 32,766 variables per statement.
-IMPORT_CHUNK = 5000
+# Turns per INSERT of an import: 7 values each, under SQLite's limit of 32,766 variables per statement.
+IMPORT_CHUNK = 4000
 # How SQLite words a malformed full-text query, as against any other failure of the same statement.
 FTS_QUERY_ERRORS = ("fts5", "unterminated string", "syntax error")
 TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
-# What a turn says, without its request statistics: all that analyzers read.
+# What a turn says, without its request statistics: all that analyzers read (of utterances only, see `episodes`).
 TEXT_COLUMNS = ("idx", "speaker", "role", "content")
 
 
@@ -287,8 +287,9 @@ class Store:
     def episodes(
         self, run_id: Optional[str] = None, kind: Optional[str] = None, dataset: Optional[str] = None, text_only: bool = False
     ) -> Iterator[Episode]:
-        """Episodes with their turns, optionally of one run, kind and dataset, in creation order; `text_only`
-        leaves the turns' request statistics (tokens, latency, cache, retries) unread."""
+        """Episodes with their turns, optionally of one run, kind and dataset, in creation order. `text_only` reads
+        what analyzers of language score: the utterances, without their request statistics (tokens, latency, cache,
+        retries); non-utterance turns (a negotiation's deal actions) are left out, their neighbours keep their idx."""
         clauses, params = [], []
         for column, value in (("run_id", run_id), ("kind", kind), ("dataset", dataset)):
             if value is not None:
@@ -298,7 +299,8 @@ class Store:
         rows = self.db["episodes"].rows_where(where, params, order_by="rowid")
         # Turns are read for a chunk of episodes at once: one query per episode dominates on large corpora.
         while chunk := list(islice(rows, EPISODE_CHUNK)):
-            turns = self._turns_of([row["id"] for row in chunk], TEXT_COLUMNS if text_only else TURN_COLUMNS)
+            ids = [row["id"] for row in chunk]
+            turns = self._turns_of(ids, TEXT_COLUMNS, utterances_only=True) if text_only else self._turns_of(ids)
             for row in chunk:
                 yield Episode.from_row(row, turns.get(row["id"], []))
 
@@ -343,11 +345,15 @@ class Store:
         """The turns of one episode in order."""
         return self._turns_of([episode_id]).get(episode_id, [])
 
-    def _turns_of(self, episode_ids: list[str], columns: tuple[str, ...] = TURN_COLUMNS) -> dict[str, list[Turn]]:
-        """The turns of several episodes, each episode's in order, with `columns` (the first fields of Turn) read."""
+    def _turns_of(
+        self, episode_ids: list[str], columns: tuple[str, ...] = TURN_COLUMNS, utterances_only: bool = False
+    ) -> dict[str, list[Turn]]:
+        """The turns (with `utterances_only`, the utterances) of several episodes, each episode's in order, with
+        `columns` (the first fields of Turn) read."""
         placeholders = ", ".join("?" * len(episode_ids))
+        spoken = f" AND kind = '{UTTERANCE}'" if utterances_only else ""
         cursor = self.db.execute(
-            f"SELECT episode_id, {', '.join(columns)} FROM turns WHERE episode_id IN ({placeholders}) ORDER BY episode_id, idx",
+            f"SELECT episode_id, {', '.join(columns)} FROM turns WHERE episode_id IN ({placeholders}){spoken} ORDER BY episode_id, idx",
             episode_ids,
         )
         return {episode_id: [Turn(*row[1:]) for row in rows] for episode_id, rows in groupby(cursor, key=itemgetter(0))}
@@ -371,13 +377,13 @@ class Store:
         """Insert an imported episode with all its turns (call inside `db.atomic()`)."""
         self.start_episode(episode)
         now = utc_now()
-        rows = [(episode.id, t.idx, t.speaker, t.role, t.content, now) for t in episode.turns]
+        rows = [(episode.id, t.idx, t.speaker, t.role, t.content, t.kind, now) for t in episode.turns]
         # One multi-row INSERT per chunk: the full-text index writes a segment per statement, not per row.
         for start in range(0, len(rows), IMPORT_CHUNK):
             chunk = rows[start : start + IMPORT_CHUNK]
-            values = ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(chunk))
+            values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
             self.db.conn.execute(
-                f"INSERT INTO turns (episode_id, idx, speaker, role, content, created_at) VALUES {values}",
+                f"INSERT INTO turns (episode_id, idx, speaker, role, content, kind, created_at) VALUES {values}",
                 [value for row in chunk for value in row],
             )
 

@@ -43,6 +43,7 @@ def test_views_and_frames_serve_imported_data(tmp_path: Path) -> None:
     assert len(results.episodes()) == len(records) + 2 * 252 + 8032
     turns = results.turns(dataset=INSTANCES.stem)
     assert set(turns["kind"]) == {"instruction"} and turns["episode_id"].nunique() == len(records)
+    assert set(turns["turn_kind"]) == {"utterance"}
     assert results.runs().empty and results.annotations().empty
     results.close()
 

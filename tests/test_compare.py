@@ -5,6 +5,7 @@ input."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
-from sim.analysis import AnalyzerSummary, Metric
+from sim.analysis import AnalyzerSummary, Metric, PairedComparison
 from sim.compare import (
     build_report, digression_charts, digression_shares, first_flag_curves, flagged_episodes, flip_turns, group_runs, select,
 )
@@ -104,7 +105,10 @@ def test_sweep_compared_by_seed_against_a_human_corpus(sweep_dir: Path) -> None:
     against = markdown_rows(report, "conversation_stats: each group against the reference")
     assert {row[0] for row in against} == {f"seed=1 vs {REFERENCE}", f"seed=2 vs {REFERENCE}"}
     assert {"n_turns", "mean_turn_words"} <= {row[1] for row in against}
-    check_figures(out, {"role_flip_rate.png", "role_flip_metrics.png", "conversation_stats_metrics.png"})
+    # The flip-rate figure is drawn where some group flips: a rate of 0 everywhere gets no empty panel.
+    ((flips,),) = db_rows(db, "SELECT count(*) FROM annotations WHERE analyzer = 'role_flip' AND name = 'role_flipped'")
+    check_figures(out, {"role_flip_metrics.png", "conversation_stats_metrics.png"} | ({"role_flip_rate.png"} if flips else set()))
+    assert (out / "role_flip_rate.png").exists() == bool(flips)
     assert "Groups (by seed)" in result.stdout and "wrote" in result.stdout
 
 
@@ -303,3 +307,66 @@ def test_digression_categories_stack_per_group() -> None:
     (chart,) = digression_charts(summary)
     assert chart is not None and chart.png.startswith(PNG_MAGIC)
     assert digression_charts(AnalyzerSummary("digression", "1", 4, [metric("digresses", 4, "a")])) == [None]
+
+
+def stored_runs(store, rows: list[dict], sweeps: list[str]) -> None:
+    """Store runs rows (one conversation each) in order, each in its sweep."""
+    for row, sweep in zip(rows, sweeps):
+        store.start_run({**row, "sweep_id": sweep})
+        store.start_episode(Episode(f"{row['id']}-e0000", row["id"], "generated", "conversation", "t", {}, "done", "max_turns"))
+
+
+def test_latest_sweep_has_several_runs_and_pooled_runs_are_warned_of(store) -> None:
+    """`--sweep latest` skips a newer sweep of one run; a group pooling runs that differ in a key other than `--by`
+    is named in one warning line, printed first and written into report.md; grouping them apart warns of nothing."""
+    from sim.compare import to_markdown
+
+    rows = run_rows(0.2, 0.2, 0.7)
+    rows[2]["id"] = "single"
+    stored_runs(store, rows, ["multirun/a", "multirun/a", "multirun/b"])
+    selection = select(store, "latest", by="scenario.temperature")
+    assert selection.described == "sweep multirun/a" and [g.runs for g in selection.groups] == [["r0", "r1"]]
+    (warning,) = selection.warnings
+    assert warning.startswith("scenario.temperature=0.2 pools 2 runs that differ in seed ") and "\n" not in warning
+    report = build_report(store, selection, [])
+    assert report.warnings == [warning]
+    assert f"> **Warning:** {warning}" in to_markdown(report)
+    assert select(store, "latest", by="seed").warnings == []
+    assert select(store, "multirun/b", by="scenario.temperature").warnings == []
+
+
+def test_latest_sweep_needs_a_sweep_of_several_runs(store) -> None:
+    stored_runs(store, run_rows(0.2), ["multirun/a"])
+    with pytest.raises(SimError, match="no sweep .* has more than one run"):
+        select(store, "latest")
+
+
+def test_figures_leave_out_zero_and_constant_metrics() -> None:
+    """A rate that is 0 in every group and a count fixed by the settings get no panel (the caption names them); a
+    metric that differs between groups does; with nothing but such metrics there is no figure."""
+    from sim.figures import COLUMNS, DPI, PANEL_INCHES, distributions, metric_bars, paired_differences
+
+    def row(name: str, mean: float, low: float, high: float, group: str) -> Metric:
+        return Metric(name, "episode", 10, mean * 10, mean, low, high, group)
+
+    metrics = [
+        row("role_flipping_happens", 0.0, 0.0, 0.28, "a"), row("role_flipping_happens", 0.0, 0.0, 0.28, "b"),
+        row("n_checked_turns", 4.0, 4.0, 4.0, "a"), row("n_checked_turns", 4.0, 4.0, 4.0, "b"),
+        row("mean_turn_words", 12.0, 10.0, 14.0, "a"), row("mean_turn_words", 12.0, 11.0, 13.0, "b"),
+    ]
+    names = ["role_flipping_happens", "n_checked_turns", "mean_turn_words"]
+    chart = metric_bars("m", "t", "Means.", metrics, names)
+    assert chart.caption == "Means. Not drawn, being 0 or one constant in every group: role_flipping_happens, n_checked_turns."
+    with Image.open(io.BytesIO(chart.png)) as image:
+        assert image.width == round(PANEL_INCHES[0] * DPI) < round(PANEL_INCHES[0] * COLUMNS * DPI)  # one panel
+    assert metric_bars("m", "t", "Means.", metrics[:4], names) is None
+    # Paired differences: none at all in any pair gets no panel; every pair differing by exactly 1 does.
+    def paired(name: str, difference: float) -> PairedComparison:
+        return PairedComparison(n_reference=4, n_other=4, mean_reference=0.0, mean_other=difference, difference=difference,
+                                ci_low=difference, ci_high=difference, effect_size=None, p_value=0.1, name=name, group="b",
+                                reference="a", other="b", n_pairs=4)
+
+    assert paired_differences("p", "t", "", [paired("n_checked_turns", 0.0)]) is None
+    assert paired_differences("p", "t", "", [paired("n_checked_turns", 0.0), paired("role_flipping_happens", 1.0)]) is not None
+    assert distributions("d", "t", "", {"same": {"a": [1.0, 1.0], "b": [1.0]}}) is None
+    assert distributions("d", "t", "", {"same": {"a": [1.0, 1.0]}, "varies": {"a": [1.0, 2.0]}}) is not None

@@ -296,3 +296,26 @@ def test_parquet_and_hugging_face_datasets(sim, store: Store, tmp_path: Path, mo
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     assert_one_line_error(sim("import", "hf:someone/nothing", "-o", "text=t"), "hf:someone/nothing: cannot load")
+
+
+@pytest.mark.parametrize(
+    ("format_name", "path", "actions"),
+    [
+        # CaSiNo's interface actions (SOURCES.md: 1,181 submitted, 1,005 accepted, 167 rejected deals, 25 walk-aways).
+        ("casino", DIALOGUES / "casino" / "casino_dialogues.jsonl", {"Submit-Deal": 1181, "Accept-Deal": 1005, "Reject-Deal": 167, "Walk-Away": 25}),
+        # Every Deal or No Deal dialogue ends with the game's item selection.
+        ("dealornodeal", DIALOGUES / "dealornodeal" / "dealornodeal_dialogues.jsonl", {"<selection>": 6173}),
+        ("dailydialog", DIALOGUES / "dailydialog" / "dailydialog_sample_2624.jsonl", {}),
+    ],
+)
+def test_deal_actions_are_marked_as_actions(store: Store, format_name: str, path: Path, actions: dict[str, int]) -> None:
+    """Non-utterance turns are stored as `action` turns, every other turn as an utterance; analyzers read none of them."""
+    report = import_file(store, format_name, path, progress=False)
+    kinds = dict(store.db.execute("SELECT kind, count(*) FROM turns GROUP BY kind").fetchall())
+    stored = Counter(dict(store.db.execute("SELECT content, count(*) FROM turns WHERE kind = 'action' GROUP BY content").fetchall()))
+    assert stored == Counter(actions)
+    assert kinds.get("action", 0) == sum(actions.values()) and kinds["utterance"] == report.n_turns - sum(actions.values())
+    read = [turn for episode in store.episodes(text_only=True) for turn in episode.turns]
+    assert len(read) == kinds["utterance"] and not any(turn.content in actions for turn in read)
+    full = [turn for episode in store.episodes() for turn in episode.turns]
+    assert len(full) == report.n_turns and Counter(t.content for t in full if t.kind == "action") == Counter(actions)

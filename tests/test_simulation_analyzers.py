@@ -206,3 +206,27 @@ def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:
     second = analyze(store, build_analyzers(settings, ["human_likeness", "digression", "role_drift"]))
     assert store.db["request_cache"].count == requests
     assert [m.mean for s in second for m in s.metrics] == [m.mean for s in first for m in s.metrics]
+
+
+def test_deal_actions_are_not_scored(store) -> None:
+    """On the real CaSiNo corpus, conversation statistics and role flips score the utterances only: no annotation
+    falls on a deal action, and the turns counted are the 11,919 utterances, not the 14,297 turns with the actions."""
+    from analyzers.role_flip import RoleFlipAnalyzer
+
+    import_file(store, "casino", CONVERSATIONS / "casino" / "casino_dialogues.jsonl", dataset="casino", progress=False)
+    # CAMEL's roles for the two participants, so that role_flip applies (it checks user and assistant turns only).
+    store.db.execute("UPDATE turns SET role = CASE speaker WHEN 'mturk_agent_1' THEN 'user' ELSE 'assistant' END")
+    store.db.execute("UPDATE turns SET content = 'Instruction: accept. Input: None' WHERE kind = 'action'")
+    store.db.conn.commit()
+    utterances, actions = (store.db["turns"].count_where("kind = ?", [kind]) for kind in ("utterance", "action"))
+    assert (utterances, actions) == (11919, 2378)
+    stats, flips = analyze(store, [ConversationStatsAnalyzer(), RoleFlipAnalyzer()], progress=False)
+    counted = {m.name: m for m in stats.metrics}
+    assert counted["turn_words"].n == utterances and counted["n_turns"].mean * counted["n_turns"].n == utterances
+    on_actions = store.db.execute(
+        "SELECT a.analyzer, count(*) FROM annotations a JOIN turns t ON t.episode_id = a.episode_id AND t.idx = a.turn_idx"
+        " WHERE t.kind = 'action' GROUP BY a.analyzer"
+    ).fetchall()
+    assert on_actions == []
+    checked = store.db.execute("SELECT sum(value) FROM annotations WHERE analyzer = 'role_flip' AND name = 'n_checked_turns'").fetchone()[0]
+    assert checked == utterances and flips.n_episodes == 1030

@@ -59,6 +59,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
         ("m005_turns_full_text_search",),
         ("m006_failed_request_attempts",),
         ("m007_validations",),
+        ("m008_turn_kinds",),
     ]
 
 
@@ -73,6 +74,30 @@ def test_a_database_from_before_the_kind_views_is_upgraded_in_place(tmp_path: Pa
     rows = store.db.execute("SELECT episode_id, author, text, pair FROM v_free_text").fetchall()
     assert rows == [("x-1", "human", "kept", 3)]
     assert "logprob" in store.db["turns"].columns_dict
+    store.close()
+
+
+def test_a_database_from_before_turn_kinds_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Turns stored before turns had a kind are utterances after the upgrade, except the deal actions of an earlier
+    CaSiNo import; new turns keep their kind."""
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(path))
+    migrations.apply(old, stop_before="m008_turn_kinds")
+    old["imports"].insert({"format": "casino", "dataset": "casino", "sha256": "0"})
+    for episode, dataset in (("x-1", "chat"), ("casino-1", "casino")):
+        old["episodes"].insert({"id": episode, "source": "imported", "dataset": dataset, "kind": "conversation", "status": "done"})
+        for idx, content in enumerate(["hello", "Submit-Deal"]):
+            old["turns"].insert({"episode_id": episode, "idx": idx, "speaker": "a", "role": "a", "content": content})
+    old.close()
+    store = Store.open(path)
+    assert [t.kind for t in store.turns("x-1")] == ["utterance", "utterance"]
+    assert [t.kind for t in store.turns("casino-1")] == ["utterance", "action"]
+    with store.db.atomic():
+        store.add_imported_episode(Episode("x-2", None, "imported", "conversation", None, {}, "done", "imported", "d", {},
+                                           [Turn(0, "a", "a", "hi"), Turn(1, "a", "a", "Submit-Deal", kind="action")]))
+    assert [(t.content, t.kind) for t in store.turns("x-2")] == [("hi", "utterance"), ("Submit-Deal", "action")]
+    # Analyzers read the utterances: a chat's "Submit-Deal" is one, a CaSiNo deal action is not.
+    assert [[t.content for t in e.turns] for e in store.episodes(text_only=True)] == [["hello", "Submit-Deal"], ["hello"], ["hi"]]
     store.close()
 
 

@@ -110,7 +110,8 @@ def test_within_item_spread_equals_the_published_variation(store) -> None:
     import_file(store, "task_labels", path, dataset="mismatch", progress=False)
     (summary,) = analyze(store, [TaskLabelsAnalyzer()])
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    stored = dict(store.db.execute("SELECT episode_id, value FROM annotations WHERE name = 'human_std'").fetchall())
+    # The file mixes label scales, so the spread is stored per scale (human_std[0-2], ...).
+    stored = dict(store.db.execute("SELECT episode_id, value FROM annotations WHERE name LIKE 'human_std[%'").fetchall())
     episodes = list(store.episodes(dataset="mismatch"))
     assert len(episodes) == len(rows) == summary.n_episodes
     checked = 0
@@ -200,3 +201,29 @@ def test_human_ceilings_on_real_sentiment_labels(store) -> None:
     # The ceiling is a property of the items, so it is the same whichever model labeled them.
     means = {round(m["human_majority_match"].mean, 9) for group, m in by_group.items()}
     assert len(means) == 1 and len(by_group) == 5
+
+
+def test_mixed_label_scales_are_not_pooled(store) -> None:
+    """mismatch_gpt3.csv mixes the 0-1 (GHC), 0-2 (SBIC) and 0-4 (SChem, Sentiment) tasks: each item's scale is
+    found in the per-task files beside it and label-unit metrics are given per scale; a file of one scale keeps the
+    plain names."""
+    import_file(store, "task_labels", LABELS / "mismatch_gpt3.csv", progress=False)
+    scales = Counter(row[0] for row in store.db.execute("SELECT json_extract(meta_json, '$.label_scale') FROM episodes"))
+    assert scales == {"[0,1]": 2728, "[0,2]": 3107, "[0,4]": 2171, None: 26}
+    (summary,) = analyze(store, [TaskLabelsAnalyzer()], progress=False)
+    metrics = {m.name: m for m in summary.metrics}
+    assert not {"wasserstein", "human_std", "model_std"} & set(metrics)
+    expected: dict[str, list[float]] = {}
+    for episode in store.episodes(dataset="mismatch_gpt3"):
+        scale = episode.meta.get("label_scale")
+        human, model = clean_labels(episode.meta["human_labels"]), clean_labels(episode.meta["model_labels"])
+        valid = [label for label in model if scale is None or scale[0] <= label <= scale[1]]
+        if valid and human:
+            name = f"{scale[0]}-{scale[1]}" if scale else "unknown scale"
+            expected.setdefault(name, []).append(float(np.std(human, ddof=1)) if len(human) > 1 else 0.0)
+    assert set(expected) == {"0-1", "0-2", "0-4", "unknown scale"}
+    for name, spreads in expected.items():
+        assert metrics[f"human_std[{name}]"].n == metrics[f"wasserstein[{name}]"].n == len(spreads)
+        assert metrics[f"human_std[{name}]"].mean == pytest.approx(np.mean(spreads))
+    one_scale, _ = analyzed_file(store, LABELS / "ghc_intermodel.jsonl")
+    assert {"wasserstein", "human_std", "model_std"} <= {m.name for m in one_scale.metrics if m.group.startswith("ghc_intermodel")}

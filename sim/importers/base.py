@@ -8,10 +8,10 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Collection, Iterable, Iterator, Optional
 
 from sim.errors import SimError
-from sim.records import Episode, Turn
+from sim.records import ACTION, UTTERANCE, Episode, Turn
 from sim.registry import Registry
 
 
@@ -106,6 +106,12 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield number, record
 
 
+def first_line(path: Path) -> str:
+    """The first line of a file (a CSV header to sniff the file's layout from), bad UTF-8 replaced."""
+    with path.open("rb") as handle:
+        return handle.readline().decode("utf-8", "replace")
+
+
 def read_json(path: Path) -> Any:
     """A whole JSON document."""
     text = _decode(path.read_bytes(), path, 1)
@@ -160,8 +166,11 @@ def imported_episode(
     meta: Optional[dict[str, Any]] = None,
     roles: Optional[dict[str, str]] = None,
     termination_reason: str = "imported",
+    actions: Collection[str] = (),
 ) -> Episode:
-    """An imported episode from (speaker, role, text) triples; `roles` defaults to each role's last speaker."""
+    """An imported episode from (speaker, role, text) triples; `roles` defaults to each role's last speaker; a turn
+    whose whole text is one of `actions` (a corpus's markers of a non-utterance, such as a deal submitted) is an
+    action, not an utterance."""
     return Episode(
         id=f"{source.dataset}-{key}",
         run_id=None,
@@ -173,5 +182,38 @@ def imported_episode(
         termination_reason=termination_reason,
         dataset=source.dataset,
         meta=meta or {},
-        turns=[Turn(idx=i, speaker=speaker, role=role, content=text) for i, (speaker, role, text) in enumerate(turns)],
+        turns=[
+            Turn(idx=i, speaker=speaker, role=role, content=text, kind=ACTION if text in actions else UTTERANCE)
+            for i, (speaker, role, text) in enumerate(turns)
+        ],
     )
+
+
+class DialogueImporter(Importer):
+    """A JSONL corpus of one human-human dialogue per line, its turns a list of {speaker, text} records: the speaker
+    id is also the role; subclasses name the fields and say what goes to the episode's task and meta."""
+
+    key_field = "dialogue_idx"
+    turns_field = "turns"
+    speaker_field = "speaker"
+    text_field = "text"
+    # Whole turn texts that record an action in the corpus's interface rather than something said.
+    actions: frozenset[str] = frozenset()
+
+    def task_of(self, record: dict[str, Any]) -> Optional[str]:
+        """The episode's task."""
+        return None
+
+    def meta_of(self, record: dict[str, Any]) -> dict[str, Any]:
+        """What of the record goes to the episode's meta."""
+        return {}
+
+    def episodes(self, source: Source) -> Iterator[Episode]:
+        """One episode per dialogue."""
+        for line, record in read_jsonl(source.path):
+            entries = field_of(record, self.turns_field, source.path, line)
+            turns = speaker_turns(entries, self.speaker_field, self.text_field, source.path, line)
+            key = field_of(record, self.key_field, source.path, line)
+            yield imported_episode(
+                source, key, "conversation", turns, self.task_of(record), self.meta_of(record), actions=self.actions
+            )

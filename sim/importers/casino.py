@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Optional
 
-from sim.importers.base import Importer, Source, field_of, imported_episode, importers, read_jsonl, speaker_turns
-from sim.records import Episode
+from sim.importers.base import DialogueImporter, importers
 
 
 @importers.register("casino")
-class CasinoImporter(Importer):
-    """Turns keep the participant id as speaker and role; deal actions stay as their own turns."""
+class CasinoImporter(DialogueImporter):
+    """Turns keep the participant id as speaker and role; the deal actions of CaSiNo's interface (a deal submitted,
+    accepted or rejected, a walk-away) stay as their own turns, marked as actions."""
 
     description = "CaSiNo campsite negotiations (human-human), JSONL with chat_logs"
+    key_field = "dialogue_id"
+    turns_field = "chat_logs"
+    speaker_field = "id"
+    actions = frozenset({"Submit-Deal", "Accept-Deal", "Reject-Deal", "Walk-Away"})
 
-    def episodes(self, source: Source) -> Iterator[Episode]:
-        """One episode per dialogue."""
-        for line, record in read_jsonl(source.path):
-            turns = speaker_turns(field_of(record, "chat_logs", source.path, line), "id", "text", source.path, line)
-            meta = {"split": record.get("split"), "participant_info": record.get("participant_info")}
-            yield imported_episode(source, field_of(record, "dialogue_id", source.path, line), "conversation", turns, "campsite negotiation", meta)
+    def task_of(self, record: dict[str, Any]) -> Optional[str]:
+        """Every dialogue negotiates the same campsite packages."""
+        return "campsite negotiation"
+
+    def meta_of(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The split and the participants' priorities, arguments and outcomes."""
+        return {"split": record.get("split"), "participant_info": record.get("participant_info")}

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Optional
 
-from sim.importers.base import Importer, Source, field_of, imported_episode, importers, read_jsonl, speaker_turns
-from sim.records import Episode
+from sim.importers.base import DialogueImporter, importers
 
 META_FIELDS = ("item_counts", "you_values", "them_values", "you_selection", "you_reward", "outcome")
 
 
 @importers.register("dealornodeal")
-class DealOrNoDealImporter(Importer):
-    """Speakers YOU and THEM; values, selection, reward and outcome go to the episode's meta."""
+class DealOrNoDealImporter(DialogueImporter):
+    """Speakers YOU and THEM; values, selection, reward and outcome go to the episode's meta; the closing
+    `<selection>` turn (the game's item choice, not something said) is marked as an action."""
 
     description = "Deal or No Deal negotiations (human-human), JSONL with turns [{speaker, text}]"
+    actions = frozenset({"<selection>"})
 
-    def episodes(self, source: Source) -> Iterator[Episode]:
-        """One episode per dialogue."""
-        for line, record in read_jsonl(source.path):
-            turns = speaker_turns(field_of(record, "turns", source.path, line), "speaker", "text", source.path, line)
-            meta = {name: record.get(name) for name in META_FIELDS}
-            yield imported_episode(source, field_of(record, "dialogue_idx", source.path, line), "conversation", turns, "item negotiation", meta)
+    def task_of(self, record: dict[str, Any]) -> Optional[str]:
+        """Every dialogue divides a pool of items."""
+        return "item negotiation"
+
+    def meta_of(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The item counts, both sides' values, the selection, reward and outcome."""
+        return {name: record.get(name) for name in META_FIELDS}

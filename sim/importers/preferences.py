@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 from typing import Any, Iterator
 
-from sim.importers.base import ImportProblem, Importer, Source, field_of, imported_episode, importers, read_csv, read_json
+from sim.importers.base import ImportProblem, Importer, Source, field_of, first_line, imported_episode, importers, read_csv, read_json
 from sim.records import Episode
 
 # The artifacts-llmgendata training format: 0 = output1, 1 = output2, 2 = tie. The same MT-Bench pairs in the
@@ -45,7 +45,7 @@ class PreferencesImporter(Importer):
         if source.path.suffix.lower() == ".json":
             yield from self._cobbler(source)
             return
-        header = source.path.open("rb").readline().decode("utf-8", "replace")
+        header = first_line(source.path)
         yield from self._mtbench(source) if "conversation_a" in header else self._pairs(source)
 
     def _pairs(self, source: Source) -> Iterator[Episode]:

@@ -6,10 +6,36 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from sim.importers.base import ImportProblem, Importer, Source, field_of, imported_episode, importers, read_csv, read_jsonl
+from sim.importers.base import (
+    ImportProblem, Importer, Source, field_of, first_line, imported_episode, importers, read_csv, read_jsonl,
+)
 from sim.records import Episode
 
 DEMOGRAPHICS = ("gender", "race", "age", "occupation", "education")
+# The label scale (lowest, highest label) of each artifacts-llmgendata task, as the release documents them: Social
+# Bias Frames offensiveness 0-2, Gab Hate Corpus hate 0/1, Social-Chemistry-101 agreement and age-term sentiment 0-4.
+TASK_SCALES = {"SBIC": (0, 2), "ghc": (0, 1), "SChem5Labels": (0, 4), "Sentiment": (0, 4)}
+# The per-task files of the release, whose items name their task; a mismatch file's items are looked up in them.
+TASK_FILES = "*_intermodel.jsonl"
+
+
+def item_key(text: str) -> str:
+    """An item's text with its whitespace normalized: the release's files space some texts differently."""
+    return " ".join(text.split())
+
+
+def tasks_by_text(folder: Path) -> dict[str, str]:
+    """The task of each item text in the release's per-task files in `folder` (none there: an empty map)."""
+    tasks = {}
+    for path in sorted(folder.glob(TASK_FILES)):
+        for line, record in read_jsonl(path):
+            tasks[item_key(str(field_of(record, "text", path, line)))] = str(field_of(record, "dataset", path, line))
+    return tasks
+
+
+def scale_meta(task: Optional[str]) -> dict[str, Any]:
+    """`label_scale` [lowest, highest] for a task of known scale; nothing for any other."""
+    return {"label_scale": list(TASK_SCALES[task])} if task in TASK_SCALES else {}
 
 
 def labels_of(value: Any, path: Path, line: int, column: str) -> list[Optional[float]]:
@@ -45,7 +71,11 @@ def label_episode(
 @importers.register("task_labels")
 class TaskLabelsImporter(Importer):
     """artifacts-llmgendata *_intermodel/_intramodel JSONL, mismatch CSVs (text, human_annots, model_annots),
-    and per-rater CSVs (instance_id, user_id, text, a label column given by -o label=COL, demographics)."""
+    and per-rater CSVs (instance_id, user_id, text, a label column given by -o label=COL, demographics).
+
+    Items of a task of known scale (TASK_SCALES) get `label_scale` in their meta. A mismatch file mixes the tasks'
+    items without naming them: each item's task is looked up by its text in the release's `*_intermodel.jsonl`
+    files beside it (where they are), and becomes the item's `task` unless -o task= names one."""
 
     description = "multi-annotator labels: *_intermodel/_intramodel.jsonl, mismatch_*.csv, per-rater CSV (-o label=COL)"
 
@@ -54,7 +84,7 @@ class TaskLabelsImporter(Importer):
         if source.path.suffix.lower() == ".jsonl":
             yield from self._paired_jsonl(source)
             return
-        header = source.path.open("rb").readline().decode("utf-8", "replace")
+        header = first_line(source.path)
         if "user_id" in header and "instance_id" in header:
             yield from self._per_rater(source)
         else:
@@ -70,6 +100,7 @@ class TaskLabelsImporter(Importer):
                 "item_id": field_of(record, "text_ind", path, line),
                 "split": record.get("split"),
                 "params": params,
+                **scale_meta(record.get("dataset")),
             }
             yield label_episode(
                 source,
@@ -83,10 +114,13 @@ class TaskLabelsImporter(Importer):
 
     def _mismatch(self, source: Source) -> Iterator[Episode]:
         model = source.options.get("model", source.path.stem.rsplit("_", 1)[-1])
+        tasks = tasks_by_text(source.path.parent)
         for line, row in read_csv(source.path, {"text", "human_annots", "model_annots"}):
             human = labels_of(row["human_annots"], source.path, line, "human_annots")
             predicted = labels_of(row["model_annots"], source.path, line, "model_annots")
-            yield label_episode(source, line, row["text"], human, predicted, model, {"task": source.options.get("task")})
+            found = tasks.get(item_key(row["text"]))
+            meta = {"task": source.options.get("task", found), **scale_meta(found)}
+            yield label_episode(source, line, row["text"], human, predicted, model, meta)
 
     def _per_rater(self, source: Source) -> Iterator[Episode]:
         label_column = source.options.get("label")
