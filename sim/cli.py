@@ -384,6 +384,35 @@ def episodes(db: str, run_id: Optional[str], all_runs: bool, as_json: bool) -> N
         console.print(episodes_table(rows, console.width))
 
 
+@cli.command()
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--sweep", "sweep_id", help="Only the runs of this sweep (its id, as `sim compare --sweep` takes it).")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (one object per run).")
+def runs(db: str, sweep_id: Optional[str], as_json: bool) -> None:
+    """List stored runs: status, scenario, model, episodes done/failed/pending, turns and the share cut at
+    max_tokens, tokens, cache hits, wall time.
+
+    \b
+    Examples:
+        sim runs
+        sim runs --db runs/sweep.db --sweep multirun/2026-12-01/10-00-00-000000 --json
+    """
+    from sim.report import rich_tables, run_record, runs_table
+
+    store = _open(db)
+    try:
+        records = [run_record(row) for row in store.run_overview(sweep_id)]
+    finally:
+        store.close()
+    if sweep_id is not None and not records:
+        raise SimError(f"--sweep: no runs of sweep {sweep_id!r} in {db}")
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+    else:
+        console = Console()
+        console.print(*rich_tables(runs_table(records), console.width))
+
+
 def _overrides_and_config_dir(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """Let `--config-dir` through to Hydra with the overrides, and refuse any other unknown option."""
     from sim.app import CONFIG_DIR_FLAGS

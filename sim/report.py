@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+import yaml
 from rich import box
 from rich.console import Console, Group
 from rich.markup import escape
@@ -196,6 +197,35 @@ def episodes_table(rows: list[dict[str, Any]], width: int) -> Table:
     for row_cells in cells:
         table.add_row(*map(escape, row_cells))
     return table
+
+
+def run_record(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of `Store.run_overview` as `sim runs` reports it: episodes planned and pending (where the config
+    gives their number), and the share of turns cut at max_tokens, in place of the stored config."""
+    record = {key: value for key, value in row.items() if key != "config_yaml"}
+    planned = (yaml.safe_load(row["config_yaml"] or "{}") or {}).get("scenario", {}).get("n_episodes")
+    finished = row["episodes_done"] + row["episodes_failed"]
+    record["episodes_planned"] = planned if isinstance(planned, int) else None
+    record["episodes_pending"] = max(planned - finished, 0) if isinstance(planned, int) else None
+    record["truncated_turn_share"] = row["truncated_turns"] / row["n_turns"] if row["n_turns"] else None
+    return record
+
+
+def runs_table(records: list[dict[str, Any]]) -> Tabular:
+    """The runs, one row each: what made it, how far it got, its tokens, and how many of its turns were cut."""
+    rows = []
+    for r in records:
+        pending = "?" if r["episodes_pending"] is None else str(r["episodes_pending"])
+        cut = "" if r["truncated_turn_share"] is None else f"{r['truncated_turn_share']:.0%}"
+        rows.append([
+            r["id"], r["status"] or "", r["scenario"] or "", f"{r['backend']}:\n{r['model']}",
+            f"{r['episodes_done']}/{r['episodes_failed']}/{pending}", str(r["n_turns"]), cut,
+            f"{r['prompt_tokens']}\n{r['completion_tokens']}", str(r["cache_hits"]),
+            "" if r["wall_s"] is None else f"{r['wall_s']:.0f}", (r["created_at"] or "")[:16].replace("T", "\n"),
+        ])
+    columns = ["run", "status", "scenario", "backend:\nmodel", "episodes\ndone/failed\n/pending", "turns", "cut at\nmax_tokens",
+               "tokens\nin/out", "cache\nhits", "wall\ns", "created\n(UTC)"]
+    return Tabular("Runs", columns, rows)
 
 
 def render_episode(

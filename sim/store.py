@@ -212,6 +212,33 @@ class Store:
             raise SimError(f"no run {run_id!r} in {self.path}")
         return row
 
+    def run_overview(self, sweep_id: Optional[str] = None) -> list[dict[str, Any]]:
+        """Every run (or a sweep's), oldest first, with its episodes by status and its turns' totals as stored now,
+        so that a run still going, or stopped, is counted too."""
+        where, params = ("WHERE r.sweep_id = ?", [sweep_id]) if sweep_id is not None else ("", [])
+        rows = self.db.execute(
+            f"""
+            SELECT r.id, r.status, r.scenario, r.backend, r.model, r.sweep_id, r.created_at, r.wall_s, r.config_yaml,
+                   coalesce(e.done, 0), coalesce(e.failed, 0), coalesce(e.unfinished, 0), coalesce(t.n_turns, 0),
+                   coalesce(t.prompt_tokens, 0), coalesce(t.completion_tokens, 0), coalesce(t.cache_hits, 0),
+                   coalesce(t.truncated, 0)
+            FROM runs r
+            LEFT JOIN (SELECT run_id, sum(status = 'done') AS done, sum(status = 'failed') AS failed,
+                              sum(status NOT IN ('done', 'failed')) AS unfinished
+                       FROM episodes GROUP BY run_id) e ON e.run_id = r.id
+            LEFT JOIN (SELECT e.run_id, count(*) AS n_turns, sum(t.prompt_tokens) AS prompt_tokens,
+                              sum(t.completion_tokens) AS completion_tokens, sum(t.cache_hit) AS cache_hits,
+                              sum(t.finish_reason = ?) AS truncated
+                       FROM turns t JOIN episodes e ON t.episode_id = e.id GROUP BY e.run_id) t ON t.run_id = r.id
+            {where} ORDER BY r.created_at, r.id
+            """,
+            [TRUNCATED, *params],
+        ).fetchall()
+        names = ("id", "status", "scenario", "backend", "model", "sweep_id", "created_at", "wall_s", "config_yaml",
+                 "episodes_done", "episodes_failed", "episodes_unfinished", "n_turns", "prompt_tokens", "completion_tokens",
+                 "cache_hits", "truncated_turns")
+        return [dict(zip(names, row)) for row in rows]
+
     def latest_run_id(self) -> Optional[str]:
         """The most recently created run, if any."""
         rows = list(self.db["runs"].rows_where(order_by="created_at desc", limit=1, select="id"))

@@ -99,3 +99,21 @@ def test_episodes_as_json(two_runs) -> None:
     rows = json.loads(done.stdout)
     assert [row["id"] for row in rows] == [f"cut-e000{i}" for i in range(EPISODES)]
     assert all(row["n_turns"] == TURNS and isinstance(row["roles"], dict) and "roles_json" not in row for row in rows)
+
+
+def test_sim_runs_lists_each_run_with_its_truncated_share(two_runs) -> None:
+    folder, _ = two_runs
+    done = run_sim(["runs", "--json"], folder)
+    assert done.returncode == 0, done.stderr
+    runs = {run["id"]: run for run in json.loads(done.stdout)}
+    assert set(runs) == {"cut", "whole"}
+    for run_id, share in (("cut", 1.0), ("whole", 0.0)):
+        run = runs[run_id]
+        assert (run["status"], run["scenario"], run["backend"], run["model"]) == ("done", "roleplay", "openai", "scripted")
+        assert (run["episodes_done"], run["episodes_failed"], run["episodes_planned"], run["episodes_pending"]) == (EPISODES, 0, EPISODES, 0)
+        assert (run["n_turns"], run["truncated_turn_share"]) == (EPISODES * TURNS, share)
+        assert run["completion_tokens"] == EPISODES * TURNS * (6 if run_id == "cut" else len(REPLY.split()))
+    table = run_sim(["runs"], folder)
+    assert table.returncode == 0 and "100%" in table.stdout and "whole" in table.stdout
+    missing = run_sim(["runs", "--sweep", "nope"], folder)
+    assert missing.returncode == 1 and missing.stderr.strip() == "error: --sweep: no runs of sweep 'nope' in runs/sim.db"
