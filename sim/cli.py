@@ -597,7 +597,7 @@ def import_command(
 
 @cli.command()
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
-@click.option("--sweep", help="Compare the runs of this sweep (runs.sweep_id; `latest`: the newest run's sweep).")
+@click.option("--sweep", help="Compare the runs of this sweep (runs.sweep_id; `latest`: the newest sweep with more than one run).")
 @click.option("--run", "run_ids", multiple=True, help="Compare this run; repeat for several (default: every run).")
 @click.option("--dataset", "datasets", multiple=True, help="Also compare this imported dataset, a group of its own; repeat for several.")
 @click.option("--by", default="run", show_default=True,

@@ -151,7 +151,7 @@ class Fork:
             for turn in self.parent.turns[: self.at]:
                 # Kept, not requested: the new run's token, latency, cache and retry totals leave them out.
                 store.add_turn(child.id, Turn(turn.idx, turn.speaker, turn.role, turn.content, finish_reason=turn.finish_reason,
-                                              request_hash=turn.request_hash, logprob=turn.logprob))
+                                              request_hash=turn.request_hash, logprob=turn.logprob, kind=turn.kind))
 
 
 class StoredEpisodeContext:
