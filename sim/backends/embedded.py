@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,15 +25,16 @@ class EmbeddedConfig:
     _target_: str = "sim.backends.embedded.EmbeddedBackend"
     model_path: Optional[str] = None
     n_ctx: int = 4096
-    # Threads for sampling and for prompt evaluation alike; null = all cores.
+    # Threads for generation and for prompt evaluation alike; null = all cores.
     n_threads: Optional[int] = None
     # llama.cpp gives log-probabilities only when it keeps logits for every position (n_ctx x vocabulary floats):
     # true keeps them from the start; otherwise the model is opened again with them at the first request that asks
     # for log-probabilities (scenario.logprobs).
     logits_all: bool = False
-    # RAM (MB) for the llama.cpp states of recent prompts, so that a turn evaluates only the tokens added since its
-    # conversation side last spoke (about 23 KB a token for SmolLM2; least recently used dropped first);
-    # 0 = off: every prompt is read again, except a prefix it shares with the request just before.
+    # RAM (MB) for the llama.cpp states of recent prompts (least recently used dropped first; SmolLM2 keeps
+    # 30 layers x 2 x 192 f16 values, 23 KB, a token), so that a turn evaluates only the tokens added since its
+    # conversation side last spoke, with the answers of reading it all again; 0 = off: every prompt is read again,
+    # except a prefix it shares with the request just before.
     state_cache_mb: int = 256
 
 
@@ -55,16 +57,28 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return shared
 
 
+def prompt_state(state: Any, n_tokens: int) -> Any:
+    """A llama-cpp-python LlamaState cut to its first `n_tokens` tokens (the original is left as it is)."""
+    cut = copy.copy(state)
+    # llama-cpp-python trims the context to the restored n_tokens before it evaluates anything, so the keys and
+    # values held past it are never used; -1 is no token, so no prompt matches the state past them.
+    cut.n_tokens = n_tokens
+    cut.input_ids = state.input_ids.copy()
+    cut.input_ids[n_tokens:] = -1
+    return cut
+
+
 class PromptStateCache:
     """llama.cpp states of recent prompts, keyed by their tokens, least recently used dropped first.
 
     It is llama-cpp-python's cache hook (`Llama.cache`, the interface of its LlamaRAMCache, without importing
     llama_cpp here): before a completion the library asks for the state with the longest token prefix in common with
-    the prompt and restores it when that beats what its context holds; after the completion it hands over the state
-    of prompt and answer, which `keep_prompt` stores as the prompt's alone. The answer's tokens are left out because
-    llama.cpp computes a token's keys and values a little differently when it decodes it alone (as it does each
-    sampled token) than in a batch (a prompt, however it is split): reusing them would let a cache hit change the
-    next answer, while reusing a prompt gives the numbers of reading it all again.
+    the prompt and restores it; after the completion it hands over the state of prompt and answer, which
+    `keep_prompt` stores as the prompt's alone. llama.cpp computes a token's keys and values a little differently
+    when it decodes it alone (as it does each sampled token, and a prompt's last token when all the others are
+    restored) than in a batch of two or more, however a prompt is split: so the answer's tokens are never reused and
+    at least the prompt's last two tokens are always evaluated, and a restored prompt gives the numbers, and the
+    answers, of reading it all again.
     """
 
     def __init__(self, capacity_bytes: int) -> None:
@@ -73,12 +87,14 @@ class PromptStateCache:
         self._handed: Any = None  # the state of the completion just made, until keep_prompt
 
     def __getitem__(self, tokens: Sequence[int]) -> Any:
-        """The state sharing the longest token prefix with `tokens`; KeyError when none shares any."""
+        """The state sharing the longest token prefix with `tokens`, cut to leave at least two of them to evaluate;
+        KeyError when none shares enough."""
         best = max(self._states, key=lambda key: common_prefix(key, tokens), default=None)
-        if best is None or common_prefix(best, tokens) == 0:
+        usable = min(common_prefix(best, tokens), len(tokens) - 2) if best is not None else 0
+        if usable <= 0:
             raise KeyError("no cached prefix")
         self._states.move_to_end(best)
-        return self._states[best]
+        return prompt_state(self._states[best], usable)
 
     def __setitem__(self, tokens: Sequence[int], state: Any) -> None:
         """Take the state llama-cpp-python saves after a completion; `keep_prompt` stores it."""
@@ -90,10 +106,7 @@ class PromptStateCache:
         if state is None:
             return
         key = tuple(state.input_ids[:n_prompt].tolist())
-        # llama-cpp-python trims the context to the restored n_tokens before it evaluates anything, so the answer's
-        # keys and values still held in the state are never used; -1 is no token, so no prompt matches past the key.
-        state.n_tokens = n_prompt
-        state.input_ids[n_prompt:] = -1
+        state = prompt_state(state, n_prompt)
         # Sampling and the log-probabilities of a new answer read logits computed for it, never restored ones: one
         # row of zeros (which the restore broadcasts) instead of a copy of up to n_ctx x vocabulary floats.
         state.scores = np.zeros((1, state.scores.shape[1]), dtype=state.scores.dtype)
@@ -173,6 +186,10 @@ class EmbeddedBackend(LocalModelBackend):
             self._llm.close()
             self._llm = self._open(True)
         self._decoded.clear()
+        if self._cache is not None:
+            # What the context holds from the request before would be reused by llama-cpp-python past the cache's
+            # rules (its answer, a prompt's last token alone): with the cache, every reuse goes through it.
+            self._llm.reset()
         response = self._llm.create_chat_completion(
             messages=[{"role": m.role, "content": m.content} for m in messages],
             temperature=params.temperature,
