@@ -8,7 +8,7 @@ the blocks is kept. Block `machine` (CPUs, memory, Python, SQLite and library ve
 it is rewritten with every full run, and with `--only` when named. Each block is written as soon as its benchmark
 has finished. `--out` writes into another file (copied from docs/benchmarks.md first if it does not exist);
 `--quick` runs tiny workloads into scratch stores under runs/bench/quick/ to check the scripts and the markers,
-and never writes docs/benchmarks.md itself. A full run takes about 25 minutes on 2 quiet cores (more the first
+and never writes docs/benchmarks.md itself. A full run takes about 30 minutes on 2 quiet cores (more the first
 time, when the benchmark stores are built).
 """
 
@@ -46,6 +46,7 @@ BENCHMARKS: dict[str, list[list[str]]] = {
     ],
     "browse": [["bench/browse_pages.py"]],
     "validate": [["bench/validate_throughput.py"]],
+    "embedded": [["bench/embedded_speed.py"]],
 }
 QUICK_STORES = "runs/bench/quick"
 # Tiny workloads of the same scripts (--quick), for checking them, not for numbers.
@@ -63,6 +64,7 @@ QUICK: dict[str, list[list[str]]] = {
     ],
     "browse": [["bench/browse_pages.py", "--db", f"{QUICK_STORES}/data_analyzers.db", "--repeat", "1"]],
     "validate": [["bench/validate_throughput.py", "--db", f"{QUICK_STORES}/validate.db"]],
+    "embedded": [["bench/embedded_speed.py", "--episodes", "1", "--turns", "2", "--prompts", "2", "--max-tokens", "16"]],
 }
 TAKES_DATA = {"bench/data_analyzers.py", "bench/digression_embeddings.py", "bench/full_text_index.py", "bench/validate_throughput.py"}
 PACKAGES = [

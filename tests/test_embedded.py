@@ -86,3 +86,67 @@ def test_logprobs_asked_of_a_model_opened_without_logits_all_are_given() -> None
     assert asked.logprob == pytest.approx(sum(logprob for _, logprob in tokens))
     # The model opened again with logits for every position is the same model: same seed, same answer.
     assert asked.text == plain.text
+
+
+def test_a_negative_state_cache_size_is_a_clear_error() -> None:
+    with pytest.raises(SimError) as refused:
+        EmbeddedBackend(state_cache_mb=-1)
+    assert str(refused.value) == "backend.state_cache_mb must be 0 (off) or a positive size in MB, got -1"
+
+
+CHEF = [ChatMessage("system", "You are a chef who answers in detail."), ChatMessage("user", "How do I bake bread?")]
+PIRATE = [ChatMessage("system", "You are a pirate captain."), ChatMessage("user", "Tell me about your ship.")]
+
+
+def interleaved(backend: EmbeddedBackend, params: SamplingParams, turns: int = 2) -> list[tuple[str, int, int]]:
+    """Two conversations taking turns, as a run's episodes do: each answer's text, prompt tokens sent and prompt
+    tokens llama.cpp evaluated for it."""
+    conversations = [list(CHEF), list(PIRATE)]
+    answers = []
+    for _ in range(turns):
+        for messages in conversations:
+            before = backend.prompt_tokens_evaluated
+            completion = asyncio.run(backend.complete(messages, params))
+            answers.append((completion.text, completion.prompt_tokens, backend.prompt_tokens_evaluated - before))
+            messages += [ChatMessage("assistant", completion.text), ChatMessage("user", "Go on, tell me more.")]
+    return answers
+
+
+@pytest.fixture(scope="module")
+def cached_and_uncached():
+    pair = EmbeddedBackend(n_ctx=1024), EmbeddedBackend(n_ctx=1024, state_cache_mb=0)
+    yield pair
+    for backend in pair:
+        asyncio.run(backend.aclose())
+
+
+@pytest.mark.slow
+def test_the_state_cache_evaluates_only_what_a_turn_added_and_changes_no_answer(cached_and_uncached) -> None:
+    cached, uncached = cached_and_uncached
+    greedy = SamplingParams(temperature=0.0, max_tokens=24, seed=3)
+    with_cache, without = interleaved(cached, greedy), interleaved(uncached, greedy)
+    # Reading a prompt from a restored state gives the numbers of reading it whole: the same greedy answers.
+    assert [text for text, _, _ in with_cache] == [text for text, _, _ in without]
+    assert all(text.strip() for text, _, _ in with_cache)
+    (_, chef_1, _), (_, pirate_1, _), (_, chef_2, chef_2_read), (_, pirate_2, pirate_2_read) = with_cache
+    # Each second turn reads only what came after its own first prompt, although the other conversation came between.
+    assert (chef_2_read, pirate_2_read) == (chef_2 - chef_1, pirate_2 - pirate_1)
+    # Without the cache it reads all but the few tokens its prompt shares with the request just before.
+    (_, _, _), (_, _, _), (_, _, chef_2_uncached), (_, _, pirate_2_uncached) = without
+    assert chef_2_uncached > chef_2 - 10 and pirate_2_uncached > pirate_2 - 10
+
+
+@pytest.mark.slow
+def test_a_fixed_seed_gives_the_same_conversations_from_a_fresh_or_a_warm_cache(cached_and_uncached) -> None:
+    cached, _ = cached_and_uncached
+    sampled = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=24, seed=11)
+    fresh = EmbeddedBackend(n_ctx=1024)
+    try:
+        first = [text for text, _, _ in interleaved(fresh, sampled)]
+        # The same requests again: now every prompt is already in the cache.
+        again = [text for text, _, _ in interleaved(fresh, sampled)]
+    finally:
+        asyncio.run(fresh.aclose())
+    other_backend = [text for text, _, _ in interleaved(cached, sampled)]
+    assert first == again == other_backend
+    assert len(set(first)) == len(first)

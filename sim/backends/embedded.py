@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
+
+import numpy as np
 
 from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_token_logprobs
 from sim.errors import SimError, require_positive
@@ -21,11 +25,17 @@ class EmbeddedConfig:
     _target_: str = "sim.backends.embedded.EmbeddedBackend"
     model_path: Optional[str] = None
     n_ctx: int = 4096
+    # Threads for generation and for prompt evaluation alike; null = all cores.
     n_threads: Optional[int] = None
     # llama.cpp gives log-probabilities only when it keeps logits for every position (n_ctx x vocabulary floats):
     # true keeps them from the start; otherwise the model is opened again with them at the first request that asks
     # for log-probabilities (scenario.logprobs).
     logits_all: bool = False
+    # RAM (MB) for the llama.cpp states of recent prompts (least recently used dropped first; SmolLM2 keeps
+    # 30 layers x 2 x 192 f16 values, 23 KB, a token), so that a turn evaluates only the tokens added since its
+    # conversation side last spoke, with the answers of reading it all again; 0 = off: every prompt is read again,
+    # except a prefix it shares with the request just before.
+    state_cache_mb: int = 256
 
 
 def bundled_model_path() -> Path:
@@ -37,12 +47,91 @@ def bundled_model_path() -> Path:
     return Path(str(dist.locate_file(BUNDLED_GGUF)))
 
 
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens two token sequences share from their start."""
+    shared = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        shared += 1
+    return shared
+
+
+def prompt_state(state: Any, n_tokens: int) -> Any:
+    """A llama-cpp-python LlamaState cut to its first `n_tokens` tokens (the original is left as it is)."""
+    cut = copy.copy(state)
+    # llama-cpp-python trims the context to the restored n_tokens before it evaluates anything, so the keys and
+    # values held past it are never used; -1 is no token, so no prompt matches the state past them.
+    cut.n_tokens = n_tokens
+    cut.input_ids = state.input_ids.copy()
+    cut.input_ids[n_tokens:] = -1
+    return cut
+
+
+class PromptStateCache:
+    """llama.cpp states of recent prompts, keyed by their tokens, least recently used dropped first.
+
+    It is llama-cpp-python's cache hook (`Llama.cache`, the interface of its LlamaRAMCache, without importing
+    llama_cpp here): before a completion the library asks for the state with the longest token prefix in common with
+    the prompt and restores it; after the completion it hands over the state of prompt and answer, which
+    `keep_prompt` stores as the prompt's alone. llama.cpp computes a token's keys and values a little differently
+    when it decodes it alone (as it does each sampled token, and a prompt's last token when all the others are
+    restored) than in a batch of two or more, however a prompt is split: so the answer's tokens are never reused and
+    at least the prompt's last two tokens are always evaluated, and a restored prompt gives the numbers, and the
+    answers, of reading it all again.
+    """
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = capacity_bytes
+        self._states: OrderedDict[tuple[int, ...], Any] = OrderedDict()
+        self._handed: Any = None  # the state of the completion just made, until keep_prompt
+
+    def __getitem__(self, tokens: Sequence[int]) -> Any:
+        """The state sharing the longest token prefix with `tokens`, cut to leave at least two of them to evaluate;
+        KeyError when none shares enough."""
+        best = max(self._states, key=lambda key: common_prefix(key, tokens), default=None)
+        usable = min(common_prefix(best, tokens), len(tokens) - 2) if best is not None else 0
+        if usable <= 0:
+            raise KeyError("no cached prefix")
+        self._states.move_to_end(best)
+        return prompt_state(self._states[best], usable)
+
+    def __setitem__(self, tokens: Sequence[int], state: Any) -> None:
+        """Take the state llama-cpp-python saves after a completion; `keep_prompt` stores it."""
+        self._handed = state
+
+    def keep_prompt(self, n_prompt: int) -> None:
+        """Store the state just handed over as that of its first `n_prompt` tokens, the prompt."""
+        state, self._handed = self._handed, None
+        if state is None:
+            return
+        key = tuple(state.input_ids[:n_prompt].tolist())
+        state = prompt_state(state, n_prompt)
+        # Sampling and the log-probabilities of a new answer read logits computed for it, never restored ones: one
+        # row of zeros (which the restore broadcasts) instead of a copy of up to n_ctx x vocabulary floats.
+        state.scores = np.zeros((1, state.scores.shape[1]), dtype=state.scores.dtype)
+        # A stored prompt that this one extends can serve no request better than this one can.
+        for older in [key_ for key_ in self._states if key_ == key[: len(key_)]]:
+            del self._states[older]
+        self._states[key] = state
+        while sum(kept.llama_state_size for kept in self._states.values()) > self.capacity_bytes:
+            self._states.popitem(last=False)
+
+
 @backends.register("embedded", config=EmbeddedConfig)
 class EmbeddedBackend(LocalModelBackend):
-    """A local GGUF chat model run with llama.cpp, using the chat template stored in the file."""
+    """A local GGUF chat model run with llama.cpp, using the chat template stored in the file.
+
+    `prompt_tokens_evaluated` counts the prompt tokens llama.cpp actually ran through the model (those not restored
+    from the state cache or left in its context by the request before), over the backend's life."""
 
     def __init__(
-        self, model_path: str | None = None, n_ctx: int = 4096, n_threads: int | None = None, logits_all: bool = False
+        self,
+        model_path: str | None = None,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        logits_all: bool = False,
+        state_cache_mb: int = 256,
     ) -> None:
         path = Path(model_path).expanduser() if model_path else bundled_model_path()
         if not path.is_file():
@@ -51,18 +140,25 @@ class EmbeddedBackend(LocalModelBackend):
         # null is the documented "all cores"; 0 or a negative count would otherwise reach llama.cpp unchecked.
         if n_threads is not None and not n_threads > 0:
             raise SimError(f"backend.n_threads must be positive (or null for all cores), got {n_threads}")
+        if not state_cache_mb >= 0:
+            raise SimError(f"backend.state_cache_mb must be 0 (off) or a positive size in MB, got {state_cache_mb}")
+        threads = n_threads if n_threads is not None else os.cpu_count() or 1
         # The settings of every opening of the model: the first, and one with logits_all when a request needs it.
         self._settings = {
             "model_path": str(path),
             "n_ctx": n_ctx,
-            "n_threads": n_threads if n_threads is not None else os.cpu_count() or 1,
+            "n_threads": threads,
+            "n_threads_batch": threads,
             "verbose": False,
         }
+        self._cache_bytes = int(state_cache_mb * 2**20)
+        self.prompt_tokens_evaluated = 0
+        self._decoded: list[int] = []  # the sizes of the decodes of the request under way, its prompt's first
         self._llm = self._open(logits_all)
         super().__init__(path)
 
     def _open(self, logits_all: bool) -> Any:
-        """The llama.cpp model with or without logits kept for every position."""
+        """The llama.cpp model with or without logits kept for every position, with an empty state cache."""
         from llama_cpp import Llama  # imported here so that other backends never pay for it
 
         try:
@@ -70,6 +166,17 @@ class EmbeddedBackend(LocalModelBackend):
         except (ValueError, RuntimeError) as exc:
             raise SimError(f"backend.model_path: cannot load {self._settings['model_path']} as a GGUF model ({exc})") from None
         self._logits_all = logits_all
+        # States are those of one context: a model opened again starts with a cache of its own.
+        self._cache = PromptStateCache(self._cache_bytes) if self._cache_bytes else None
+        llm.set_cache(self._cache)
+        # What llama.cpp evaluates is known only inside the library: its Llama.eval is wrapped to count it.
+        decode = llm.eval
+
+        def counted_decode(tokens: Sequence[int]) -> None:
+            self._decoded.append(len(tokens))
+            decode(tokens)
+
+        llm.eval = counted_decode
         return llm
 
     def generate(self, messages: list[ChatMessage], params: SamplingParams) -> Completion:
@@ -78,6 +185,11 @@ class EmbeddedBackend(LocalModelBackend):
             # llama.cpp reads log-probabilities from logits kept at every position, which this opening never keeps.
             self._llm.close()
             self._llm = self._open(True)
+        self._decoded.clear()
+        if self._cache is not None:
+            # What the context holds from the request before would be reused by llama-cpp-python past the cache's
+            # rules (its answer, a prompt's last token alone): with the cache, every reuse goes through it.
+            self._llm.reset()
         response = self._llm.create_chat_completion(
             messages=[{"role": m.role, "content": m.content} for m in messages],
             temperature=params.temperature,
@@ -90,6 +202,10 @@ class EmbeddedBackend(LocalModelBackend):
         )
         choice = response["choices"][0]
         usage = response.get("usage") or {}
+        if self._cache is not None:
+            self._cache.keep_prompt(usage["prompt_tokens"])
+        # The first decode of a completion is what was left of its prompt; the others are sampled tokens.
+        self.prompt_tokens_evaluated += self._decoded[0] if self._decoded else 0
         return Completion(
             text=choice["message"].get("content") or "",
             finish_reason=choice.get("finish_reason"),
