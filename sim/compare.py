@@ -330,7 +330,7 @@ def truncation_by_group(store: Store, selection: Selection) -> list[dict[str, An
         rows.append({"group": group.name, "n_turns": int(np.sum(turns)), "truncated_turns": int(np.sum(cut)),
                      "truncated_turn_share": share.mean, "ci_low": share.ci_low, "ci_high": share.ci_high, "p_value": None})
     baseline = next((row for row in rows if row["group"] == selection.baseline), None)
-    if baseline is not None and counts[baseline["group"]]:
+    if baseline is not None and counts[baseline["group"]] and any(row["truncated_turns"] for row in rows):
         for row in rows:
             if row is not baseline and counts[row["group"]]:
                 row["p_value"] = compare_clustered(tuple(zip(*counts[baseline["group"]])), tuple(zip(*counts[row["group"]]))).p_value

