@@ -86,7 +86,7 @@ def record_of(episode: Episode, run: Optional[dict[str, Any]], annotations: list
             {"role": role, "content": turn.content, "name": turn.speaker} for turn, role in zip(episode.turns, chat_roles(episode.turns))
         ],
         "turns": [
-            {"idx": t.idx, "speaker": t.speaker, "role": t.role, "finish_reason": t.finish_reason, "prompt_tokens": t.prompt_tokens,
+            {"idx": t.idx, "speaker": t.speaker, "role": t.role, "kind": t.kind, "finish_reason": t.finish_reason, "prompt_tokens": t.prompt_tokens,
              "completion_tokens": t.completion_tokens, "flags": turn_flags.get(t.idx, [])}
             for t in episode.turns
         ],
@@ -168,7 +168,7 @@ def _arrow_table(rows: Iterator[dict[str, Any]]) -> Any:
     text, integer = pa.string(), pa.int64()
     message = pa.struct([("role", text), ("content", text), ("name", text)])
     turn = pa.struct([
-        ("idx", integer), ("speaker", text), ("role", text), ("finish_reason", text), ("prompt_tokens", integer),
+        ("idx", integer), ("speaker", text), ("role", text), ("kind", text), ("finish_reason", text), ("prompt_tokens", integer),
         ("completion_tokens", integer), ("flags", pa.list_(text)),
     ])
     columns = [(name, integer if name == "fork_turn" else text) for name in (*PROVENANCE, *VARYING)]

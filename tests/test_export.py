@@ -83,6 +83,7 @@ def test_a_run_and_a_corpus_export_one_row_per_episode(db: Path, fmt: str) -> No
         messages, turns = as_list(row["messages"]), as_list(row["turns"])
         assert [(m["name"], m["content"]) for m in messages] == [(speaker, content) for speaker, _, content in stored[row["id"]]]
         assert [t["role"] for t in turns] == [role for _, role, _ in stored[row["id"]]]
+        assert {t["kind"] for t in turns} == {"utterance"}
         if row["run_id"] == RUN:
             assert (row["kind"], row["scenario"]) == ("conversation", "roleplay") and absent(row["dataset"])
             # The CAMEL user instructs, the assistant answers: the scenario's roles are already chat roles.
