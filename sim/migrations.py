@@ -221,7 +221,11 @@ def m008_turn_kinds(db: Database) -> None:
     `action` (a deal submitted or accepted in a negotiation corpus). Stored turns are utterances, except those of
     earlier CaSiNo and Deal or No Deal imports that the importers now mark as actions."""
     db["turns"].add_column("kind", str, not_null_default="utterance")
+    # Only a store holding such imports is touched: a new store's migrations write no turn.
+    imported = {row["format"] for row in db["imports"].rows_where(select="DISTINCT format")}
     for format_name, texts in M008_ACTIONS.items():
+        if format_name not in imported:
+            continue
         db.execute(
             f"UPDATE turns SET kind = 'action' WHERE content IN ({', '.join('?' * len(texts))}) AND episode_id IN"
             " (SELECT e.id FROM episodes e JOIN imports i ON i.dataset = e.dataset WHERE e.source = 'imported' AND i.format = ?)",
