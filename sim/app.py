@@ -338,7 +338,7 @@ def _own_or_warning(record: logging.LogRecord) -> bool:
 
 def _say_started(run_id: str, db_path: Path, resumed: bool) -> None:
     """Name the run and its database before the first turn, so that an interrupted run can be found."""
-    print(f"run {run_id} {'resumed' if resumed else 'started'}, stored in {db_path}", file=sys.stderr, flush=True)
+    print(f"run {run_id} {'resumed' if resumed else 'started'}, stored in {db_path}", flush=True)
 
 
 def _record_run_id(hydra_cfg: DictConfig, run_id: str) -> None:

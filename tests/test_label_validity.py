@@ -179,7 +179,7 @@ def test_generated_labels_outside_the_scheme_and_their_token_confidences(sim, tm
     for episode_values in values.values():
         assert episode_values["invalid_label_rate"] == pytest.approx(1 / 3)
         assert episode_values["model_unanimous"] == 1.0  # the two valid labels agree; the 7 is no third category
-    assert "task_labels (v3" in result.stdout
+    assert "task_labels (v4" in result.stdout
 
 
 def test_a_server_that_ignores_logprobs_is_refused_in_one_line(sim, tmp_path: Path) -> None:

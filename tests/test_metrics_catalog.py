@@ -22,8 +22,8 @@ from test_paired import roleplayer
 # Each analyzer's data (datasets, or a run) and settings: cheap, and what makes it report as many of its metrics as can
 # be had without the sentence-embedding model or a lexicon folder.
 RUNS = {
-    "role_flip": [],
-    "conversation_stats": [],
+    "role_flip": ["--all"],
+    "conversation_stats": ["--all"],
     "role_drift": ["--dataset", "spp", "analyzer.role_drift.mode=judge"],
     "digression": ["--dataset", "spp", "analyzer.digression.mode=judge", "analyzer.digression.protocol=paper"],
     "human_likeness": ["--dataset", "spp"],
@@ -34,13 +34,15 @@ RUNS = {
     "free_text": ["--dataset", "wikihow", "analyzer.free_text.embeddings=false"],
 }
 JUDGED = ("role_drift", "digression", "human_likeness", "collaboration")
-# Declared metrics this data cannot show: embedding mode (the sentence-embedding model), the lexicon folder, and
-# judgments that need several people on one pair or a wrong answer among the eight SPP transcripts.
+# Declared metrics this data cannot show: embedding mode (the sentence-embedding model), the lexicon folder,
+# judgments that need several people on one pair or a wrong answer among the eight SPP transcripts, and label scales.
 NOT_HERE = {
     "role_drift": {"drift_score", "mean_drift_score", "role_separability"},
     "digression": {"task_distance", "off_task_score", "off_task", "mean_task_distance", "max_task_distance", "drift_slope",
                    "off_task_rate", "task_distance_at_turn[K]"},
     "instructions": {"embedding_dispersion@K"},
+    # The first SChem5Labels items come on one label scale; per-scale values need a dataset that mixes scales.
+    "task_labels": {"wasserstein[SCALE]", "human_std[SCALE]", "model_std[SCALE]"},
     # Imported pairs carry neither an LLM judge's repeated asks in both orders (a generated run's) nor a reference.
     "preferences": {"lexicon_diff[STYLE]", "overlap_diff", "first_position_wins[JUDGE]", "position_consistent[JUDGE]",
                     "repetition_agreement[JUDGE]"},

@@ -35,7 +35,7 @@ def test_ctrl_c_prints_the_run_id_first_and_the_command_that_resumes_it(tmp_path
         args = run_args(server, db, "scenario.n_episodes=2", "scenario.max_turns=6", "runner.concurrency=1")
         process = subprocess.Popen([sys.executable, "-m", "sim", *args], cwd=tmp_path, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
-        started = process.stderr.readline()  # said before any request is sent
+        started = process.stdout.readline()  # said before any request is sent
         assert re.fullmatch(rf"run (\S+) started, stored in {re.escape(str(db))}\n", started), started
         run_id = started.split()[1]
         deadline = time.monotonic() + 60
@@ -54,7 +54,7 @@ def test_ctrl_c_prints_the_run_id_first_and_the_command_that_resumes_it(tmp_path
 
         done = run_sim(resume[1:], tmp_path)
         assert done.returncode == 0, done.stderr
-        assert f"run {run_id} resumed, stored in {db}" in done.stderr
+        assert done.stdout.startswith(f"run {run_id} resumed, stored in {db}\n")
     assert db_rows(db, "SELECT status FROM runs") == [("done",)]
     assert db_rows(db, "SELECT status, count(*) FROM episodes GROUP BY status") == [("done", 2)]
     # every turn once: the resume kept what was stored and played only the rest

@@ -118,7 +118,7 @@ def test_merge_of_overlapping_shards_adds_each_row_once(sim, tmp_path: Path, sha
     assert counts(merged) == expected
     assert_sound(merged)
     assert len({sweep for (sweep,) in db_rows(merged, "SELECT sweep_id FROM runs")}) == 1
-    analyzed = sim("analyze", "--db", str(merged), "--analyzer", "role_flip", "--json")
+    analyzed = sim("analyze", "--db", str(merged), "--all", "--analyzer", "role_flip", "--json")
     assert analyzed.returncode == 0, analyzed.stderr
     assert '"n_episodes": 2' in analyzed.stdout
 
