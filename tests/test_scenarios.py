@@ -80,7 +80,7 @@ def test_task_labels_on_a_real_file_keeps_human_labels(sim, tmp_path: Path) -> N
         if parsed:
             assert {"majority_match", "minority_match", "js_distance"} <= set(values[episode_id])
             assert values[episode_id]["model_unanimous"] == float(len(set(parsed)) == 1)
-    assert "task_labels (v3" in result.stdout
+    assert "task_labels (v4" in result.stdout
     first = json.loads((DATA / "task_labels" / "artifacts-llmgendata" / "ghc_intermodel.jsonl").open().readline())
     assert frame["text"].iloc[0] == first["text"]
     assert frame["human_labels"].iloc[0] == [float(v) for v in first["human_annots"] if v is not None]
