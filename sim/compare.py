@@ -35,7 +35,7 @@ from sim.report import (
     SIGNIFICANT_Q, YARDSTICK_COLUMNS, Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance, yardstick_rows,
 )
 from sim.stats import clustered_rate, compare_clustered, q_values
-from sim.store import Store
+from sim.store import Store, episodes_of
 
 # `--by` names a column of `runs` (these names) or a key of the runs' resolved config.
 RUN_COLUMNS = {"run": "id", "backend": "backend", "model": "model", "seed": "seed", "scenario": "scenario"}
@@ -110,14 +110,11 @@ class Selection:
 
     def where(self) -> tuple[str, list[Any]]:
         """An SQL condition on `episodes e` that holds for the selected episodes, and its parameters."""
-        runs = [run for group in self.groups for run in group.runs]
-        datasets = [group.dataset for group in self.groups if group.dataset is not None]
-        parts = []
-        if runs:
-            parts.append(f"e.run_id IN ({', '.join('?' * len(runs))})")
-        if datasets:
-            parts.append(f"(e.run_id IS NULL AND e.dataset IN ({', '.join('?' * len(datasets))}))")
-        return "(" + " OR ".join(parts) + ")", [*runs, *datasets]
+        return episodes_of(*self.members())
+
+    def members(self) -> tuple[list[str], list[str]]:
+        """The selected runs and imported datasets."""
+        return [run for group in self.groups for run in group.runs], [group.dataset for group in self.groups if group.dataset is not None]
 
 
 def selected_runs(store: Store, sweep: Optional[str], run_ids: Sequence[str], datasets: Sequence[str]) -> list[dict[str, Any]]:
@@ -318,10 +315,8 @@ def groups_table(selection: Selection) -> Tabular:
 def truncation_by_group(store: Store, selection: Selection) -> list[dict[str, Any]]:
     """Each group's share of turns cut at max_tokens (`truncated_turn_share`, its interval from the turns'
     conversations), and its difference from the baseline with a cluster permutation test's p and q-value."""
-    runs = [run for group in selection.groups for run in group.runs]
-    datasets = [group.dataset for group in selection.groups if group.dataset is not None]
     counts: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for run_id, dataset, n_turns, n_cut in store.truncated_turns(runs, datasets):
+    for run_id, dataset, n_turns, n_cut in store.truncated_turns(*selection.members()):
         counts[selection.label(run_id, dataset)].append((n_cut, n_turns))
     rows = []
     for group in selection.groups:

@@ -295,8 +295,7 @@ class EpisodeRunner:
         plans = self.scenario.plan() if self.plans is None else self.plans
         slots = asyncio.Semaphore(self.concurrency)
         ended: dict[int, asyncio.Future[None]] = {plan.index: asyncio.get_running_loop().create_future() for plan in plans}
-        retries = self.executor.retry_counts
-        with RunProgress(len(plans), self.progress, retries) as progress:
+        with RunProgress(len(plans), self.progress, self.executor.retry_counts) as progress:
 
             async def play_in_slot(plan: EpisodePlan) -> Outcome:
                 await asyncio.gather(*(ended[index] for index in plan.depends_on))

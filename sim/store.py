@@ -69,6 +69,15 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError, option: str) -> SimError
     return SimError(f"{option}: cannot use {path} as a database: {exc}")
 
 
+def episodes_of(run_ids: Sequence[str], datasets: Sequence[str]) -> tuple[str, list[Any]]:
+    """An SQL condition on `episodes e` that holds for the episodes of these runs and of these imported datasets,
+    and its parameters."""
+    parts = [f"e.run_id IN ({', '.join('?' * len(run_ids))})"] if run_ids else []
+    if datasets:
+        parts.append(f"(e.run_id IS NULL AND e.dataset IN ({', '.join('?' * len(datasets))}))")
+    return "(" + " OR ".join(parts) + ")", [*run_ids, *datasets]
+
+
 class Store:
     """Typed access to one artifact-sim database; every write commits at once."""
 
@@ -353,15 +362,13 @@ class Store:
 
     def truncated_turns(self, run_ids: Sequence[str], datasets: Sequence[str]) -> list[tuple[Optional[str], Optional[str], int, int]]:
         """Per episode of these runs and imported datasets: its run, dataset, turns, and turns cut at max_tokens."""
-        parts = [f"e.run_id IN ({', '.join('?' * len(run_ids))})"] if run_ids else []
-        if datasets:
-            parts.append(f"(e.run_id IS NULL AND e.dataset IN ({', '.join('?' * len(datasets))}))")
-        if not parts:
+        if not run_ids and not datasets:
             return []
+        condition, params = episodes_of(run_ids, datasets)
         return self.db.execute(
             f"""SELECT e.run_id, e.dataset, count(*), coalesce(sum(t.finish_reason = ?), 0)
-                FROM episodes e JOIN turns t ON t.episode_id = e.id WHERE {' OR '.join(parts)} GROUP BY e.id""",
-            [TRUNCATED, *run_ids, *datasets],
+                FROM episodes e JOIN turns t ON t.episode_id = e.id WHERE {condition} GROUP BY e.id""",
+            [TRUNCATED, *params],
         ).fetchall()
 
     def forks_of(self, episode_id: str) -> list[dict[str, Any]]:
