@@ -104,9 +104,12 @@ RUNS: dict[str, list[str]] = {
         "scenario.labels=[not hateful,hateful]", "scenario.instruction=Is this text hateful?", "scenario.task=ghc",
         "scenario.n_episodes=60", "scenario.annotators=5", "scenario.temperature=1.0", "runner.analyze=[]",
     ],
-    "smollm2-roleplay": ["scenario.n_episodes=20", "scenario.max_turns=8", "runner.analyze=[]"],
+    # max_tokens=160: the role-play default when these runs were made (docs/turn_budgets.md sets 192 since).
+    "smollm2-roleplay": ["scenario.n_episodes=20", "scenario.max_turns=8", "scenario.max_tokens=160", "runner.analyze=[]"],
     # The first 10 tasks of smollm2-roleplay again with the same seed at a lower temperature: paired by task.
-    "smollm2-roleplay-t02": ["scenario.n_episodes=10", "scenario.max_turns=8", "scenario.temperature=0.2", "runner.analyze=[]"],
+    "smollm2-roleplay-t02": [
+        "scenario.n_episodes=10", "scenario.max_turns=8", "scenario.max_tokens=160", "scenario.temperature=0.2", "runner.analyze=[]",
+    ],
 }
 
 

@@ -28,6 +28,8 @@ class FreeTextConfig(ReferenceConfig):
     samples_per_prompt: int = 1
     system_prompt: str = WRITER_SYSTEM
     prompt_template: str = "{prompt}"
+    # The 95th percentile of text-davinci-003's and people's answers to Self-Instruct's user-oriented instructions rounded up to 32 (docs/turn_budgets.md): a normal turn is not cut.
+    max_tokens: int = 256
 
 
 @scenarios.register("free_text", config=FreeTextConfig)

@@ -30,6 +30,8 @@ class GroupConfig(ReferenceConfig):
     topics: list[str] = field(default_factory=list)
     personas: list[Persona] = field(default_factory=list)
     policy: str = "round_robin"
+    # The 95th percentile of people's turns in DailyDialog rounded up to 32 (docs/turn_budgets.md): a normal turn is not cut.
+    max_tokens: int = 64
 
 
 @scenarios.register("group", config=GroupConfig)

@@ -31,6 +31,8 @@ class InstructionsConfig(ReferenceConfig):
     n_machine_examples: int = 2
     round_size: int = 4
     rouge_threshold: float = 0.7
+    # The 95th percentile of GPT-3's Self-Instruct instances (input and output) rounded up to 32 (docs/turn_budgets.md): a normal turn is not cut.
+    max_tokens: int = 128
 
 
 @scenarios.register("instructions", config=InstructionsConfig)

@@ -27,6 +27,8 @@ class RoleplayConfig(ReferenceConfig):
     tasks: list[RoleplayTask] = field(default_factory=list)
     specify_task: bool = False
     specify_word_limit: int = 50
+    # The 95th percentile of GPT-4's answers in a role (GPTeacher) rounded up to 32 (docs/turn_budgets.md): a normal turn is not cut.
+    max_tokens: int = 192
 
 
 @scenarios.register("roleplay", config=RoleplayConfig)

@@ -31,6 +31,8 @@ class SPPConfig(ReferenceConfig):
     items: list[Puzzle] = field(default_factory=list)
     mode: str = "single"
     personas: list[str] = field(default_factory=lambda: ["Logic Puzzle Expert", "Critical Thinker"])
+    # The 95th percentile of the paper's GPT-4 SPP responses rounded up to 32 (docs/turn_budgets.md): a normal turn is not cut.
+    max_tokens: int = 992
 
 
 @scenarios.register("spp", config=SPPConfig)

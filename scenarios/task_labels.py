@@ -30,6 +30,8 @@ class TaskLabelsConfig(ReferenceConfig):
     instruction: str = "Label the sentiment of the text."
     labels: list[str] = field(default_factory=list)
     first_label: int = 0
+    # Room for one label: the answer is asked for the label alone (agents.annotator reads the first one it names).
+    max_tokens: int = 8
     annotators: int = 3
     personas: list[str] = field(default_factory=list)
     logprobs: bool = True

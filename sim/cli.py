@@ -574,6 +574,7 @@ def import_command(
     """
     from sim.importers import importers, parse_options
     from sim.importing import import_into
+    from sim.records import UTTERANCE
 
     if list_formats:
         for name in importers.names():
@@ -590,7 +591,10 @@ def import_command(
     if report.already_imported:
         click.echo(f"{path} was already imported as dataset {report.dataset!r} ({format_name}); nothing added")
         return
-    click.echo(f"imported {report.n_episodes} episodes ({report.n_turns} turns) from {path} as dataset {report.dataset!r} into {db}")
+    turns = f"{report.n_turns} turns"
+    if set(report.turn_kinds) - {UTTERANCE}:
+        turns += ": " + ", ".join(f"{count} {kind}s" for kind, count in sorted(report.turn_kinds.items()))
+    click.echo(f"imported {report.n_episodes} episodes ({turns}) from {path} as dataset {report.dataset!r} into {db}")
     for skipped in report.skipped:
         click.echo(f"  skipped {path}:{skipped.line}: {skipped.reason}")
 

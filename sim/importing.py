@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -24,6 +25,8 @@ class ImportReport:
     path: Path
     n_episodes: int = 0
     n_turns: int = 0
+    # Turns by kind (utterance, or what an importer marks otherwise, such as a deal action).
+    turn_kinds: Counter = field(default_factory=Counter)
     already_imported: bool = False
     skipped: list[Skipped] = field(default_factory=list)
 
@@ -94,6 +97,7 @@ class _Reading:
                         ) from None
                     report.n_episodes += 1
                     report.n_turns += len(item.turns)
+                    report.turn_kinds.update(turn.kind for turn in item.turns)
                     bar.update(1)
                 store.record_import(
                     {"format": self.format, "dataset": report.dataset, "path": str(path), "sha256": self.fingerprint,

@@ -319,3 +319,11 @@ def test_deal_actions_are_marked_as_actions(store: Store, format_name: str, path
     assert len(read) == kinds["utterance"] and not any(turn.content in actions for turn in read)
     full = [turn for episode in store.episodes() for turn in episode.turns]
     assert len(full) == report.n_turns and Counter(t.content for t in full if t.kind == "action") == Counter(actions)
+    assert report.turn_kinds == Counter({"utterance": kinds["utterance"], **({"action": sum(actions.values())} if actions else {})})
+
+
+def test_import_line_counts_utterances_and_actions_apart(sim) -> None:
+    """The import's summary does not pass CaSiNo's deal actions off as turns of the conversation."""
+    result = sim("import", "casino", str(DIALOGUES / "casino" / "casino_dialogues.jsonl"))
+    assert result.returncode == 0, result.stderr
+    assert "imported 1030 episodes (14297 turns: 2378 actions, 11919 utterances)" in result.stdout
