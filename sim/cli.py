@@ -13,8 +13,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from sim.config import StoreConfig
 from sim.errors import DEBUG_ENV, SimError
+from sim.store_config import StoreConfig
 
 if TYPE_CHECKING:
     from analyzers.base import Analyzer

@@ -1,4 +1,5 @@
-"""Import floors: the agents and scenarios load no backend, and no module below the front end imports it."""
+"""Import floors: the agents and scenarios load no backend, the command line no Hydra, and no module below the front
+end imports it."""
 
 from __future__ import annotations
 
@@ -22,12 +23,21 @@ TOP = ("sim.app", "sim.cli")
 ENGINE_FOLDERS = ("sim", "agents", "scenarios", "analyzers")
 
 
-@pytest.mark.parametrize("package", ["agents", "scenarios"])
-def test_importing_agents_or_scenarios_loads_no_backend(package: str) -> None:
-    code = f"import sys, {package}; print(' '.join(m for m in {BACKEND_MODULES!r} if m in sys.modules))"
+# What importing each module must not load: the agents and scenarios no backend, the command line (which loads
+# what a command needs when it runs) not even Hydra.
+MUST_NOT_LOAD = {
+    "agents": BACKEND_MODULES,
+    "scenarios": BACKEND_MODULES,
+    "sim.cli": (*BACKEND_MODULES, "hydra", "omegaconf"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(MUST_NOT_LOAD))
+def test_light_imports(module: str) -> None:
+    code = f"import sys, {module}; print(' '.join(m for m in {MUST_NOT_LOAD[module]!r} if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "", f"import {package} loaded {result.stdout.strip()}"
+    assert result.stdout.strip() == "", f"import {module} loaded {result.stdout.strip()}"
 
 
 def imported_modules(path: Path) -> set[str]:
