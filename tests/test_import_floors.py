@@ -21,8 +21,6 @@ FRONT_END = ("cli", "app", "compare", "report", "figures", "browse", "api", "__m
 TOP = ("sim.app", "sim.cli")
 # Everything else that ships: the engine and the packages it drives.
 ENGINE_FOLDERS = ("sim", "agents", "scenarios", "analyzers")
-
-
 # What importing each module must not load: the agents and scenarios no backend, the command line (which loads
 # what a command needs when it runs) not even Hydra.
 MUST_NOT_LOAD = {
