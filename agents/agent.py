@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from sim.backends import ChatMessage
+from sim.messages import ChatMessage
 from sim.records import Turn
 
 

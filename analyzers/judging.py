@@ -17,9 +17,10 @@ from omegaconf import MISSING, OmegaConf
 from agents.verdicts import YES_NO_VERDICT, read_category, read_yes_no
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored
-from sim.backends import Backend, ChatMessage, SamplingParams
+from sim.backends import Backend
 from sim.config import build
 from sim.errors import SimError, require_positive
+from sim.messages import ChatMessage, SamplingParams
 from sim.records import Annotation
 from sim.stats import Estimate, estimate
 

@@ -28,12 +28,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-import analyzers  # noqa: F401  (registers analyzers)
-import scenarios  # noqa: F401  (registers scenarios)
-import sim.backends  # noqa: F401  (registers backends)
-import sim.config  # noqa: F401  (registers the top-level schema)
-from sim.backends import ChatMessage, SamplingParams
+import sim.compose  # noqa: F401  (registers analyzers, scenarios, backends and the top-level schema)
 from sim.backends.embedded import EmbeddedBackend, EmbeddedConfig, bundled_model_path
+from sim.messages import ChatMessage, SamplingParams
 from sim.runner import execute
 from sim.store import Store
 

@@ -36,11 +36,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_module
 
-import analyzers  # noqa: F401  (registers analyzers)
-import scenarios  # noqa: F401  (registers scenarios)
-import sim.backends  # noqa: F401  (registers backends)
-import sim.config  # noqa: F401  (registers the top-level schema)
-from sim.backends import Backend, ChatMessage, Completion, SamplingParams, backends
+import sim.compose  # noqa: F401  (registers analyzers, scenarios, backends and the top-level schema)
+from sim.backends import Backend, Completion, backends
+from sim.messages import ChatMessage, SamplingParams
 from sim.runner import execute
 from sim.store import Store
 

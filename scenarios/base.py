@@ -10,8 +10,8 @@ from typing import Any, Generic, Optional, Protocol, TypeVar
 
 from omegaconf import MISSING
 
-from sim.backends import ChatMessage, SamplingParams
 from sim.errors import SimError
+from sim.messages import ChatMessage, SamplingParams
 from sim.records import Episode, Turn
 from sim.references import load_reference
 from sim.registry import Registry

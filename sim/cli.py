@@ -13,8 +13,8 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from sim.config import StoreConfig
 from sim.errors import DEBUG_ENV, SimError
+from sim.store_config import StoreConfig
 
 if TYPE_CHECKING:
     from analyzers.base import Analyzer
@@ -139,7 +139,7 @@ def analyze(
     """
     from sim.analysis import analyze as run_analyzers
     from sim.analysis import build_analyzers
-    from sim.app import analysis_settings
+    from sim.compose import analysis_settings
     from sim.report import summaries_table, validity_note
     from sim.validation import latest_validations
 
@@ -217,7 +217,7 @@ def validate(
     """
     from analyzers import analyzers
     from sim.analysis import build_analyzers
-    from sim.app import analysis_settings
+    from sim.compose import analysis_settings
     from sim.perturbation import OFF_TASK
     from sim.report import rich_tables, validity_tables, write_validity_report
     from sim.validation import MIN_CONVERSATIONS, distractor_texts, kinds_to_run, sampled, validate as run_validation
@@ -415,7 +415,7 @@ def runs(db: str, sweep_id: Optional[str], as_json: bool) -> None:
 
 def _overrides_and_config_dir(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """Let `--config-dir` through to Hydra with the overrides, and refuse any other unknown option."""
-    from sim.app import CONFIG_DIR_FLAGS
+    from sim.compose import CONFIG_DIR_FLAGS
 
     for value in values:
         if value.startswith("-") and value.partition("=")[0] not in CONFIG_DIR_FLAGS:
@@ -448,7 +448,7 @@ def replay(
     """
     from sim.replay import replay as replay_episode, replay_run
     from sim.report import print_run, render_episode
-    from sim.runner import episode_index_of, episode_id_of
+    from sim.ids import episode_id_of, episode_index_of
 
     if run_id is not None and episode_id is not None and "=" in episode_id:
         overrides, episode_id = (episode_id, *overrides), None  # with --run, the first argument is an override

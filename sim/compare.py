@@ -24,13 +24,13 @@ from sim.analysis import (
     AnalyzerSummary, Comparison, Metric, PairedComparison, PairOf, Scope, analyze, build_analyzers, count_episodes, side_label,
     side_order,
 )
-from sim.app import analysis_settings
+from sim.compose import analysis_settings
 from sim.errors import SimError
 from sim.figures import (
     Chart, distributions, label_distributions, metric_bars, paired_differences, stacked_shares, survival_curves, turn_histogram,
 )
+from sim.ids import episode_index_of
 from sim.records import Episode
-from sim.runner import episode_index_of
 from sim.report import (
     SIGNIFICANT_Q, YARDSTICK_COLUMNS, Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance, yardstick_rows,
 )

@@ -13,16 +13,10 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sim.errors import SimError, one_line
+from sim.store_config import StoreConfig
 
 SECRET_KEY = re.compile(r"(^|_)(api_?key|secret|password|passwd|token|access_token|bearer)$", re.IGNORECASE)
 REDACTED = "<redacted>"
-
-
-@dataclass
-class StoreConfig:
-    """Where runs are logged."""
-
-    path: str = "runs/sim.db"
 
 
 @dataclass

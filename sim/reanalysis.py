@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from analyzers import analyzers
 from sim.analysis import AnalyzerSummary, analyze, build_analyzers
-from sim.app import analysis_settings
+from sim.compose import analysis_settings
 from sim.store import Store
 
 

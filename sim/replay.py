@@ -8,8 +8,9 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
 
+from sim.compose import GROUPS, apply_overrides, compose_config, config_dir_overrides, override_key
 from sim.errors import SimError
-from sim.runner import GROUPS, RunReport, apply_overrides, execute, override_key
+from sim.runner import RunReport, execute
 from sim.store import Store
 
 # What a replay may change; the store is --db, and the new run gets its own id.
@@ -20,8 +21,6 @@ def fork_config(run: dict[str, Any], overrides: list[str]) -> DictConfig:
     """The parent run's config with `overrides` applied: `backend=NAME` swaps the whole backend (a preset of
     `--config-dir DIR` too), `KEY=VALUE` sets one key, composed on the parent's own backend and scenario so that
     Hydra checks names and types."""
-    from sim.app import config_dir_overrides, compose_config  # Hydra's composition, loaded only when a replay needs it
-
     overrides, search_path = config_dir_overrides(overrides)
     keys = [override_key(override) for override in overrides]
     for override, key in zip(overrides, keys):

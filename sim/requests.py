@@ -9,7 +9,8 @@ from typing import Any, Optional
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from sim.backends import Backend, BackendError, ChatMessage, Completion, SamplingParams
+from sim.backends import Backend, BackendError, Completion
+from sim.messages import ChatMessage, SamplingParams
 from sim.store import Store
 
 

@@ -7,11 +7,9 @@ import hashlib
 import json
 import platform
 import random
-import secrets
 import subprocess
 import time
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -21,10 +19,13 @@ from omegaconf import DictConfig, OmegaConf
 import sim
 from scenarios import EpisodePlan, Outcome, Scenario
 from sim.analysis import AnalyzerSummary, analyze, build_analyzers
-from sim.backends import Backend, BackendError, ChatMessage, SamplingParams
+from sim.backends import Backend, BackendError
+from sim.compose import GROUPS, apply_overrides, override_key
 from sim.config import build, redacted_yaml
 from sim.errors import SimError
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
+from sim.ids import episode_id_of, episode_index_of, new_run_id
+from sim.messages import ChatMessage, SamplingParams
 from sim.progress import RunProgress
 from sim.records import Episode, Turn
 from sim.requests import RequestExecutor, retry_policy
@@ -32,8 +33,6 @@ from sim.store import Store
 
 VERSIONED_PACKAGES = ("artifact-sim", "hydra-core", "omegaconf", "llama-cpp-python", "openai", "sqlite-utils")
 FINISHED = ("done", "failed")
-# Overrides that pick another backend or scenario cannot apply to a run that already has episodes.
-GROUPS = ("backend", "scenario")
 
 
 @dataclass
@@ -54,19 +53,6 @@ def derive_seed(seed: int, episode_index: int, key: str) -> int:
     """A per-request seed: repeatable for the same run seed, distinct across episodes and turns."""
     digest = hashlib.sha256(f"{seed}:{episode_index}:{key}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def new_run_id() -> str:
-    """A sortable, collision-resistant run id."""
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
-
-
-def sweep_job_run_id(sweep_id: str, job_num: int, overrides: list[str]) -> str:
-    """The run id of job `job_num` of a sweep, from the sweep and the job's overrides: the same each time the job
-    starts, so that a job started again (a cluster requeues it after a timeout) resumes its run, and another for
-    another sweep in the same folder."""
-    digest = hashlib.sha256("\n".join([sweep_id, *overrides]).encode()).hexdigest()[:10]
-    return f"sweep-{digest}-j{job_num}"
 
 
 def package_versions() -> dict[str, str]:
@@ -92,19 +78,6 @@ def source_git_sha() -> Optional[str]:
     if result.returncode != 0:
         return None
     return result.stdout.strip() or None
-
-
-def episode_id_of(run_id: str, index: int) -> str:
-    """The id of a run's episode `index`."""
-    return f"{run_id}-e{index:04d}"
-
-
-def episode_index_of(episode_id: str) -> int:
-    """The index of a generated episode within its run, read from its id."""
-    head, _, index = episode_id.rpartition("-e")
-    if not head or not index.isdigit():
-        raise SimError(f"{episode_id!r} is not the id of a generated episode (RUN_ID-eNNNN)")
-    return int(index)
 
 
 def _turn_of_key(key: str) -> Optional[int]:
@@ -366,19 +339,6 @@ async def _generate(runner: EpisodeRunner, backend: Backend) -> list[Outcome]:
         return await runner.play_all()
     finally:
         await backend.aclose()
-
-
-def override_key(override: str) -> str:
-    """The dotted key a command-line override sets: `+backend.model=x` sets `backend.model`."""
-    return override.lstrip("+~").split("=", 1)[0]
-
-
-def apply_overrides(stored: DictConfig, composed: DictConfig, overrides: list[str]) -> None:
-    """Set each key the overrides name in `stored` to its value in `composed` (a whole node for `backend=...`)."""
-    for override in overrides:
-        key = override_key(override)
-        value = composed[key] if key in GROUPS else OmegaConf.select(composed, key)
-        OmegaConf.update(stored, key, value, merge=False, force_add=True)
 
 
 def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: list[str]) -> Optional[DictConfig]:

@@ -245,7 +245,7 @@ def test_task_label_distributions(sim, tmp_path: Path) -> None:
 
 def run_rows(*temperatures: float) -> list[dict]:
     """Runs rows as the runner stores them, with the composed config at each temperature."""
-    from sim.app import compose_config
+    from sim.compose import compose_config
 
     rows = []
     for i, temperature in enumerate(temperatures):

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.backends import ChatMessage, SamplingParams
 from sim.backends.embedded import BUNDLED_CAVEAT, EmbeddedBackend, bundled_model_path
 from sim.errors import SimError
+from sim.messages import ChatMessage, SamplingParams
 
 MESSAGES = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("user", "Name a fruit.")]
 

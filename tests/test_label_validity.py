@@ -16,10 +16,10 @@ from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, majority_set
 from conftest import DATA, db_rows as rows
 from scripted_server import ScriptedServer
 from sim.analysis import analyze
-from sim.backends import ChatMessage, SamplingParams
 from sim.backends.base import BackendSetupError, Completion
 from sim.backends.langchain_chat import LangChainBackend
 from sim.importing import import_file
+from sim.messages import ChatMessage, SamplingParams
 from sim.records import Episode
 from test_bad_input import assert_one_line_error
 from test_scenarios import annotation_values

@@ -63,7 +63,7 @@ def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path
 
 
 def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
-    from sim.backends import ChatMessage, SamplingParams
+    from sim.messages import ChatMessage, SamplingParams
     from sim.backends.openai_api import OpenAIBackend
     from sim.requests import RequestExecutor, RetryPolicy
     from sim.store import Store
@@ -86,7 +86,7 @@ def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
 
 
 def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str) -> None:
-    from sim.backends import ChatMessage, SamplingParams
+    from sim.messages import ChatMessage, SamplingParams
     from sim.backends.openai_api import OpenAIBackend
     from sim.requests import RequestExecutor, RetryPolicy
     from sim.store import Store

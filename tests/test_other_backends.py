@@ -11,13 +11,13 @@ from omegaconf import OmegaConf
 
 from conftest import db_rows as rows, SERVED_MODEL, TINY
 from fault_proxy import FaultProxy
-from sim.backends import ChatMessage, SamplingParams
 from sim.backends.base import NO_KEY
 from sim.backends.batching import MicroBatcher
 from sim.backends.embedded import EmbeddedBackend
 from sim.backends.langchain_chat import LangChainBackend
 from sim.backends.vllm_engine import VLLMBackend
 from sim.errors import SimError
+from sim.messages import ChatMessage, SamplingParams
 from test_bad_input import assert_one_line_error
 
 

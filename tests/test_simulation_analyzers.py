@@ -13,7 +13,7 @@ from analyzers.judging import transcript
 from analyzers.role_drift import RoleDriftAnalyzer
 from conftest import DATA
 from sim.analysis import analyze, build_analyzers
-from sim.app import compose_config
+from sim.compose import compose_config
 from sim.errors import SimError
 from sim.importing import import_file
 from sim.records import Annotation, Episode, Turn

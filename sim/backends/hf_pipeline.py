@@ -8,8 +8,9 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends
+from sim.backends.base import Completion, LocalModelBackend, backends
 from sim.errors import SimError, one_line
+from sim.messages import ChatMessage, SamplingParams
 
 
 @dataclass

@@ -15,15 +15,14 @@ from sim.backends.base import (
     Backend,
     BackendError,
     BackendSetupError,
-    ChatMessage,
     Completion,
-    SamplingParams,
     backends,
     choice_token_logprobs,
     no_logprobs,
     read_api_key,
 )
 from sim.errors import SimError, one_line, require_positive
+from sim.messages import ChatMessage, SamplingParams
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 

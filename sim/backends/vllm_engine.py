@@ -8,9 +8,10 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from sim.backends.base import Backend, BackendError, ChatMessage, Completion, SamplingParams, backends
+from sim.backends.base import Backend, BackendError, Completion, backends
 from sim.backends.batching import MicroBatcher
 from sim.errors import SimError, require_at_least, require_positive
+from sim.messages import ChatMessage, SamplingParams
 
 
 @dataclass
