@@ -24,18 +24,15 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from hydra import compose, initialize_config_module
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import scenarios  # noqa: E402,F401  (registers the scenario schemas)
-import sim.backends  # noqa: E402,F401  (registers the backend schemas)
-import sim.config  # noqa: E402,F401  (registers the top-level schema)
 from make_statistics import replace_block  # noqa: E402
 from markdown_tables import relative_to_root, table  # noqa: E402
 from sim.backends.embedded import bundled_model_path  # noqa: E402
+from sim.compose import compose_config  # noqa: E402
 
 BLOCK = "turn_budgets"
 ROUND_TO = 32
@@ -117,8 +114,7 @@ COUNTERPARTS = [
 
 def default_max_tokens(scenario: str) -> int:
     """The scenario's `max_tokens` as `sim run scenario=NAME` composes it."""
-    with initialize_config_module(config_module="conf", version_base="1.3"):
-        return int(compose(config_name="config", overrides=[f"scenario={scenario}"]).scenario.max_tokens)
+    return int(compose_config([f"scenario={scenario}"]).scenario.max_tokens)
 
 
 def budget(lengths: np.ndarray) -> int:
