@@ -125,11 +125,14 @@ class Judge:
 
     def open(self, store: "Store") -> None:
         """Build the backend and its executor (one event loop for the whole analysis, as backends keep clients)."""
-        from sim.requests import RequestExecutor, RetryPolicy
+        from sim.config import RunnerConfig
+        from sim.requests import RequestExecutor, retry_policy
 
         self.loop = asyncio.new_event_loop()
         self.backend = build(OmegaConf.create(self.backend_config), "judge backend")
-        self.executor = RequestExecutor(store, self.backend, self.policy or RetryPolicy(), use_cache=self.use_cache)
+        # Outside a run (an analyzer used from Python), the runner's default retries.
+        policy = self.policy or retry_policy(RunnerConfig())
+        self.executor = RequestExecutor(store, self.backend, policy, use_cache=self.use_cache)
 
     @property
     def identity(self) -> str:

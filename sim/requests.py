@@ -17,12 +17,13 @@ from sim.store import Store
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with jitter, capped at `max_s`; a server's Retry-After wins when it asks for longer
-    (up to `retry_after_max_s`, so a broken header cannot stall a run for hours)."""
+    (up to `retry_after_max_s`, so a broken header cannot stall a run for hours). Its defaults are RunnerConfig's
+    (`retry_policy`)."""
 
-    max_attempts: int = 5
-    initial_s: float = 0.5
-    max_s: float = 30.0
-    retry_after_max_s: float = 300.0
+    max_attempts: int
+    initial_s: float
+    max_s: float
+    retry_after_max_s: float
 
 
 def retry_policy(runner: Any) -> RetryPolicy:

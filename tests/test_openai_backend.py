@@ -71,7 +71,7 @@ def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
     store = Store.open(tmp_path / "sim.db")
     with FaultProxy(llama_server, script=("429_retry_after", "503"), retry_after_s=1.5) as proxy:
         backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None)
-        executor = RequestExecutor(store, backend, RetryPolicy(max_attempts=3, initial_s=0.01, max_s=0.05), use_cache=False)
+        executor = RequestExecutor(store, backend, RetryPolicy(max_attempts=3, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0), use_cache=False)
 
         async def timed() -> tuple:
             started = time.monotonic()
@@ -95,7 +95,7 @@ def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str) -> None:
     # One request meets each fault once, in turn; only a stall needs the timeout, so it is short.
     with FaultProxy(llama_server, script=FAULTS, stall_s=3) as proxy:
         backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None, timeout_s=2)
-        policy = RetryPolicy(max_attempts=len(FAULTS) + 1, initial_s=0.01, max_s=0.05)
+        policy = RetryPolicy(max_attempts=len(FAULTS) + 1, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0)
         executor = RequestExecutor(store, backend, policy, use_cache=False)
 
         async def complete():
