@@ -211,8 +211,16 @@ def run_record(row: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def usd(value: Optional[float]) -> str:
+    """A cost as `sim runs` prints it: dollars to four decimals (more when smaller), or `unpriced`."""
+    if value is None:
+        return "unpriced"
+    return f"${value:.4f}" if value == 0 or value >= 0.0001 else f"${value:.2g}"
+
+
 def runs_table(records: list[dict[str, Any]]) -> Tabular:
-    """The runs, one row each: what made it, how far it got, its tokens, and how many of its turns were cut."""
+    """The runs, one row each: what made it, how far it got, its requests' tokens and cost, and how many of its
+    turns were cut."""
     rows = []
     for r in records:
         pending = "?" if r["episodes_pending"] is None else str(r["episodes_pending"])
@@ -220,12 +228,27 @@ def runs_table(records: list[dict[str, Any]]) -> Tabular:
         rows.append([
             r["id"], r["status"] or "", r["scenario"] or "", f"{r['backend']}:\n{r['model']}",
             f"{r['episodes_done']}/{r['episodes_failed']}/{pending}", str(r["n_turns"]), cut,
-            f"{r['prompt_tokens']}\n{r['completion_tokens']}", str(r["cache_hits"]),
+            f"{r['prompt_tokens']}\n{r['completion_tokens']}", usd(r["cost_usd"]), str(r["cache_hits"]),
             "" if r["wall_s"] is None else f"{r['wall_s']:.0f}", (r["created_at"] or "")[:16].replace("T", "\n"),
         ])
     columns = ["run", "status", "scenario", "backend:\nmodel", "episodes\ndone/failed\n/pending", "turns", "cut at\nmax_tokens",
-               "tokens\nin/out", "cache\nhits", "wall\ns", "created\n(UTC)"]
+               "tokens\nin/out", "cost", "cache\nhits", "wall\ns", "created\n(UTC)"]
     return Tabular("Runs", columns, rows)
+
+
+def ledger_table(run_id: str, ledger: list[dict[str, Any]]) -> Tabular:
+    """A run's ledger, one row per kind of call and purpose and one for the whole run: requests sent, their tokens
+    and cost, and the requests, tokens and cost that cache hits saved."""
+    total = {name: sum(row[name] for row in ledger) for name in ("requests", "prompt_tokens", "completion_tokens", "cache_hits", "saved_tokens")}
+    total["cost_usd"] = None if any(row["cost_usd"] is None for row in ledger) else sum(row["cost_usd"] for row in ledger)
+    total["saved_usd"] = None if any(row["saved_usd"] is None for row in ledger) else sum(row["saved_usd"] for row in ledger)
+    rows = [
+        [kind, purpose, str(row["requests"]), str(row["prompt_tokens"]), str(row["completion_tokens"]), usd(row["cost_usd"]),
+         str(row["cache_hits"]), str(row["saved_tokens"]), usd(row["saved_usd"])]
+        for kind, purpose, row in [*((row["kind"], row["purpose"], row) for row in ledger), ("all", "", total)]
+    ]
+    columns = ["kind", "purpose", "requests\nsent", "tokens\nin", "tokens\nout", "cost", "cache\nhits", "tokens\nsaved", "cost\nsaved"]
+    return Tabular(f"Ledger of run {run_id}", columns, rows)
 
 
 def render_episode(

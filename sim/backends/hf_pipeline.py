@@ -8,12 +8,12 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from sim.backends.base import ChatMessage, Completion, LocalModelBackend, SamplingParams, backends
+from sim.backends.base import BackendConfig, ChatMessage, Completion, LocalModelBackend, SamplingParams, backends
 from sim.errors import SimError, one_line
 
 
 @dataclass
-class HFConfig:
+class HFConfig(BackendConfig):
     """Schema of `backend=hf`."""
 
     _target_: str = "sim.backends.hf_pipeline.HFBackend"
