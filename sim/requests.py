@@ -97,7 +97,7 @@ class RequestExecutor:
         self._waiting = 0  # requests now waiting out a backoff or a server's Retry-After
         self._spent_usd, self._spent_tokens = spent  # by the requests answered, before a resume too
         self._held_usd, self._held_tokens = 0.0, 0.0  # the estimates of the requests in flight
-        self._tokens_per_char = 0.0  # the most prompt tokens per prompt character seen in this session
+        self._prompt_seen = (0, 0)  # prompt tokens and characters of the requests answered in this session
         self._changed: Optional[asyncio.Future[None]] = None  # resolved when the budget's room changes
         self.stopped = False  # a request was refused for the budget: no more are sent
 
@@ -135,9 +135,11 @@ class RequestExecutor:
         return result
 
     def _estimate(self, messages: list[ChatMessage], params: SamplingParams) -> tuple[float, float]:
-        """The most a request may cost (USD, tokens): its prompt's characters times the most tokens per character
-        seen so far (one before any answer), and `max_tokens` completion tokens, the most a server generates."""
-        prompt = sum(len(message.content) for message in messages) * (self._tokens_per_char or FIRST_TOKENS_PER_CHAR)
+        """What a request may cost (USD, tokens): its prompt's characters times the prompt tokens per character of
+        the requests answered so far (one before any answer), and `max_tokens` completion tokens, the most a server
+        generates."""
+        tokens, chars = self._prompt_seen
+        prompt = sum(len(message.content) for message in messages) * (tokens / chars if chars else FIRST_TOKENS_PER_CHAR)
         pricing = self.backend.pricing
         usd = pricing.cost_usd(prompt, params.max_tokens) if pricing is not None else 0.0  # type: ignore[arg-type]
         return usd, prompt + params.max_tokens
@@ -180,8 +182,8 @@ class RequestExecutor:
             self._spent_usd += estimate[0]
             self._spent_tokens += int(estimate[1])
             return
-        if chars := sum(len(message.content) for message in messages):
-            self._tokens_per_char = max(self._tokens_per_char, completion.prompt_tokens / chars)
+        tokens, chars = self._prompt_seen
+        self._prompt_seen = (tokens + completion.prompt_tokens, chars + sum(len(message.content) for message in messages))
         self._spent_tokens += completion.prompt_tokens + completion.completion_tokens
         if self.backend.pricing is not None:
             self._spent_usd += self.backend.pricing.cost_usd(completion.prompt_tokens, completion.completion_tokens)

@@ -30,23 +30,23 @@ TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
 TEXT_COLUMNS = ("idx", "speaker", "role", "content")
 
 
-# A ledger's sums over `requests q`: requests sent, their tokens, their cost and how many of them are unpriced, and
-# the requests answered from the cache with the tokens and cost they saved.
+# A ledger's sums over `requests q`: requests sent, their tokens, their cost (null when any of them is unpriced) and
+# how many of them are unpriced, and the requests answered from the cache with the tokens and cost they saved (null
+# when any of them is unpriced).
 LEDGER_SUMS = """coalesce(sum(NOT q.cache_hit), 0), coalesce(sum(CASE WHEN q.cache_hit THEN 0 ELSE q.prompt_tokens END), 0),
     coalesce(sum(CASE WHEN q.cache_hit THEN 0 ELSE q.completion_tokens END), 0),
-    sum(CASE WHEN q.cache_hit THEN 0 ELSE q.cost_usd END), coalesce(sum(NOT q.cache_hit AND q.cost_usd IS NULL), 0),
-    coalesce(sum(q.cache_hit), 0),
+    CASE WHEN sum(NOT q.cache_hit AND q.cost_usd IS NULL) THEN NULL ELSE coalesce(sum(CASE WHEN q.cache_hit THEN 0 ELSE q.cost_usd END), 0) END,
+    coalesce(sum(NOT q.cache_hit AND q.cost_usd IS NULL), 0), coalesce(sum(q.cache_hit), 0),
     coalesce(sum(CASE WHEN q.cache_hit THEN coalesce(q.prompt_tokens, 0) + coalesce(q.completion_tokens, 0) END), 0),
-    sum(CASE WHEN q.cache_hit THEN q.cost_usd END)"""
+    CASE WHEN sum(q.cache_hit AND q.cost_usd IS NULL) THEN NULL ELSE coalesce(sum(CASE WHEN q.cache_hit THEN q.cost_usd END), 0) END"""
 LEDGER_NAMES = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_requests", "cache_hits",
                 "saved_tokens", "saved_usd")
 
 
 def _ledger_costs(row: dict[str, Any]) -> dict[str, Any]:
-    """A ledger row with its cost None ("unpriced") when any request it counts was sent unpriced, its saving None when
-    its cache hits are all unpriced, and each rounded to micro-dollars."""
-    row["cost_usd"] = None if row["unpriced_requests"] else round(row["cost_usd"] or 0.0, 6)
-    row["saved_usd"] = None if row["saved_usd"] is None and row["cache_hits"] else round(row["saved_usd"] or 0.0, 6)
+    """A ledger row with its costs rounded to micro-dollars (None stays None: unpriced)."""
+    for name in ("cost_usd", "saved_usd"):
+        row[name] = None if row[name] is None else round(row[name], 6)
     return row
 
 

@@ -66,12 +66,12 @@ def test_a_budget_stops_the_run_near_its_cap_and_a_resume_with_a_higher_cap_fini
 def test_a_token_cap_stops_a_run_too_and_a_cost_cap_needs_pricing(tmp_path: Path) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server:
-        stopped = run_sim(run_args(server, db, "runner.max_tokens=300", "run.id=tokens"), tmp_path)
+        stopped = run_sim(run_args(server, db, "runner.max_tokens=500", "run.id=tokens"), tmp_path)
         assert stopped.returncode == 3, stopped.stderr
         unpriced = run_sim(run_args(server, db, "runner.max_cost_usd=1"), tmp_path)
     run = runs_json(db, tmp_path)["tokens"]
     assert run["status"] == "stopped: budget" and run["cost_usd"] is None, "no pricing: unpriced"
-    assert 0 < run["prompt_tokens"] + run["completion_tokens"] <= 300
+    assert run["requests"] > 0 and run["prompt_tokens"] + run["completion_tokens"] <= 500
     assert unpriced.returncode == 1
     assert unpriced.stderr.strip() == (
         "error: runner.max_cost_usd needs backend.pricing (input_usd_per_mtok and output_usd_per_mtok) to count cost"
@@ -81,11 +81,11 @@ def test_a_token_cap_stops_a_run_too_and_a_cost_cap_needs_pricing(tmp_path: Path
 def test_the_ledger_sums_each_kind_of_call_with_its_own_pricing(tmp_path: Path) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server, ScriptedServer(lambda messages: "No.") as judge:
-        args = run_args(server, db, PRICING, "run.id=judged", "runner.analyze=[digression]", "analyzer.digression.judge=openai",
-                        *judge.backend_args("analyzer.digression.judge"))
-        done = run_sim(args, tmp_path)
+        judged_by = ["runner.analyze=[digression]", "analyzer.digression.mode=judge", *judge.backend_args("analyzer.digression.judge"),
+                     "analyzer.digression.judge=openai"]
+        done = run_sim(run_args(server, db, PRICING, "run.id=judged", *judged_by), tmp_path)
         assert done.returncode == 0, done.stderr
-        again = run_sim([*args[:-5], "run.id=again", *args[-4:]], tmp_path)  # the same requests: all from the cache
+        again = run_sim(run_args(server, db, PRICING, "run.id=again", *judged_by), tmp_path)  # the same requests: all cached
         assert again.returncode == 0, again.stderr
         judged = len(judge.requests)
     shown = run_sim(["runs", "show", "judged", "--db", str(db), "--json"], tmp_path)
@@ -119,7 +119,10 @@ def test_sim_runs_show_prints_the_config_the_overrides_and_the_ledger(tmp_path: 
     assert "overrides resume 1: " in out and "runner.max_cost_usd=5" in out
     assert "input_usd_per_mtok: 1000" in out and "max_cost_usd: 0.2" in out, "the config as the run first stored it"
     assert "Ledger of run shown" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split() and line.split()[0] in ("turn", "text", "all")}
+    rows: dict[str, list[str]] = {}
+    for line in out.splitlines():  # the first table's rows (columns that do not fit the terminal follow in another)
+        if line.split() and line.split()[0] in ("turn", "text", "all"):
+            rows.setdefault(line.split()[0], line.split())
     n = EPISODES * (TURNS + 1)
     assert rows["all"][1:4] == [str(n), str(20 * n), str(8 * n)] and rows["all"][4] == f"${n * PER_REQUEST_USD:.4f}"
     assert rows["text"][1] == "specify_task"

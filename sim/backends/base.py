@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from sim.config import build
 from sim.errors import SimError
@@ -75,12 +75,12 @@ def choice_token_logprobs(choice: dict[str, Any]) -> list[tuple[str, float]] | N
     return [(str(token["token"]), float(token["logprob"])) for token in tokens]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pricing:
     """What a backend's tokens cost: USD per million prompt (input) and completion (output) tokens."""
 
-    input_usd_per_mtok: float = MISSING
-    output_usd_per_mtok: float = MISSING
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
         """The cost of one request's tokens."""
@@ -89,10 +89,12 @@ class Pricing:
 
 @dataclass
 class BackendConfig:
-    """What the schema of every backend has: `pricing` (null: unpriced, the presets' setting) turns the ledger's
-    tokens into cost and lets `runner.max_cost_usd` cap a run."""
+    """What the schema of every backend has: `pricing`, `{input_usd_per_mtok: X, output_usd_per_mtok: Y}` (USD per
+    million prompt and completion tokens; null: unpriced, the presets' setting), turns the ledger's tokens into cost
+    and lets `runner.max_cost_usd` cap a run. Typed loosely, as OmegaConf cannot merge a mapping into a structured
+    node left null; `build_backend` checks it."""
 
-    pricing: Optional[Pricing] = None
+    pricing: Any = None
 
 
 def build_backend(node: DictConfig, what: str) -> "Backend":
@@ -101,8 +103,8 @@ def build_backend(node: DictConfig, what: str) -> "Backend":
     pricing = settings.pop("pricing", None)
     backend: Backend = build(OmegaConf.create(settings), what)
     if pricing is not None:
-        prices = {key: pricing.get(key) for key in ("input_usd_per_mtok", "output_usd_per_mtok")}
-        if any(not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 for value in prices.values()):
+        prices = {key: pricing.get(key) for key in ("input_usd_per_mtok", "output_usd_per_mtok")} if isinstance(pricing, dict) else {}
+        if not prices or set(pricing) != set(prices) or any(not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 for value in prices.values()):
             raise SimError(f"{what}.pricing needs input_usd_per_mtok and output_usd_per_mtok, each a number >= 0, got {pricing}")
         backend.pricing = Pricing(**{key: float(value) for key, value in prices.items()})
     return backend
