@@ -175,3 +175,32 @@ def test_the_request_that_would_cross_the_cap_is_not_sent(tmp_path: Path) -> Non
         store.close()
         with pytest.raises(SimError, match=r"^backend.pricing needs input_usd_per_mtok and output_usd_per_mtok"):
             build_backend(OmegaConf.create({**config, "pricing": {"input_usd_per_mtok": 1}}), "backend")
+
+
+def test_a_database_from_before_the_ledger_gets_its_requested_turns_in_it(tmp_path: Path) -> None:
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from sim.migrations import migrations
+    from sim.store import Store
+
+    path = tmp_path / "old.db"
+    old = Database(sqlite3.connect(path))
+    migrations.apply(old, stop_before="m009_request_ledger")
+    old["runs"].insert({"id": "r", "backend": "openai", "model": "m", "status": "done"})
+    old["episodes"].insert({"id": "r-e0000", "run_id": "r", "source": "generated", "kind": "conversation", "status": "done"})
+    old["episodes"].insert({"id": "d-1", "source": "imported", "dataset": "d", "kind": "conversation", "status": "done"})
+    for idx, cache_hit in enumerate([0, 1]):
+        old["turns"].insert({"episode_id": "r-e0000", "idx": idx, "speaker": "a", "role": "a", "content": "x",
+                             "prompt_tokens": 20, "completion_tokens": 8, "cache_hit": cache_hit, "retries": 0})
+    old["turns"].insert({"episode_id": "r-e0000", "idx": 2, "speaker": "a", "role": "a", "content": "no request"})
+    old["turns"].insert({"episode_id": "d-1", "idx": 0, "speaker": "a", "role": "a", "content": "imported"})
+    old.close()
+    store = Store.open(path)
+    (run,) = store.run_overview()
+    assert (run["requests"], run["prompt_tokens"], run["completion_tokens"], run["cache_hits"], run["saved_tokens"]) == (1, 20, 8, 1, 28)
+    assert run["cost_usd"] is None, "no pricing was recorded before the ledger"
+    assert [(row["kind"], row["purpose"], row["requests"]) for row in store.ledger("r")] == [("turn", "turn", 1)]
+    assert store.db["runs"].columns_dict["overrides_json"] is str
+    store.close()
