@@ -433,6 +433,8 @@ def execute(
     for key in ("max_cost_usd", "max_tokens"):
         if cfg.runner[key] is not None and cfg.runner[key] <= 0:
             raise SimError(f"runner.{key} must be positive (or null for no cap), got {cfg.runner[key]}")
+    if cfg.runner.max_cost_usd is not None and cfg.backend.get("pricing") is None:
+        raise SimError("runner.max_cost_usd needs backend.pricing (input_usd_per_mtok and output_usd_per_mtok) to count cost")
     if not -(2**63) <= cfg.seed < 2**63:  # stored in an SQLite INTEGER column
         raise SimError(f"seed must fit in 64 bits (below 2**63 in size), got {cfg.seed}")
     store: Optional[Store] = None
@@ -451,9 +453,6 @@ def execute(
         guards = build_guards(scenario.guards, cfg.get("analyzer"))
         scenario.prepare(Path(cfg.store.path))
         backend: Backend = build_backend(cfg.backend, "backend")
-        budget = Budget(cfg.runner.max_cost_usd, cfg.runner.max_tokens)
-        if budget.max_cost_usd is not None and backend.pricing is None:
-            raise SimError("runner.max_cost_usd needs backend.pricing (input_usd_per_mtok and output_usd_per_mtok) to count cost")
         store = store or Store.open(cfg.store.path)
         parents = [cfg.run.fork_of] if cfg.run.get("fork_of") else list(cfg.run.get("fork_episodes") or [])
         forks = [Fork(store.episode(parent), cfg.run.fork_at) for parent in parents]
@@ -482,7 +481,9 @@ def execute(
         policy = retry_policy(cfg.runner)
         runner = EpisodeRunner(
             store=store,
-            executor=RequestExecutor(store, backend, policy, cfg.runner.use_cache, budget, store.run_spend(run_id)),
+            executor=RequestExecutor(
+                store, backend, policy, cfg.runner.use_cache, Budget(cfg.runner.max_cost_usd, cfg.runner.max_tokens), store.run_spend(run_id)
+            ),
             scenario=scenario,
             run_id=run_id,
             seed=cfg.seed,

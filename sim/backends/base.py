@@ -101,11 +101,14 @@ def build_backend(node: DictConfig, what: str) -> "Backend":
     """A backend from its config, carrying the config's pricing (checked) rather than handing it to the constructor."""
     settings = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
     pricing = settings.pop("pricing", None)
-    backend: Backend = build(OmegaConf.create(settings), what)
     if pricing is not None:
         prices = {key: pricing.get(key) for key in ("input_usd_per_mtok", "output_usd_per_mtok")} if isinstance(pricing, dict) else {}
-        if not prices or set(pricing) != set(prices) or any(not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 for value in prices.values()):
+        if not prices or set(pricing) != set(prices) or any(
+            not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 for value in prices.values()
+        ):
             raise SimError(f"{what}.pricing needs input_usd_per_mtok and output_usd_per_mtok, each a number >= 0, got {pricing}")
+    backend: Backend = build(OmegaConf.create(settings), what)
+    if pricing is not None:
         backend.pricing = Pricing(**{key: float(value) for key, value in prices.items()})
     return backend
 
