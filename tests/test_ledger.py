@@ -88,10 +88,16 @@ def test_the_ledger_sums_each_kind_of_call_with_its_own_pricing(tmp_path: Path) 
         again = run_sim(run_args(server, db, PRICING, "run.id=again", *judged_by), tmp_path)  # the same requests: all cached
         assert again.returncode == 0, again.stderr
         judged = len(judge.requests)
+        # A judge asked later, by `sim analyze`, is counted in the ledger of the run whose episodes it judged.
+        analyzed = run_sim(["analyze", "--db", str(db), "--run", "judged", "--analyzer", "role_drift", "analyzer.role_drift.mode=judge",
+                            *judge.backend_args("analyzer.role_drift.judge"), "analyzer.role_drift.judge=openai"], tmp_path)
+        assert analyzed.returncode == 0, analyzed.stderr
+        drift_judged = len(judge.requests) - judged
     shown = run_sim(["runs", "show", "judged", "--db", str(db), "--json"], tmp_path)
     assert shown.returncode == 0, shown.stderr
     ledger = {(row["kind"], row["purpose"]): row for row in json.loads(shown.stdout)["ledger"]}
-    assert set(ledger) == {("turn", "turn"), ("text", "specify_task"), ("judge", "digression")}
+    assert set(ledger) == {("turn", "turn"), ("text", "specify_task"), ("judge", "digression"), ("judge", "role_drift")}
+    assert ledger["judge", "role_drift"]["requests"] == drift_judged == EPISODES * TURNS, "one question per turn"
     turns, texts, judges = ledger["turn", "turn"], ledger["text", "specify_task"], ledger["judge", "digression"]
     assert (turns["requests"], texts["requests"], judges["requests"]) == (EPISODES * TURNS, EPISODES, judged)
     assert turns["cost_usd"] == pytest.approx(EPISODES * TURNS * PER_REQUEST_USD)
