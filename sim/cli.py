@@ -437,12 +437,12 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
     store = _open(db)
     try:
         row = store.run(run_id)
-        ledger = store.ledger(run_id)
+        ledger, total = store.ledger(run_id), store.ledger_total(run_id)
     finally:
         store.close()
     overrides = None if row["overrides_json"] is None else json.loads(row["overrides_json"])
     if as_json:
-        shown = {"id": run_id, "status": row["status"], "config_yaml": row["config_yaml"], "overrides": overrides, "ledger": ledger}
+        shown = {"id": run_id, "status": row["status"], "config_yaml": row["config_yaml"], "overrides": overrides, "ledger": ledger, "total": total}
         click.echo(json.dumps(shown, indent=2))
         return
     console = Console()
@@ -456,7 +456,7 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
     console.print("config:")
     console.print(escape((row["config_yaml"] or "").rstrip()), highlight=False)
     if ledger:
-        console.print(*rich_tables(ledger_table(run_id, ledger), console.width))
+        console.print(*rich_tables(ledger_table(run_id, ledger, total), console.width))
     else:
         console.print("ledger: no requests recorded")
 

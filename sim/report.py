@@ -158,6 +158,9 @@ def print_run(console: Console, report: "RunReport") -> None:
             f"  {totals['n_turns']} turns, {totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion tokens, "
             f"{totals['cache_hits']} cache hits, {totals['retries']} retries, {totals['wall_s']:.1f} s"
         )
+        if "cost_usd" in totals:
+            console.print(f"  {totals['requests']} requests sent in all (turns, texts, judges), cost {usd(totals['cost_usd'])}; "
+                          f"per kind of call: sim runs show {escape(report.run_id)}")
         if truncated := totals.get("truncated_turns"):
             console.print(
                 f"  [yellow]{truncated} of {totals['n_turns']} turns ({truncated / totals['n_turns']:.0%}) were cut at "
@@ -236,12 +239,9 @@ def runs_table(records: list[dict[str, Any]]) -> Tabular:
     return Tabular("Runs", columns, rows)
 
 
-def ledger_table(run_id: str, ledger: list[dict[str, Any]]) -> Tabular:
-    """A run's ledger, one row per kind of call and purpose and one for the whole run: requests sent, their tokens
-    and cost, and the requests, tokens and cost that cache hits saved."""
-    total = {name: sum(row[name] for row in ledger) for name in ("requests", "prompt_tokens", "completion_tokens", "cache_hits", "saved_tokens")}
-    total["cost_usd"] = None if any(row["cost_usd"] is None for row in ledger) else sum(row["cost_usd"] for row in ledger)
-    total["saved_usd"] = None if any(row["saved_usd"] is None for row in ledger) else sum(row["saved_usd"] for row in ledger)
+def ledger_table(run_id: str, ledger: list[dict[str, Any]], total: dict[str, Any]) -> Tabular:
+    """A run's ledger, one row per kind of call and purpose and one for the whole run (`total`): requests sent,
+    their tokens and cost, and the requests, tokens and cost that cache hits saved."""
     rows = [
         [kind, purpose, str(row["requests"]), str(row["prompt_tokens"]), str(row["completion_tokens"]), usd(row["cost_usd"]),
          str(row["cache_hits"]), str(row["saved_tokens"]), usd(row["saved_usd"])]

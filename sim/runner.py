@@ -433,8 +433,6 @@ def execute(
     for key in ("max_cost_usd", "max_tokens"):
         if cfg.runner[key] is not None and cfg.runner[key] <= 0:
             raise SimError(f"runner.{key} must be positive (or null for no cap), got {cfg.runner[key]}")
-    if cfg.runner.max_cost_usd is not None and cfg.backend.get("pricing") is None:
-        raise SimError("runner.max_cost_usd needs backend.pricing (input_usd_per_mtok and output_usd_per_mtok) to count cost")
     if not -(2**63) <= cfg.seed < 2**63:  # stored in an SQLite INTEGER column
         raise SimError(f"seed must fit in 64 bits (below 2**63 in size), got {cfg.seed}")
     store: Optional[Store] = None
@@ -449,6 +447,9 @@ def execute(
             stored_cfg = _resumable_config(store, run_id, cfg, overrides or [])
             if stored_cfg is not None:
                 cfg, resumed = stored_cfg, True
+        # Checked on the config the run goes on with: a resumed run keeps the pricing it was started with.
+        if cfg.runner.max_cost_usd is not None and cfg.backend.get("pricing") is None:
+            raise SimError("runner.max_cost_usd needs backend.pricing (input_usd_per_mtok and output_usd_per_mtok) to count cost")
         scenario: Scenario = build(cfg.scenario, "scenario")
         guards = build_guards(scenario.guards, cfg.get("analyzer"))
         scenario.prepare(Path(cfg.store.path))
@@ -506,12 +507,14 @@ def execute(
             # Not analyzed: the analyzers run on the whole run once a resume has finished it.
             totals = store.finish_run(run_id, BUDGET_STOPPED, time.perf_counter() - started)
             totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
+            totals.update({key: store.ledger_total(run_id)[key] for key in ("requests", "cost_usd")})
             return RunReport(run_id, store.path, outcomes, [], totals, resumed=resumed, stopped=True, caveat=backend.caveat)
         # `analyzing` until the analyzers are through: a run killed meanwhile is resumed, and analyzed, not done.
         totals = store.finish_run(run_id, "analyzing", time.perf_counter() - started)
         totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
         summaries = analyze(store, post_run_analyzers, run_id=run_id, progress=cfg.runner.progress)
         store.set_run_status(run_id, "done")
+        totals.update({key: store.ledger_total(run_id)[key] for key in ("requests", "cost_usd")})  # the judges' too
         return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed, caveat=backend.caveat)
     finally:
         if store is not None:

@@ -277,6 +277,11 @@ class Store:
         ).fetchall()
         return [_ledger_costs(dict(zip(("kind", "purpose", *LEDGER_NAMES), row))) for row in rows]
 
+    def ledger_total(self, run_id: str) -> dict[str, Any]:
+        """A run's whole ledger in one row: what `ledger` gives per kind of call, summed."""
+        row = self.db.execute(f"SELECT {LEDGER_SUMS} FROM requests q WHERE q.run_id = ?", [run_id]).fetchone()
+        return _ledger_costs(dict(zip(LEDGER_NAMES, row)))
+
     def run_spend(self, run_id: str) -> tuple[float, int]:
         """The cost (USD, of priced requests) and tokens of the requests a run's generation sent so far (not its
         judges', nor its cache hits): where a resumed run's budget starts."""

@@ -47,6 +47,7 @@ def test_a_budget_stops_the_run_near_its_cap_and_a_resume_with_a_higher_cap_fini
         assert run["requests"] == sent_before, "every request sent is in the ledger"
         assert (run["prompt_tokens"], run["completion_tokens"]) == (20 * sent_before, 8 * sent_before)
         assert run["cost_usd"] == pytest.approx(sent_before * PER_REQUEST_USD)
+        assert f"  {sent_before} requests sent in all (turns, texts, judges), cost ${run['cost_usd']:.4f}; " in stopped.stdout
         # Stopped by itself near the cap: not past it, and short of it by less than two requests' estimates
         # (each estimated at max_tokens=16 completion tokens, 0.052 USD or a little more).
         assert 0.5 - 2 * 0.06 < run["cost_usd"] <= 0.5
@@ -116,7 +117,9 @@ def test_sim_runs_show_prints_the_config_the_overrides_and_the_ledger(tmp_path: 
     db = tmp_path / "sim.db"
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server:
         assert run_sim(run_args(server, db, PRICING, "runner.max_cost_usd=0.2", "run.id=shown"), tmp_path).returncode == 3
-        assert run_sim(run_args(server, db, PRICING, "runner.max_cost_usd=5", "run.id=shown"), tmp_path).returncode == 0
+        # The resume names no backend: the run goes on with the one it was started with, and its pricing.
+        resumed = run_sim(["run", f"store.path={db}", "runner.analyze=[]", "runner.max_cost_usd=5", "run.id=shown"], tmp_path)
+        assert resumed.returncode == 0, resumed.stderr
     shown = run_sim(["runs", "show", "shown", "--db", str(db)], tmp_path)
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
