@@ -213,3 +213,20 @@ def test_a_database_from_before_the_ledger_gets_its_requested_turns_in_it(tmp_pa
     assert [(row["kind"], row["purpose"], row["requests"]) for row in store.ledger("r")] == [("turn", "turn", 1)]
     assert store.db["runs"].columns_dict["overrides_json"] is str
     store.close()
+
+
+def test_merged_shards_bring_their_ledgers_once(tmp_path: Path) -> None:
+    shards = [tmp_path / "a.db", tmp_path / "b.db"]
+    with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server:
+        for shard, seed in zip(shards, (1, 2)):
+            done = run_sim(run_args(server, shard, PRICING, f"seed={seed}", f"run.id=job{seed}"), tmp_path)
+            assert done.returncode == 0, done.stderr
+    merged = tmp_path / "merged.db"
+    for _ in range(2):  # a second merge of the same shards adds nothing
+        result = run_sim(["merge", *map(str, shards), "--into", str(merged)], tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].endswith("nothing new")
+    fields = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "cache_hits")
+    expected = {run_id: {key: run[key] for key in fields} for shard in shards for run_id, run in runs_json(shard, tmp_path).items()}
+    assert {run_id: {key: run[key] for key in fields} for run_id, run in runs_json(merged, tmp_path).items()} == expected
+    assert expected["job1"]["requests"] == EPISODES * (TURNS + 1)
