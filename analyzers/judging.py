@@ -18,7 +18,7 @@ from agents.verdicts import YES_NO_VERDICT, read_category, read_yes_no
 from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored
 from sim.backends import Backend
-from sim.config import build
+from sim.backends.base import build_backend
 from sim.errors import SimError, require_positive
 from sim.messages import ChatMessage, SamplingParams
 from sim.records import Annotation
@@ -112,6 +112,7 @@ class Judge:
         if not isinstance(config, dict) or "_target_" not in config:
             raise SimError(f"analyzer.{analyzer}.judge must be a backend preset name, self, or a backend config, got {backend!r}")
         self.backend_config = config
+        self.analyzer = analyzer
         self.params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens, seed=0)
         self.policy: Optional["RetryPolicy"] = None
         self.use_cache = True
@@ -126,13 +127,14 @@ class Judge:
     def open(self, store: "Store") -> None:
         """Build the backend and its executor (one event loop for the whole analysis, as backends keep clients)."""
         from sim.config import RunnerConfig
-        from sim.requests import RequestExecutor, retry_policy
+        from sim.requests import Budget, RequestExecutor, retry_policy
 
         self.loop = asyncio.new_event_loop()
-        self.backend = build(OmegaConf.create(self.backend_config), "judge backend")
-        # Outside a run (an analyzer used from Python), the runner's default retries.
+        self.backend = build_backend(OmegaConf.create(self.backend_config), "judge backend")
+        # Outside a run (an analyzer used from Python), the runner's default retries. Judges are not capped:
+        # runner.max_cost_usd and runner.max_tokens bound a run's generation.
         policy = self.policy or retry_policy(RunnerConfig())
-        self.executor = RequestExecutor(store, self.backend, policy, use_cache=self.use_cache)
+        self.executor = RequestExecutor(store, self.backend, policy, self.use_cache, Budget(None, None), (0.0, 0))
 
     @property
     def identity(self) -> str:
@@ -141,15 +143,19 @@ class Judge:
             raise RuntimeError("Judge.open(store) must come first")
         return f"{self.backend.name}:{self.backend.model}"
 
-    def ask(self, prompts: list[str], system: bool = False) -> list[str]:
-        """The backend's answers to several independent one-message prompts, asked concurrently; each prompt is
-        sent as a user message, or as one system message when `system`."""
+    def ask(self, prompts: list[str], about: "Episode", system: bool = False) -> list[str]:
+        """The backend's answers to several independent one-message prompts about one episode (the ledger records
+        them with it), asked concurrently; each prompt is sent as a user message, or as one system message when
+        `system`."""
         if self.loop is None or self.executor is None:
             raise RuntimeError("Judge.open(store) must come first")
+        from sim.requests import Call
+
         executor = self.executor
+        call = Call("judge", self.analyzer, about.run_id, about.id)
 
         async def one(prompt: str) -> str:
-            result = await executor.complete([ChatMessage("system" if system else "user", prompt)], self.params, 0)
+            result = await executor.complete([ChatMessage("system" if system else "user", prompt)], self.params, 0, call)
             return result.completion.text
 
         async def every() -> list[str]:
@@ -157,21 +163,21 @@ class Judge:
 
         return self.loop.run_until_complete(every())
 
-    def judge(self, protocol: Protocol, shown: dict[str, str], categories: int = 0) -> Judgment:
+    def judge(self, protocol: Protocol, shown: dict[str, str], about: "Episode", categories: int = 0) -> Judgment:
         """Ask `protocol` about one item: stage 1, then (two-stage protocols) stage 2 with the stage-1 verdict
         shown back, whose verdict wins where it gives one; then, for a yes and `categories` > 0, the category of
         the rationale."""
-        (first,) = self.ask([protocol.ask.format(**shown)], protocol.system)
+        (first,) = self.ask([protocol.ask.format(**shown)], about, protocol.system)
         judgment = Judgment(read_yes_no(first), [first])
         if protocol.explain is not None:
             label = NO_VERDICT if judgment.verdict is None else ("yes" if judgment.verdict else "no")
-            (second,) = self.ask([protocol.explain.format(**shown, verdict=label)], protocol.system)
+            (second,) = self.ask([protocol.explain.format(**shown, verdict=label)], about, protocol.system)
             judgment.answers.append(second)
             # Stage 2 invites a change of answer stated at its end; an explanation that states none keeps stage 1's.
             if (changed := read_yes_no(second)) is not None:
                 judgment.verdict = changed
         if judgment.verdict and categories and protocol.classify is not None:
-            (reply,) = self.ask([protocol.classify.format(**shown, rationale=judgment.rationale)], protocol.system)
+            (reply,) = self.ask([protocol.classify.format(**shown, rationale=judgment.rationale)], about, protocol.system)
             judgment.answers.append(reply)
             judgment.category = read_category(reply, categories)
         return judgment
@@ -281,7 +287,7 @@ class JudgesConversations(UsesJudge):
         `category[NAME]` of the category the judge sorted it into (`category_unanswered` when it named none)."""
         assert self.judge is not None
         shown = {"task": episode.task or "", "transcript": transcript(episode, self.max_turns, self.max_chars)}
-        judgment = self.judge.judge(self.protocol, shown, len(categories))
+        judgment = self.judge.judge(self.protocol, shown, episode, len(categories))
         detail = {**self.judged_by(episode), "protocol": self.protocol.name, "answers": judgment.answers}
         annotations = [Annotation(episode.id, "unanswered_rate", float(judgment.verdict is None), detail=detail)]
         if judgment.verdict is None:

@@ -229,7 +229,7 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
             prompts.append(QUESTION.format(own=role_description(episode, turn.role), partners=partners, task=task, content=turn.content.strip()))
         result = []
         who = {**self.judged_by(episode), "protocol": "short"}
-        for turn, answer in zip(turns, self.judge.ask(prompts)):
+        for turn, answer in zip(turns, self.judge.ask(prompts, episode)):
             verdict = read_yes_no(answer)
             annotations = [Annotation(episode.id, "unanswered_rate", float(verdict is None), turn_idx=turn.idx, detail={**who, "answers": [answer]})]
             if verdict is not None:

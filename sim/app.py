@@ -35,6 +35,8 @@ MULTIRUN_FLAGS = ("-m", "--multirun")
 OWN_LOGGERS = ("sim", "agents", "scenarios", "analyzers", "__main__")
 # The shell's status for a program stopped by Ctrl-C (128 + SIGINT).
 INTERRUPTED_EXIT = 130
+# A run that runner.max_cost_usd or runner.max_tokens stopped, resumable with a higher cap.
+BUDGET_EXIT = 3
 # Launcher presets whose jobs run on other machines, where one SQLite file would be shared over a network file system.
 CLUSTER_LAUNCHERS = ("slurm", "submitit_slurm")
 RAY_LAUNCHERS = ("ray_cluster", "ray")
@@ -215,6 +217,12 @@ def hydra_main(cfg: DictConfig) -> None:
         print(f"error: job {hydra_cfg.job.num} ({' '.join(task_overrides)}): {error}", file=sys.stderr)
         raise error from None
     print_run(Console(), report)
+    if report.stopped:
+        resume = [o for o in task_overrides if override_key(o) != "run.id"] + [f"run.id={cfg.run.id}"]
+        print(f"stopped: budget; run {cfg.run.id} keeps what it stored. Resume it with a higher runner.max_cost_usd or "
+              f"runner.max_tokens: sim run {shlex.join(resume)}", file=sys.stderr)
+        if sweep_id is None:  # a sweep goes on with its other jobs
+            raise SystemExit(BUDGET_EXIT)
 
 
 def _own_or_warning(record: logging.LogRecord) -> bool:

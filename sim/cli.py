@@ -384,19 +384,24 @@ def episodes(db: str, run_id: Optional[str], all_runs: bool, as_json: bool) -> N
         console.print(episodes_table(rows, console.width))
 
 
-@cli.command()
+@cli.group(invoke_without_command=True)
 @click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
 @click.option("--sweep", "sweep_id", help="Only the runs of this sweep (its id, as `sim compare --sweep` takes it).")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON (one object per run).")
-def runs(db: str, sweep_id: Optional[str], as_json: bool) -> None:
+@click.pass_context
+def runs(ctx: click.Context, db: str, sweep_id: Optional[str], as_json: bool) -> None:
     """List stored runs: status, scenario, model, episodes done/failed/pending, turns and the share cut at
-    max_tokens, tokens, cache hits, wall time.
+    max_tokens, tokens in/out and cost of every request (judges' too; `unpriced` without backend.pricing),
+    cache hits, wall time. `sim runs show ID` shows one run.
 
     \b
     Examples:
         sim runs
         sim runs --db runs/sweep.db --sweep multirun/2026-12-01/10-00-00-000000 --json
+        sim runs show 20261125-080000-1a2b3c
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from sim.report import rich_tables, run_record, runs_table
 
     store = _open(db)
@@ -411,6 +416,49 @@ def runs(db: str, sweep_id: Optional[str], as_json: bool) -> None:
     else:
         console = Console()
         console.print(*rich_tables(runs_table(records), console.width))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--db", default=DEFAULT_DB, show_default=True, help="SQLite database.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON: config, overrides and ledger.")
+def runs_show(run_id: str, db: str, as_json: bool) -> None:
+    """Show one run: its stored config (secrets redacted), the overrides of each session that started or resumed
+    it, and its ledger per kind of call (turns, texts such as a task specifier's, judges), with cost and what the
+    cache saved.
+
+    \b
+    Examples:
+        sim runs show 20261125-080000-1a2b3c --db runs/sim.db
+        sim runs show 20261125-080000-1a2b3c --json
+    """
+    from sim.report import ledger_table, rich_tables
+
+    store = _open(db)
+    try:
+        row = store.run(run_id)
+        ledger, total = store.ledger(run_id), store.ledger_total(run_id)
+    finally:
+        store.close()
+    overrides = None if row["overrides_json"] is None else json.loads(row["overrides_json"])
+    if as_json:
+        shown = {"id": run_id, "status": row["status"], "config_yaml": row["config_yaml"], "overrides": overrides, "ledger": ledger, "total": total}
+        click.echo(json.dumps(shown, indent=2))
+        return
+    console = Console()
+    console.print(f"run [bold]{escape(run_id)}[/]  {escape(row['status'] or '')}  {escape(row['scenario'] or '')}  "
+                  f"{escape(row['backend'] or '')}:{escape(row['model'] or '')}")
+    if overrides is None:
+        console.print("overrides: not recorded (the run predates their recording)")
+    for number, session in enumerate(overrides or []):
+        said = shlex.join(session) if session else "(none)"
+        console.print(f"overrides {'started' if number == 0 else f'resume {number}'}: {escape(said)}")
+    console.print("config:")
+    console.print(escape((row["config_yaml"] or "").rstrip()), highlight=False)
+    if ledger:
+        console.print(*rich_tables(ledger_table(run_id, ledger, total), console.width))
+    else:
+        console.print("ledger: no requests recorded")
 
 
 def _overrides_and_config_dir(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:

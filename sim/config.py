@@ -34,6 +34,10 @@ class RunnerConfig:
     backoff_initial_s: float = 0.5
     backoff_max_s: float = 30.0
     retry_after_max_s: float = 300.0
+    # Caps on what a run's generation spends (null: none): a request that could pass one is not sent, and the run
+    # ends as `stopped: budget`, resumable with a higher cap. The cost cap needs backend.pricing.
+    max_cost_usd: Optional[float] = None
+    max_tokens: Optional[int] = None
 
 
 @dataclass

@@ -42,19 +42,20 @@ def _upsert_runs(store: Store) -> int:
 
 
 def _take_episodes(store: Store) -> dict[str, int]:
-    """Copy the shard's new episodes and the finished copies of unfinished ones, each with all its turns and
-    annotations in place of the target's: an episode comes whole from one file, never spliced from two."""
+    """Copy the shard's new episodes and the finished copies of unfinished ones, each with all its turns,
+    annotations and ledger rows (`requests`) in place of the target's: an episode comes whole from one file, never
+    spliced from two."""
     conn = store.db.conn
     conn.execute(f"DROP TABLE IF EXISTS {TAKEN}")
     conn.execute(
         f"CREATE TABLE {TAKEN} AS SELECT s.id FROM {SHARD}.episodes s LEFT JOIN main.episodes m ON m.id = s.id"
         f" WHERE m.id IS NULL OR (m.status NOT IN {FINISHED_EPISODE} AND s.status IN {FINISHED_EPISODE})"
     )
-    for table in ("turns", "annotations"):
+    for table in ("turns", "annotations", "requests"):
         conn.execute(f"DELETE FROM main.{table} WHERE episode_id IN (SELECT id FROM {TAKEN})")
     conn.execute(f"DELETE FROM main.episodes WHERE id IN (SELECT id FROM {TAKEN})")
     rows = {}
-    for table, key in (("episodes", "id"), ("turns", "episode_id"), ("annotations", "episode_id")):
+    for table, key in (("episodes", "id"), ("turns", "episode_id"), ("annotations", "episode_id"), ("requests", "episode_id")):
         columns = _columns(store, table, skip=() if table == "episodes" else ("id",))
         rows[table] = conn.execute(
             f"INSERT INTO main.{table} ({columns}) SELECT {columns} FROM {SHARD}.{table}"

@@ -231,3 +231,42 @@ def m008_turn_kinds(db: Database) -> None:
             " (SELECT e.id FROM episodes e JOIN imports i ON i.dataset = e.dataset WHERE e.source = 'imported' AND i.format = ?)",
             [*texts, format_name],
         )
+
+
+@migrations()
+def m009_request_ledger(db: Database) -> None:
+    """The ledger: one row per answered request (a turn's, a text's such as a task specifier's or a moderator's, a
+    judge's), sent or served from the cache, with its tokens and, where its backend is priced, its cost. Filled
+    here with the requested turns stored so far (their cost unknown: no pricing was recorded then). Runs keep the
+    command-line overrides of each session that started or resumed them (`overrides_json`, a list of lists)."""
+    db["runs"].add_column("overrides_json", str)
+    db["requests"].create(
+        {
+            "id": int,
+            "run_id": str,
+            "episode_id": str,
+            "kind": str,
+            "purpose": str,
+            "backend": str,
+            "model": str,
+            "request_hash": str,
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "cost_usd": float,
+            "cache_hit": int,
+            "retries": int,
+            "latency_ms": float,
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["requests"].create_index(["run_id", "kind"])
+    db["requests"].create_index(["episode_id"])
+    db.execute(
+        "INSERT INTO requests (run_id, episode_id, kind, purpose, backend, model, request_hash, prompt_tokens,"
+        " completion_tokens, cache_hit, retries, latency_ms, created_at)"
+        " SELECT e.run_id, t.episode_id, 'turn', 'turn', r.backend, r.model, t.request_hash, t.prompt_tokens,"
+        " t.completion_tokens, t.cache_hit, t.retries, t.latency_ms, t.created_at"
+        " FROM turns t JOIN episodes e ON e.id = t.episode_id JOIN runs r ON r.id = e.run_id"
+        " WHERE t.cache_hit IS NOT NULL ORDER BY t.id"
+    )

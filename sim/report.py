@@ -158,6 +158,9 @@ def print_run(console: Console, report: "RunReport") -> None:
             f"  {totals['n_turns']} turns, {totals['prompt_tokens']} prompt + {totals['completion_tokens']} completion tokens, "
             f"{totals['cache_hits']} cache hits, {totals['retries']} retries, {totals['wall_s']:.1f} s"
         )
+        if "cost_usd" in totals:
+            console.print(f"  {totals['requests']} requests sent in all (turns, texts, judges), cost {usd(totals['cost_usd'])}; "
+                          f"per kind of call: sim runs show {escape(report.run_id)}")
         if truncated := totals.get("truncated_turns"):
             console.print(
                 f"  [yellow]{truncated} of {totals['n_turns']} turns ({truncated / totals['n_turns']:.0%}) were cut at "
@@ -211,8 +214,16 @@ def run_record(row: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
+def usd(value: Optional[float]) -> str:
+    """A cost as `sim runs` prints it: dollars to four decimals (more when smaller), or `unpriced`."""
+    if value is None:
+        return "unpriced"
+    return f"${value:.4f}" if value == 0 or value >= 0.0001 else f"${value:.2g}"
+
+
 def runs_table(records: list[dict[str, Any]]) -> Tabular:
-    """The runs, one row each: what made it, how far it got, its tokens, and how many of its turns were cut."""
+    """The runs, one row each: what made it, how far it got, its requests' tokens and cost, and how many of its
+    turns were cut."""
     rows = []
     for r in records:
         pending = "?" if r["episodes_pending"] is None else str(r["episodes_pending"])
@@ -220,12 +231,24 @@ def runs_table(records: list[dict[str, Any]]) -> Tabular:
         rows.append([
             r["id"], r["status"] or "", r["scenario"] or "", f"{r['backend']}:\n{r['model']}",
             f"{r['episodes_done']}/{r['episodes_failed']}/{pending}", str(r["n_turns"]), cut,
-            f"{r['prompt_tokens']}\n{r['completion_tokens']}", str(r["cache_hits"]),
+            f"{r['prompt_tokens']}\n{r['completion_tokens']}", usd(r["cost_usd"]), str(r["cache_hits"]),
             "" if r["wall_s"] is None else f"{r['wall_s']:.0f}", (r["created_at"] or "")[:16].replace("T", "\n"),
         ])
     columns = ["run", "status", "scenario", "backend:\nmodel", "episodes\ndone/failed\n/pending", "turns", "cut at\nmax_tokens",
-               "tokens\nin/out", "cache\nhits", "wall\ns", "created\n(UTC)"]
+               "tokens\nin/out", "cost", "cache\nhits", "wall\ns", "created\n(UTC)"]
     return Tabular("Runs", columns, rows)
+
+
+def ledger_table(run_id: str, ledger: list[dict[str, Any]], total: dict[str, Any]) -> Tabular:
+    """A run's ledger, one row per kind of call and purpose and one for the whole run (`total`): requests sent,
+    their tokens and cost, and the requests, tokens and cost that cache hits saved."""
+    rows = [
+        [kind, purpose, str(row["requests"]), str(row["prompt_tokens"]), str(row["completion_tokens"]), usd(row["cost_usd"]),
+         str(row["cache_hits"]), str(row["saved_tokens"]), usd(row["saved_usd"])]
+        for kind, purpose, row in [*((row["kind"], row["purpose"], row) for row in ledger), ("all", "", total)]
+    ]
+    columns = ["kind", "purpose", "requests\nsent", "tokens\nin", "tokens\nout", "cost", "cache\nhits", "tokens\nsaved", "cost\nsaved"]
+    return Tabular(f"Ledger of run {run_id}", columns, rows)
 
 
 def render_episode(

@@ -20,6 +20,7 @@ import sim
 from scenarios import EpisodePlan, Outcome, Scenario
 from sim.analysis import AnalyzerSummary, analyze, build_analyzers
 from sim.backends import Backend, BackendError
+from sim.backends.base import build_backend
 from sim.compose import GROUPS, apply_overrides, override_key
 from sim.config import build, redacted_yaml
 from sim.errors import SimError
@@ -28,11 +29,14 @@ from sim.ids import episode_id_of, episode_index_of, new_run_id
 from sim.messages import ChatMessage, SamplingParams
 from sim.progress import RunProgress
 from sim.records import Episode, Turn
-from sim.requests import RequestExecutor, retry_policy
+from sim.requests import Budget, BudgetStop, Call, RequestExecutor, retry_policy
 from sim.store import Store
 
 VERSIONED_PACKAGES = ("artifact-sim", "hydra-core", "omegaconf", "llama-cpp-python", "openai", "sqlite-utils")
 FINISHED = ("done", "failed")
+# The status of a run, and of its episodes left unfinished, that a budget stopped (resumable, with a higher cap).
+BUDGET_STOPPED = "stopped: budget"
+EPISODE_STOPPED = "stopped"
 
 
 @dataclass
@@ -46,6 +50,7 @@ class RunReport:
     totals: dict[str, Any] = field(default_factory=dict)
     already_done: bool = False
     resumed: bool = False
+    stopped: bool = False  # the budget stopped it before every episode was played
     caveat: Optional[str] = None  # the backend's word on what its model's data can show
 
 
@@ -190,7 +195,8 @@ class StoredEpisodeContext:
     async def _request_turn(
         self, idx: int, speaker: str, role: str, messages: list[ChatMessage], sampling: SamplingParams, key: str
     ) -> Turn:
-        result = await self.executor.complete(messages, self._params(sampling, key), self.plan.index)
+        call = Call("turn", "turn", self.run_id, self.episode_id)
+        result = await self.executor.complete(messages, self._params(sampling, key), self.plan.index, call)
         completion = result.completion
         self._token_logprobs[idx] = completion.token_logprobs
         return Turn(
@@ -233,7 +239,8 @@ class StoredEpisodeContext:
         """Text that is not a turn; kept in the episode's meta so that a resumed episode reuses it."""
         generated = self.meta.setdefault("generated", {})
         if key not in generated:
-            result = await self.executor.complete(messages, self._params(sampling, key), self.plan.index)
+            call = Call("text", key.partition(":")[0], self.run_id, self.episode_id)
+            result = await self.executor.complete(messages, self._params(sampling, key), self.plan.index, call)
             generated[key] = result.completion.text
             self.store.update_episode_meta(self.episode_id, meta_json=json.dumps(self.meta))
         return generated[key]
@@ -273,7 +280,9 @@ class EpisodeRunner:
             async def play_in_slot(plan: EpisodePlan) -> Outcome:
                 await asyncio.gather(*(ended[index] for index in plan.depends_on))
                 async with slots:
-                    outcome = await self.play_one(plan, progress)
+                    # Once the budget stopped the run, an episode not yet begun is left unplayed, with no row.
+                    stopped = self.executor.stopped and self.store.find_episode_row(episode_id_of(self.run_id, plan.index)) is None
+                    outcome = Outcome(EPISODE_STOPPED, "budget") if stopped else await self.play_one(plan, progress)
                 ended[plan.index].set_result(None)
                 progress.episode_done()
                 return outcome
@@ -318,6 +327,9 @@ class EpisodeRunner:
             outcome = await self.scenario.play(plan, ctx)
         except GuardStop as stop:
             outcome = Outcome("done", stop.reason)
+        except BudgetStop:
+            # Unfinished and resumable: a resume with a higher cap plays it on from its stored turns.
+            outcome = Outcome(EPISODE_STOPPED, "budget")
         except BackendError as exc:
             outcome = Outcome("failed", f"backend_error: {exc}")
             failed_attempts = exc.attempts
@@ -378,6 +390,9 @@ def execute(
     for key in ("backoff_initial_s", "backoff_max_s", "retry_after_max_s"):
         if cfg.runner[key] < 0:
             raise SimError(f"runner.{key} must not be negative, got {cfg.runner[key]}")
+    for key in ("max_cost_usd", "max_tokens"):
+        if cfg.runner[key] is not None and cfg.runner[key] <= 0:
+            raise SimError(f"runner.{key} must be positive (or null for no cap), got {cfg.runner[key]}")
     if not -(2**63) <= cfg.seed < 2**63:  # stored in an SQLite INTEGER column
         raise SimError(f"seed must fit in 64 bits (below 2**63 in size), got {cfg.seed}")
     store: Optional[Store] = None
@@ -392,16 +407,19 @@ def execute(
             stored_cfg = _resumable_config(store, run_id, cfg, overrides or [])
             if stored_cfg is not None:
                 cfg, resumed = stored_cfg, True
+        # Checked on the config the run goes on with: a resumed run keeps the pricing it was started with.
+        if cfg.runner.max_cost_usd is not None and cfg.backend.get("pricing") is None:
+            raise SimError("runner.max_cost_usd needs backend.pricing (input_usd_per_mtok and output_usd_per_mtok) to count cost")
         scenario: Scenario = build(cfg.scenario, "scenario")
         guards = build_guards(scenario.guards, cfg.get("analyzer"))
         scenario.prepare(Path(cfg.store.path))
-        backend: Backend = build(cfg.backend, "backend")
+        backend: Backend = build_backend(cfg.backend, "backend")
         store = store or Store.open(cfg.store.path)
         parents = [cfg.run.fork_of] if cfg.run.get("fork_of") else list(cfg.run.get("fork_episodes") or [])
         forks = [Fork(store.episode(parent), cfg.run.fork_at) for parent in parents]
         fork_plans = [fork.plan(scenario) for fork in forks]
         if resumed:
-            store.restart_run(run_id)
+            store.restart_run(run_id, overrides or [])
         else:
             store.start_run(
                 {
@@ -414,6 +432,7 @@ def execute(
                     "config_yaml": redacted_yaml(cfg),
                     "git_sha": source_git_sha(),
                     "versions_json": json.dumps(package_versions()),
+                    "overrides_json": json.dumps([overrides or []]),
                 }
             )
         for fork, plan in zip(forks, fork_plans):
@@ -423,7 +442,9 @@ def execute(
         policy = retry_policy(cfg.runner)
         runner = EpisodeRunner(
             store=store,
-            executor=RequestExecutor(store, backend, policy, cfg.runner.use_cache),
+            executor=RequestExecutor(
+                store, backend, policy, cfg.runner.use_cache, Budget(cfg.runner.max_cost_usd, cfg.runner.max_tokens), store.run_spend(run_id)
+            ),
             scenario=scenario,
             run_id=run_id,
             seed=cfg.seed,
@@ -442,11 +463,18 @@ def execute(
             store.finish_run(run_id, "interrupted", time.perf_counter() - started)
             raise
         cpu_s = time.process_time() - cpu_started
+        if runner.executor.stopped:
+            # Not analyzed: the analyzers run on the whole run once a resume has finished it.
+            totals = store.finish_run(run_id, BUDGET_STOPPED, time.perf_counter() - started)
+            totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
+            totals.update({key: store.ledger_total(run_id)[key] for key in ("requests", "cost_usd")})
+            return RunReport(run_id, store.path, outcomes, [], totals, resumed=resumed, stopped=True, caveat=backend.caveat)
         # `analyzing` until the analyzers are through: a run killed meanwhile is resumed, and analyzed, not done.
         totals = store.finish_run(run_id, "analyzing", time.perf_counter() - started)
         totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
         summaries = analyze(store, post_run_analyzers, run_id=run_id, progress=cfg.runner.progress)
         store.set_run_status(run_id, "done")
+        totals.update({key: store.ledger_total(run_id)[key] for key in ("requests", "cost_usd")})  # the judges' too
         return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed, caveat=backend.caveat)
     finally:
         if store is not None:

@@ -30,6 +30,26 @@ TURN_COLUMNS = tuple(Turn.__dataclass_fields__)
 TEXT_COLUMNS = ("idx", "speaker", "role", "content")
 
 
+# A ledger's sums over `requests q`: requests sent, their tokens, their cost (null when any of them is unpriced) and
+# how many of them are unpriced, and the requests answered from the cache with the tokens and cost they saved (null
+# when any of them is unpriced).
+LEDGER_SUMS = """coalesce(sum(NOT q.cache_hit), 0), coalesce(sum(CASE WHEN q.cache_hit THEN 0 ELSE q.prompt_tokens END), 0),
+    coalesce(sum(CASE WHEN q.cache_hit THEN 0 ELSE q.completion_tokens END), 0),
+    CASE WHEN sum(NOT q.cache_hit AND q.cost_usd IS NULL) THEN NULL ELSE coalesce(sum(CASE WHEN q.cache_hit THEN 0 ELSE q.cost_usd END), 0) END,
+    coalesce(sum(NOT q.cache_hit AND q.cost_usd IS NULL), 0), coalesce(sum(q.cache_hit), 0),
+    coalesce(sum(CASE WHEN q.cache_hit THEN coalesce(q.prompt_tokens, 0) + coalesce(q.completion_tokens, 0) END), 0),
+    CASE WHEN sum(q.cache_hit AND q.cost_usd IS NULL) THEN NULL ELSE coalesce(sum(CASE WHEN q.cache_hit THEN q.cost_usd END), 0) END"""
+LEDGER_NAMES = ("requests", "prompt_tokens", "completion_tokens", "cost_usd", "unpriced_requests", "cache_hits",
+                "saved_tokens", "saved_usd")
+
+
+def _ledger_costs(row: dict[str, Any]) -> dict[str, Any]:
+    """A ledger row with its costs rounded to micro-dollars (None stays None: unpriced)."""
+    for name in ("cost_usd", "saved_usd"):
+        row[name] = None if row[name] is None else round(row[name], 6)
+    return row
+
+
 def _check_is_sqlite(path: Path, option: str) -> None:
     """Refuse a file that exists but is not a SQLite database, before SQLite touches it; `option` names where the
     path came from (store.path, --db, ...) in the error."""
@@ -179,9 +199,10 @@ class Store:
             raise SimError(f"run.id {run['id']!r} already exists in {self.path}; choose another run.id")
         self.db["runs"].insert({**run, "created_at": utc_now(), "status": "running"})
 
-    def restart_run(self, run_id: str) -> None:
-        """Mark an unfinished run as running again before it is resumed."""
-        self.db["runs"].update(run_id, {"status": "running", "finished_at": None})
+    def restart_run(self, run_id: str, overrides: list[str]) -> None:
+        """Mark an unfinished run as running again before it is resumed, adding this session's overrides to its own."""
+        sessions = json.loads(self.run(run_id)["overrides_json"] or "[]")
+        self.db["runs"].update(run_id, {"status": "running", "finished_at": None, "overrides_json": json.dumps([*sessions, overrides])})
 
     def set_run_status(self, run_id: str, status: str) -> None:
         """Change a run's status, keeping its totals."""
@@ -222,31 +243,58 @@ class Store:
         return row
 
     def run_overview(self, sweep_id: Optional[str] = None) -> list[dict[str, Any]]:
-        """Every run (or a sweep's), oldest first, with its episodes by status and its turns' totals as stored now,
-        so that a run still going, or stopped, is counted too."""
+        """Every run (or a sweep's), oldest first, with its episodes by status, its turns' totals and its ledger's
+        (requests sent and their tokens and cost, requests answered from the cache and what they saved) as stored
+        now, so that a run still going, or stopped, is counted too."""
         where, params = ("WHERE r.sweep_id = ?", [sweep_id]) if sweep_id is not None else ("", [])
         rows = self.db.execute(
             f"""
             SELECT r.id, r.status, r.scenario, r.backend, r.model, r.sweep_id, r.created_at, r.wall_s, r.config_yaml,
                    coalesce(e.done, 0), coalesce(e.failed, 0), coalesce(e.unfinished, 0), coalesce(t.n_turns, 0),
-                   coalesce(t.prompt_tokens, 0), coalesce(t.completion_tokens, 0), coalesce(t.cache_hits, 0),
-                   coalesce(t.truncated, 0)
+                   coalesce(t.truncated, 0), {LEDGER_SUMS}
             FROM runs r
             LEFT JOIN (SELECT run_id, sum(status = 'done') AS done, sum(status = 'failed') AS failed,
                               sum(status NOT IN ('done', 'failed')) AS unfinished
                        FROM episodes GROUP BY run_id) e ON e.run_id = r.id
-            LEFT JOIN (SELECT e.run_id, count(*) AS n_turns, sum(t.prompt_tokens) AS prompt_tokens,
-                              sum(t.completion_tokens) AS completion_tokens, sum(t.cache_hit) AS cache_hits,
-                              sum(t.finish_reason = ?) AS truncated
+            LEFT JOIN (SELECT e.run_id, count(*) AS n_turns, sum(t.finish_reason = ?) AS truncated
                        FROM turns t JOIN episodes e ON t.episode_id = e.id GROUP BY e.run_id) t ON t.run_id = r.id
-            {where} ORDER BY r.created_at, r.id
+            LEFT JOIN requests q ON q.run_id = r.id
+            {where} GROUP BY r.id ORDER BY r.created_at, r.id
             """,
             [TRUNCATED, *params],
         ).fetchall()
         names = ("id", "status", "scenario", "backend", "model", "sweep_id", "created_at", "wall_s", "config_yaml",
-                 "episodes_done", "episodes_failed", "episodes_unfinished", "n_turns", "prompt_tokens", "completion_tokens",
-                 "cache_hits", "truncated_turns")
-        return [dict(zip(names, row)) for row in rows]
+                 "episodes_done", "episodes_failed", "episodes_unfinished", "n_turns", "truncated_turns", *LEDGER_NAMES)
+        return [_ledger_costs(dict(zip(names, row))) for row in rows]
+
+    def ledger(self, run_id: str) -> list[dict[str, Any]]:
+        """A run's ledger per kind of call (turn, text, judge) and purpose (a text's key such as specify_task or
+        moderator, a judge's analyzer): requests sent, their tokens and cost, and what cache hits saved."""
+        rows = self.db.execute(
+            f"SELECT q.kind, q.purpose, {LEDGER_SUMS} FROM requests q WHERE q.run_id = ?"
+            " GROUP BY q.kind, q.purpose ORDER BY min(q.id)",
+            [run_id],
+        ).fetchall()
+        return [_ledger_costs(dict(zip(("kind", "purpose", *LEDGER_NAMES), row))) for row in rows]
+
+    def ledger_total(self, run_id: str) -> dict[str, Any]:
+        """A run's whole ledger in one row: what `ledger` gives per kind of call, summed."""
+        row = self.db.execute(f"SELECT {LEDGER_SUMS} FROM requests q WHERE q.run_id = ?", [run_id]).fetchone()
+        return _ledger_costs(dict(zip(LEDGER_NAMES, row)))
+
+    def run_spend(self, run_id: str) -> tuple[float, int]:
+        """The cost (USD, of priced requests) and tokens of the requests a run's generation sent so far (not its
+        judges', nor its cache hits): where a resumed run's budget starts."""
+        usd, tokens = self.db.execute(
+            "SELECT coalesce(sum(cost_usd), 0), coalesce(sum(coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0)), 0)"
+            " FROM requests WHERE run_id = ? AND kind != 'judge' AND NOT cache_hit",
+            [run_id],
+        ).fetchone()
+        return float(usd), int(tokens)
+
+    def add_request(self, row: dict[str, Any]) -> None:
+        """Record one answered request in the ledger."""
+        self._insert_now("requests", {**row, "created_at": utc_now()})
 
     def latest_run_id(self) -> Optional[str]:
         """The most recently created run, if any."""

@@ -16,12 +16,16 @@ Answer = Callable[[list[dict[str, Any]]], str]
 
 class ScriptedServer:
     """Serves `/v1/models` and `/v1/chat/completions` on 127.0.0.1; each completion's text is `answer(messages)`.
-    `requests` holds every chat request body received, in order of arrival."""
+    `requests` holds every chat request body received, in order of arrival. Each answer reports a prompt token per
+    word of the messages and a completion token per word of the reply, or the fixed (prompt, completion) `usage`."""
 
-    def __init__(self, answer: Answer, model: str = MODEL, logprob: float | None = None) -> None:
+    def __init__(
+        self, answer: Answer, model: str = MODEL, logprob: float | None = None, usage: tuple[int, int] | None = None
+    ) -> None:
         self.answer = answer
         self.model = model
         self.logprob = logprob
+        self.usage = usage
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -59,9 +63,10 @@ class ScriptedServer:
         if body.get("logprobs") and self.logprob is not None:
             choice["logprobs"] = {"content": [{"token": text, "logprob": self.logprob, "bytes": None, "top_logprobs": []}]}
         words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages") or [])
+        prompt, completion = self.usage or (words, len(text.split()))
         return {
             "id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()), "model": self.model,
-            "choices": [choice], "usage": {"prompt_tokens": words, "completion_tokens": len(text.split()), "total_tokens": words + len(text.split())},
+            "choices": [choice], "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
         }
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

@@ -76,6 +76,11 @@ def contents(folder: Path) -> dict[str, bytes | None]:
         (("runner.analyze=[human_likeness]", "analyzer.human_likeness.max_turns=-1"), ("analyzer.human_likeness.max_turns must be positive, got -1",)),
         (("runner.analyze=[digression]", "analyzer.digression.max_chars=0"), ("analyzer.digression.max_chars must be positive, got 0",)),
         (("runner.analyze=[role_drift]", "analyzer.role_drift.threshold=-0.1"), ("analyzer.role_drift.threshold must be in (0, 1], got -0.1",)),
+        ("runner.max_cost_usd=0", ("runner.max_cost_usd must be positive (or null for no cap), got 0",)),
+        ("runner.max_tokens=-1", ("runner.max_tokens must be positive (or null for no cap), got -1",)),
+        ("runner.max_cost_usd=1", ("runner.max_cost_usd needs backend.pricing",)),
+        ("backend.pricing={input_usd_per_mtok:1}", ("backend.pricing needs input_usd_per_mtok and output_usd_per_mtok",)),
+        ("backend.pricing={input_usd_per_mtok:1,output_usd_per_mtok:-2}", ("backend.pricing needs", "output_usd_per_mtok': -2")),
         ("store.path=", ("store.path: . is a directory",)),
         # an API key typed on the command line, under any secret-looking key, is refused before Hydra records it
         ("backend.api_key=sk-typed-key", ("backend.api_key: keys are not taken on the command line", "api_key_env")),

@@ -65,17 +65,18 @@ def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path
 def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
     from sim.messages import ChatMessage, SamplingParams
     from sim.backends.openai_api import OpenAIBackend
-    from sim.requests import RequestExecutor, RetryPolicy
+    from sim.requests import Budget, Call, RequestExecutor, RetryPolicy
     from sim.store import Store
 
     store = Store.open(tmp_path / "sim.db")
     with FaultProxy(llama_server, script=("429_retry_after", "503"), retry_after_s=1.5) as proxy:
         backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None)
-        executor = RequestExecutor(store, backend, RetryPolicy(max_attempts=3, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0), use_cache=False)
+        policy = RetryPolicy(max_attempts=3, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0)
+        executor = RequestExecutor(store, backend, policy, False, Budget(None, None), (0.0, 0))
 
         async def timed() -> tuple:
             started = time.monotonic()
-            result = await executor.complete([ChatMessage("user", "Hi")], SamplingParams(max_tokens=4), 0)
+            result = await executor.complete([ChatMessage("user", "Hi")], SamplingParams(max_tokens=4), 0, Call("turn", "turn", None, None))
             await backend.aclose()
             return result, time.monotonic() - started
 
@@ -88,7 +89,7 @@ def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
 def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str) -> None:
     from sim.messages import ChatMessage, SamplingParams
     from sim.backends.openai_api import OpenAIBackend
-    from sim.requests import RequestExecutor, RetryPolicy
+    from sim.requests import Budget, Call, RequestExecutor, RetryPolicy
     from sim.store import Store
 
     store = Store.open(tmp_path / "sim.db")
@@ -96,11 +97,11 @@ def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str) -> None:
     with FaultProxy(llama_server, script=FAULTS, stall_s=3) as proxy:
         backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None, timeout_s=2)
         policy = RetryPolicy(max_attempts=len(FAULTS) + 1, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0)
-        executor = RequestExecutor(store, backend, policy, use_cache=False)
+        executor = RequestExecutor(store, backend, policy, False, Budget(None, None), (0.0, 0))
 
         async def complete():
             try:
-                return await executor.complete([ChatMessage("user", "Hi")], SamplingParams(max_tokens=4), 0)
+                return await executor.complete([ChatMessage("user", "Hi")], SamplingParams(max_tokens=4), 0, Call("turn", "turn", None, None))
             finally:
                 await backend.aclose()
 

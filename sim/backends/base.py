@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from omegaconf import DictConfig, OmegaConf
+
+from sim.config import build
 from sim.errors import SimError
 from sim.messages import ChatMessage, SamplingParams
 from sim.registry import Registry
@@ -53,6 +56,44 @@ def choice_token_logprobs(choice: dict[str, Any]) -> list[tuple[str, float]] | N
     return [(str(token["token"]), float(token["logprob"])) for token in tokens]
 
 
+@dataclass(frozen=True)
+class Pricing:
+    """What a backend's tokens cost: USD per million prompt (input) and completion (output) tokens."""
+
+    input_usd_per_mtok: float
+    output_usd_per_mtok: float
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The cost of one request's tokens."""
+        return (prompt_tokens * self.input_usd_per_mtok + completion_tokens * self.output_usd_per_mtok) / 1e6
+
+
+@dataclass
+class BackendConfig:
+    """What the schema of every backend has: `pricing`, `{input_usd_per_mtok: X, output_usd_per_mtok: Y}` (USD per
+    million prompt and completion tokens; null: unpriced, the presets' setting), turns the ledger's tokens into cost
+    and lets `runner.max_cost_usd` cap a run. Typed loosely, as OmegaConf cannot merge a mapping into a structured
+    node left null; `build_backend` checks it."""
+
+    pricing: Any = None
+
+
+def build_backend(node: DictConfig, what: str) -> "Backend":
+    """A backend from its config, carrying the config's pricing (checked) rather than handing it to the constructor."""
+    settings = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)
+    pricing = settings.pop("pricing", None)
+    if pricing is not None:
+        prices = {key: pricing.get(key) for key in ("input_usd_per_mtok", "output_usd_per_mtok")} if isinstance(pricing, dict) else {}
+        if not prices or set(pricing) != set(prices) or any(
+            not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0 for value in prices.values()
+        ):
+            raise SimError(f"{what}.pricing needs input_usd_per_mtok and output_usd_per_mtok, each a number >= 0, got {pricing}")
+    backend: Backend = build(OmegaConf.create(settings), what)
+    if pricing is not None:
+        backend.pricing = Pricing(**{key: float(value) for key, value in prices.items()})
+    return backend
+
+
 class BackendError(Exception):
     """A request that failed; retried when `retryable`, otherwise recorded as the episode's failure, with the
     `attempts` made for it."""
@@ -80,6 +121,7 @@ class Backend(ABC):
 
     name: str  # set by the registry
     max_concurrency: int = 1
+    pricing: Optional[Pricing] = None  # set by build_backend from the config; None: unpriced
     # What data from this model can and cannot show, said with every run it generates (None: nothing to say).
     caveat: Optional[str] = None
 

@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from sim.backends.base import Completion, LocalModelBackend, backends, choice_token_logprobs
+from sim.backends.base import BackendConfig, Completion, LocalModelBackend, backends, choice_token_logprobs
 from sim.errors import SimError, require_positive
 from sim.messages import ChatMessage, SamplingParams
 
@@ -26,7 +26,7 @@ BUNDLED_CAVEAT = (
 
 
 @dataclass
-class EmbeddedConfig:
+class EmbeddedConfig(BackendConfig):
     """Schema of `backend=embedded`."""
 
     _target_: str = "sim.backends.embedded.EmbeddedBackend"

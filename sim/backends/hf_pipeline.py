@@ -8,13 +8,13 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from sim.backends.base import Completion, LocalModelBackend, backends
+from sim.backends.base import BackendConfig, Completion, LocalModelBackend, backends
 from sim.errors import SimError, one_line
 from sim.messages import ChatMessage, SamplingParams
 
 
 @dataclass
-class HFConfig:
+class HFConfig(BackendConfig):
     """Schema of `backend=hf`."""
 
     _target_: str = "sim.backends.hf_pipeline.HFBackend"

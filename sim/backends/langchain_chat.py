@@ -11,6 +11,7 @@ from hydra.utils import get_class, instantiate
 from omegaconf import MISSING, DictConfig
 
 from sim.backends.base import (
+    BackendConfig,
     NO_KEY,
     Backend,
     BackendError,
@@ -28,7 +29,7 @@ RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 @dataclass
-class LangChainConfig:
+class LangChainConfig(BackendConfig):
     """Schema of `backend=langchain`: `chat_model` is a `_target_` node, e.g. langchain_openai.ChatOpenAI."""
 
     _target_: str = "sim.backends.langchain_chat.LangChainBackend"

@@ -11,6 +11,7 @@ import openai
 from omegaconf import MISSING
 
 from sim.backends.base import (
+    BackendConfig,
     NO_KEY,
     Backend,
     BackendError,
@@ -26,7 +27,7 @@ from sim.messages import ChatMessage, SamplingParams
 
 
 @dataclass
-class OpenAIConfig:
+class OpenAIConfig(BackendConfig):
     """Schema of `backend=openai` and its presets."""
 
     _target_: str = "sim.backends.openai_api.OpenAIBackend"

@@ -8,14 +8,14 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from sim.backends.base import Backend, BackendError, Completion, backends
+from sim.backends.base import BackendConfig, Backend, BackendError, Completion, backends
 from sim.backends.batching import MicroBatcher
 from sim.errors import SimError, require_at_least, require_positive
 from sim.messages import ChatMessage, SamplingParams
 
 
 @dataclass
-class VLLMConfig:
+class VLLMConfig(BackendConfig):
     """Schema of `backend=vllm`."""
 
     _target_: str = "sim.backends.vllm_engine.VLLMBackend"
