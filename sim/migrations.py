@@ -231,3 +231,22 @@ def m008_turn_kinds(db: Database) -> None:
             " (SELECT e.id FROM episodes e JOIN imports i ON i.dataset = e.dataset WHERE e.source = 'imported' AND i.format = ?)",
             [*texts, format_name],
         )
+
+
+@migrations()
+def m010_run_revisions(db: Database) -> None:
+    """What each resume of a run changed in its config (`run_revisions`), and the revision each turn was generated
+    under (`turns.revision`, 0 for the run's own config)."""
+    db["run_revisions"].create(
+        {
+            "run_id": str,
+            "revision": int,
+            "created_at": str,
+            "generation": int,
+            "changes_json": str,
+            "overrides_json": str,
+        },
+        pk=("run_id", "revision"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["turns"].add_column("revision", int, not_null_default=0)
