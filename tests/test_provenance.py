@@ -76,6 +76,12 @@ def test_a_resume_that_would_generate_differently_is_refused_and_a_new_endpoint_
     }
     assert db_rows(db, "SELECT DISTINCT revision FROM turns") == [(1,)]
     assert "n_episodes: 3" in db_rows(db, "SELECT config_yaml FROM runs")[0][0]
+    merged = tmp_path / "merged.db"
+    for _ in range(2):  # a shard merged twice adds its revisions once
+        result = run_sim(["merge", str(db), "--into", str(merged)], tmp_path)
+        assert result.returncode == 0, result.stderr
+    assert db_rows(merged, "SELECT revision, generation, changes_json FROM run_revisions") == [revision]
+    assert db_rows(merged, "SELECT DISTINCT revision FROM turns") == [(1,)]
 
 
 def test_allowed_changes_are_recorded_as_a_revision_that_marks_the_turns_made_under_it(tmp_path: Path) -> None:

@@ -60,6 +60,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
         ("m006_failed_request_attempts",),
         ("m007_validations",),
         ("m008_turn_kinds",),
+        ("m010_run_revisions",),
     ]
 
 
