@@ -142,17 +142,17 @@ def redacted_yaml(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(redacted(cfg)))
 
 
-def flat(node: Any, prefix: str = "") -> dict[str, Any]:
-    """A config container as dotted keys and their values (lists and empty mappings are values)."""
+def flat(node: Any, prefix: str) -> dict[str, Any]:
+    """A config container as dotted keys, each after `prefix`, and their values (lists and empty mappings are values)."""
     if not isinstance(node, dict) or not node:
         return {prefix[:-1]: node}
     return {key: value for name, child in node.items() for key, value in flat(child, f"{prefix}{name}.").items()}
 
 
-def config_changes(old: dict[str, Any], new: dict[str, Any], ignored: tuple[str, ...] = ()) -> dict[str, dict[str, Any]]:
+def config_changes(old: dict[str, Any], new: dict[str, Any], ignored: tuple[str, ...]) -> dict[str, dict[str, Any]]:
     """Key by key, what differs between two config containers, as {key: {"old": ..., "new": ...}}; a key that one
     side lacks has no value on that side. Keys in `ignored` are left out."""
-    before, after = flat(old), flat(new)
+    before, after = flat(old, ""), flat(new, "")
     changes = {}
     for key in sorted(before.keys() | after.keys()):
         if key in ignored or (key in before and key in after and before[key] == after[key]):

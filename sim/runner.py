@@ -439,7 +439,8 @@ def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: lis
     resumed = OmegaConf.create(current)
     resumed.runner = cfg.runner
     resumed.store = cfg.store
-    apply_overrides(resumed, cfg, [o for o in overrides if override_key(o) not in UNCOMPARED and override_key(o).split(".")[0] not in ("runner", "store")])
+    applied = [o for o in overrides if override_key(o) not in UNCOMPARED and override_key(o).split(".")[0] not in ("runner", "store")]
+    apply_overrides(resumed, cfg, applied)
     resumed.run.id = run_id
     changes = config_changes(redacted(stored), redacted(resumed), ignored=UNCOMPARED)
     if (generating := [key for key in changes if _changes_generation(key)]) and not cfg.run.allow_changes:

@@ -115,7 +115,7 @@ def test_allowed_changes_are_recorded_as_a_revision_that_marks_the_turns_made_un
 def test_the_config_a_run_goes_on_with_is_its_own_with_its_revisions_applied() -> None:
     old = {"scenario": {"n_episodes": 2, "roles": {"a": "x"}}, "analyzer": {}, "seed": 0}
     new = {"scenario": {"n_episodes": 3, "roles": {}}, "analyzer": {"guard": {"on": True}}, "seed": 0, "extra": [1]}
-    changes = config_changes(old, new)
+    changes = config_changes(old, new, ())
     assert changes["scenario.n_episodes"] == {"old": 2, "new": 3} and changes["extra"] == {"new": [1]}
     assert changes["scenario.roles.a"] == {"old": "x"} and "seed" not in changes
     revised = json.loads(json.dumps(old))
