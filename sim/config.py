@@ -23,8 +23,8 @@ TOKEN_KEY = re.compile(r"token(?!izer)", re.IGNORECASE)
 HEADERS_KEY = re.compile(r"(^|_)headers$", re.IGNORECASE)
 # Keys that name an environment variable (api_key_env) hold no secret themselves.
 ENV_NAME_KEY = re.compile(r"_env$", re.IGNORECASE)
-# An override value that only reads an environment variable names the secret without holding it.
-ENV_INTERPOLATION = re.compile(r"^\$\{oc\.env:[^}]*\}$")
+# An override value that only reads an environment variable (no default given) names the secret without holding it.
+ENV_INTERPOLATION = re.compile(r"^\$\{oc\.env:[A-Za-z_][A-Za-z0-9_]*\}$")
 REDACTED = "<redacted>"
 
 

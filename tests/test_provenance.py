@@ -165,6 +165,8 @@ def test_header_secrets_reach_neither_hydras_folder_nor_the_store(tmp_path: Path
         assert_refused(typed, "backend.chat_model.default_headers.Authorization: keys are not taken on the command line")
         keyed = run_sim(langchain_args(server, db, f"backend.api_key={SECRET}"), tmp_path)
         assert_refused(keyed, "backend.api_key: keys are not taken on the command line")
+        defaulted = run_sim(langchain_args(server, db, f"+backend.chat_model.default_headers.Authorization=${{oc.env:NO_SUCH,{SECRET}}}"), tmp_path)
+        assert_refused(defaulted, "backend.chat_model.default_headers.Authorization: keys are not taken")
         monkeypatch.setenv("SIM_TEST_AUTHORIZATION", f"Bearer {SECRET}")
         named = run_sim(langchain_args(server, db, "+backend.chat_model.default_headers.Authorization=${oc.env:SIM_TEST_AUTHORIZATION}"), tmp_path)
     assert named.returncode == 0, named.stderr
