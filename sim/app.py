@@ -22,7 +22,7 @@ from rich.console import Console
 from sim.compose import (  # registers analyzers, scenarios, backends and the config schemas
     CONFIG_MODULE, CONFIG_NAME, compose_config, config_dir_overrides, hydra_error_line, judge_choices, override_key,
 )
-from sim.config import SECRET_KEY
+from sim.config import scrub, secret_override
 from sim.errors import DEBUG_ENV, SimError, one_line
 from sim.report import print_run
 from sim.ids import new_run_id, sweep_job_run_id
@@ -84,10 +84,11 @@ def _missing_keys(cfg: DictConfig) -> list[str]:
 def check_overrides(args: list[str]) -> None:
     """Compose the config for every override value before Hydra runs anything; raise SimError on a bad one."""
     args, search_path = config_dir_overrides(args)
-    if secret := next((a for a in args if SECRET_KEY.search(override_key(a).rpartition(".")[2])), None):
+    if secret := next((a for a in args if secret_override(a)), None):
         raise SimError(
             f"{override_key(secret)}: keys are not taken on the command line, where Hydra would write them into its "
-            "output folder; put the key in an environment variable and name it with backend.api_key_env"
+            "output folder; put the key in an environment variable and name it with backend.api_key_env "
+            "(or, for a header, write its value as ${oc.env:NAME})"
         )
     if any(arg.startswith("-") and arg not in MULTIRUN_FLAGS for arg in args):
         return  # Hydra's own flags (--help, --cfg, ...) are Hydra's to handle
@@ -192,7 +193,7 @@ def hydra_main(cfg: DictConfig) -> None:
     task_overrides = list(hydra_cfg.overrides.task)
     if not cfg.run.id:
         cfg.run.id = sweep_job_run_id(sweep_id, hydra_cfg.job.num, task_overrides) if sweep_id else new_run_id()
-        _record_run_id(hydra_cfg, cfg.run.id)
+    _rewrite_snapshot(hydra_cfg, cfg.run.id)
     store_before = _store_files(cfg)
     try:
         report = execute(cfg, sweep_id=sweep_id, overrides=task_overrides, on_start=_say_started)
@@ -235,13 +236,14 @@ def _say_started(run_id: str, db_path: Path, resumed: bool) -> None:
     print(f"run {run_id} {'resumed' if resumed else 'started'}, stored in {db_path}", flush=True)
 
 
-def _record_run_id(hydra_cfg: DictConfig, run_id: str) -> None:
-    """Write the id given to this job into the config Hydra saved for it before the job started."""
+def _rewrite_snapshot(hydra_cfg: DictConfig, run_id: str) -> None:
+    """Write the job's run id into the config Hydra saved for it before the job started, with every secret-looking
+    value there (from a config file under --config-dir, say) replaced."""
     if not hydra_cfg.output_subdir:
         return
     saved = Path(hydra_cfg.runtime.output_dir) / hydra_cfg.output_subdir / "config.yaml"
     if saved.is_file():
-        snapshot = OmegaConf.load(saved)
+        snapshot = OmegaConf.create(scrub(OmegaConf.to_container(OmegaConf.load(saved), resolve=False)))
         OmegaConf.update(snapshot, "run.id", run_id, force_add=True)
         OmegaConf.save(snapshot, saved)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
+import sys
 import webbrowser
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,15 @@ def check_address(host: str, port: int) -> None:
         raise SimError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
 
 
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` stands for is a loopback one, reachable from this machine only."""
+    try:
+        addresses = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # check_address then says why it cannot serve there
+    return all(ipaddress.ip_address(str(address[4][0]).partition("%")[0]).is_loopback for address in addresses)
+
+
 def browse(path: Path, host: str, port: int, open_browser: bool) -> None:
     """Serve the database at `path` read-only in Datasette until interrupted."""
     try:
@@ -93,6 +104,8 @@ def browse(path: Path, host: str, port: int, open_browser: bool) -> None:
         raise SimError(INSTALL_HINT) from None
     # Opening through the store gives the usual errors and brings the schema (and turns_fts) up to date.
     Store.open(path, create=False, option="--db").close()
+    if not is_loopback(host):
+        print(f"warning: --host {host} is not a loopback address: anyone who can reach this machine can read {path}", file=sys.stderr)
     check_address(host, port)
     name = path.stem  # the name Datasette gives a database file
     # A mutable file is opened `mode=ro`: readers of a WAL database see every commit and never block a writer

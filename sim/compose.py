@@ -140,8 +140,9 @@ def override_key(override: str) -> str:
 
 
 def apply_overrides(stored: DictConfig, composed: DictConfig, overrides: list[str]) -> None:
-    """Set each key the overrides name in `stored` to its value in `composed` (a whole node for `backend=...`)."""
+    """Set each key the overrides name in `stored` to its value in `composed` (a whole node for `backend=...`, and
+    for a preset placed at a key, `+backend@analyzer.NAME.judge=PRESET`)."""
     for override in overrides:
-        key = override_key(override)
+        key = override_key(override).rpartition("@")[2]
         value = composed[key] if key in GROUPS else OmegaConf.select(composed, key)
         OmegaConf.update(stored, key, value, merge=False, force_add=True)

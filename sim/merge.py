@@ -93,6 +93,7 @@ def merge_shard(store: Store, shard: Path) -> dict[str, int]:
             with store.db.atomic():
                 _check_same_runs(store, shard)
                 rows = {"runs": _upsert_runs(store), **_take_episodes(store)}
+                rows["run_revisions"] = _insert_new(store, "run_revisions", "run_id, revision")
                 rows["request_cache"] = _insert_new(store, "request_cache", "hash")
                 rows["imports"] = _insert_new(store, "imports", "sha256, format, dataset")
         finally:

@@ -270,3 +270,22 @@ def m009_request_ledger(db: Database) -> None:
         " FROM turns t JOIN episodes e ON e.id = t.episode_id JOIN runs r ON r.id = e.run_id"
         " WHERE t.cache_hit IS NOT NULL ORDER BY t.id"
     )
+
+
+@migrations()
+def m010_run_revisions(db: Database) -> None:
+    """What each resume of a run changed in its config (`run_revisions`), and the revision each turn was generated
+    under (`turns.revision`, 0 for the run's own config)."""
+    db["run_revisions"].create(
+        {
+            "run_id": str,
+            "revision": int,
+            "created_at": str,
+            "generation": int,
+            "changes_json": str,
+            "overrides_json": str,
+        },
+        pk=("run_id", "revision"),
+        foreign_keys=[("run_id", "runs", "id")],
+    )
+    db["turns"].add_column("revision", int, not_null_default=0)

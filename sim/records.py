@@ -38,6 +38,8 @@ class Turn:
     cache_hit: Optional[int] = None
     retries: Optional[int] = None
     logprob: Optional[float] = None
+    # The run revision (run_revisions) the turn was generated under; 0: the run's config as it started.
+    revision: int = 0
 
 
 @dataclass

@@ -22,7 +22,7 @@ from sim.analysis import AnalyzerSummary, analyze, build_analyzers
 from sim.backends import Backend, BackendError
 from sim.backends.base import build_backend
 from sim.compose import GROUPS, apply_overrides, override_key
-from sim.config import build, redacted_yaml
+from sim.config import build, config_changes, redacted, redacted_override, redacted_yaml, with_changes
 from sim.errors import SimError
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
 from sim.ids import episode_id_of, episode_index_of, new_run_id
@@ -37,6 +37,15 @@ FINISHED = ("done", "failed")
 # The status of a run, and of its episodes left unfinished, that a budget stopped (resumable, with a higher cap).
 BUDGET_STOPPED = "stopped: budget"
 EPISODE_STOPPED = "stopped"
+# What a resume may change without changing what is generated: how requests reach the same model and what they
+# cost, and how the run is driven, stored and analyzed. Any other change is refused unless run.allow_changes=true.
+CONNECTION_KEYS = (
+    "backend.base_url", "backend.timeout_s", "backend.max_concurrency", "backend.api_key_env", "backend.check_model",
+    "backend.pricing",
+)
+RUN_SETTINGS = ("runner.", "store.", "analyzer.", "run.sweep_id")
+# Never compared between a run's config and its resume: the run's id, and the permission to change the rest.
+UNCOMPARED = ("run.id", "run.allow_changes")
 
 
 @dataclass
@@ -147,6 +156,7 @@ class StoredEpisodeContext:
         progress: RunProgress,
         guards: list[Guard],
         run_id: str,
+        revision: int,
     ) -> None:
         self.store = store
         self.executor = executor
@@ -158,6 +168,7 @@ class StoredEpisodeContext:
         self.progress = progress
         self.guards = guards
         self.run_id = run_id
+        self.revision = revision
         # The tokens of each turn requested in this session: the store keeps only their summed log-probability.
         self._token_logprobs: dict[int, Optional[list[tuple[str, float]]]] = {}
 
@@ -212,6 +223,7 @@ class StoredEpisodeContext:
             cache_hit=int(result.cache_hit),
             retries=result.retries,
             logprob=completion.logprob,
+            revision=self.revision,
         )
 
     def token_logprobs(self, idx: int) -> Optional[list[tuple[str, float]]]:
@@ -223,7 +235,7 @@ class StoredEpisodeContext:
         """Store a turn that needs no request of its own; the stored one after a resume."""
         if idx in self.kept_turns:
             return self.kept_turns[idx]
-        turn = Turn(idx=idx, speaker=speaker, role=role, content=content)
+        turn = Turn(idx=idx, speaker=speaker, role=role, content=content, revision=self.revision)
         self.store.add_turn(self.episode_id, turn)
         return turn
 
@@ -265,6 +277,8 @@ class EpisodeRunner:
     seed: int
     concurrency: int
     progress: bool
+    # The run revision (run_revisions) the turns played now are generated under.
+    revision: int
     guards: list[Guard] = field(default_factory=list)
     # The episodes to play; by default the scenario's whole plan.
     plans: Optional[list[EpisodePlan]] = None
@@ -320,7 +334,7 @@ class EpisodeRunner:
         else:
             kept, meta = self.store.turns(episode_id), json.loads(row["meta_json"] or "{}")
         ctx = StoredEpisodeContext(
-            self.store, self.executor, episode_id, self.seed, plan, kept, meta, progress, self.guards, self.run_id
+            self.store, self.executor, episode_id, self.seed, plan, kept, meta, progress, self.guards, self.run_id, self.revision
         )
         failed_attempts = 0
         try:
@@ -353,22 +367,63 @@ async def _generate(runner: EpisodeRunner, backend: Backend) -> list[Outcome]:
         await backend.aclose()
 
 
-def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: list[str]) -> Optional[DictConfig]:
-    """The stored config of an unfinished run, with this command's runner and store settings and its
-    `backend.*` and `scenario.*` overrides applied on top (to fix a wrong URL, say); another backend or scenario
-    is refused."""
+@dataclass
+class Resume:
+    """An unfinished run taken up again: the config it goes on with, and its revision, new when `changes` is not
+    empty (it is recorded as the run restarts)."""
+
+    cfg: DictConfig
+    revision: int
+    changes: dict[str, dict[str, Any]]
+    overrides: list[str]
+
+    def record(self, store: Store, run_id: str) -> None:
+        """Record the changes as the run's next revision, if there are any."""
+        if self.changes:
+            generation = any(map(_changes_generation, self.changes))
+            store.add_run_revision(run_id, self.revision, self.changes, self.overrides, generation)
+
+
+def _changes_generation(key: str) -> bool:
+    """Whether a change to this config key changes what the run generates."""
+    return key not in CONNECTION_KEYS and not key.startswith(RUN_SETTINGS)
+
+
+def _describe(change: dict[str, Any]) -> str:
+    """One changed value, `OLD -> NEW`, with `unset` for a side without it."""
+    old, new = (json.dumps(change[side]) if side in change else "unset" for side in ("old", "new"))
+    return f"{old} -> {new}"
+
+
+def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: list[str]) -> Optional[Resume]:
+    """How an unfinished run goes on: its config as last revised (the stored one with its revisions applied), with
+    this command's runner and store settings and its other overrides applied on top. Changes to what is generated
+    are refused unless `run.allow_changes`; another backend or scenario is refused."""
     row = store.find_run(run_id)
     if row is None:
         return None
-    stored = OmegaConf.create(row["config_yaml"])
-    stored.runner = cfg.runner
-    stored.store = cfg.store
+    revisions = store.run_revisions(run_id)
+    current = OmegaConf.to_container(OmegaConf.create(row["config_yaml"]))
+    for revision in revisions:
+        with_changes(current, revision["changes"])
+    stored = OmegaConf.create(current)
     for key in map(override_key, overrides):
         if key in GROUPS and OmegaConf.select(cfg, f"{key}._target_") != OmegaConf.select(stored, f"{key}._target_"):
             raise SimError(f"run {run_id!r} already exists with another {key}; resume it with its own, or use a new run.id")
-    apply_overrides(stored, cfg, [o for o in overrides if override_key(o).split(".")[0] in GROUPS and "." in override_key(o)])
-    stored.run.id = run_id
-    return stored
+    resumed = OmegaConf.create(current)
+    resumed.runner = cfg.runner
+    resumed.store = cfg.store
+    applied = [o for o in overrides if override_key(o) not in UNCOMPARED and override_key(o).split(".")[0] not in ("runner", "store")]
+    apply_overrides(resumed, cfg, applied)
+    resumed.run.id = run_id
+    changes = config_changes(redacted(stored), redacted(resumed), ignored=UNCOMPARED)
+    if (generating := [key for key in changes if _changes_generation(key)]) and not cfg.run.allow_changes:
+        changed = ", ".join(f"{key} {_describe(changes[key])}" for key in generating)
+        raise SimError(
+            f"run {run_id!r} was generated with other settings than this resume's ({changed}); resume it without "
+            "these changes, add run.allow_changes=true to go on with them as a recorded revision, or use a new run.id"
+        )
+    return Resume(resumed, len(revisions) + 1 if changes else len(revisions), changes, [redacted_override(o) for o in overrides])
 
 
 def execute(
@@ -397,16 +452,16 @@ def execute(
         raise SimError(f"seed must fit in 64 bits (below 2**63 in size), got {cfg.seed}")
     store: Optional[Store] = None
     run_id = cfg.run.id or new_run_id()
-    resumed = False
+    resume: Optional[Resume] = None
     try:
         if cfg.run.id and Path(cfg.store.path).expanduser().exists():
             store = Store.open(cfg.store.path)
             existing = store.find_run(run_id)
             if existing is not None and existing["status"] == "done":
                 return RunReport(run_id, store.path, already_done=True)
-            stored_cfg = _resumable_config(store, run_id, cfg, overrides or [])
-            if stored_cfg is not None:
-                cfg, resumed = stored_cfg, True
+            resume = _resumable_config(store, run_id, cfg, overrides or [])
+            if resume is not None:
+                cfg = resume.cfg
         # Checked on the config the run goes on with: a resumed run keeps the pricing it was started with.
         if cfg.runner.max_cost_usd is not None and cfg.backend.get("pricing") is None:
             raise SimError("runner.max_cost_usd needs backend.pricing (input_usd_per_mtok and output_usd_per_mtok) to count cost")
@@ -418,8 +473,9 @@ def execute(
         parents = [cfg.run.fork_of] if cfg.run.get("fork_of") else list(cfg.run.get("fork_episodes") or [])
         forks = [Fork(store.episode(parent), cfg.run.fork_at) for parent in parents]
         fork_plans = [fork.plan(scenario) for fork in forks]
-        if resumed:
-            store.restart_run(run_id, overrides or [])
+        if resume is not None:
+            store.restart_run(run_id, [redacted_override(override) for override in overrides or []])
+            resume.record(store, run_id)
         else:
             store.start_run(
                 {
@@ -432,13 +488,13 @@ def execute(
                     "config_yaml": redacted_yaml(cfg),
                     "git_sha": source_git_sha(),
                     "versions_json": json.dumps(package_versions()),
-                    "overrides_json": json.dumps([overrides or []]),
+                    "overrides_json": json.dumps([[redacted_override(override) for override in overrides or []]]),
                 }
             )
         for fork, plan in zip(forks, fork_plans):
             fork.start(store, run_id, plan)  # on a resume, once more: it keeps the child it finds
         if on_start is not None:
-            on_start(run_id, store.path, resumed)
+            on_start(run_id, store.path, resume is not None)
         policy = retry_policy(cfg.runner)
         runner = EpisodeRunner(
             store=store,
@@ -450,6 +506,7 @@ def execute(
             seed=cfg.seed,
             concurrency=cfg.runner.concurrency,
             progress=cfg.runner.progress,
+            revision=resume.revision if resume is not None else 0,
             guards=guards,
             plans=fork_plans or None,
         )
@@ -468,14 +525,14 @@ def execute(
             totals = store.finish_run(run_id, BUDGET_STOPPED, time.perf_counter() - started)
             totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
             totals.update({key: store.ledger_total(run_id)[key] for key in ("requests", "cost_usd")})
-            return RunReport(run_id, store.path, outcomes, [], totals, resumed=resumed, stopped=True, caveat=backend.caveat)
+            return RunReport(run_id, store.path, outcomes, [], totals, resumed=resume is not None, stopped=True, caveat=backend.caveat)
         # `analyzing` until the analyzers are through: a run killed meanwhile is resumed, and analyzed, not done.
         totals = store.finish_run(run_id, "analyzing", time.perf_counter() - started)
         totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
         summaries = analyze(store, post_run_analyzers, run_id=run_id, progress=cfg.runner.progress)
         store.set_run_status(run_id, "done")
         totals.update({key: store.ledger_total(run_id)[key] for key in ("requests", "cost_usd")})  # the judges' too
-        return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resumed, caveat=backend.caveat)
+        return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resume is not None, caveat=backend.caveat)
     finally:
         if store is not None:
             store.close()

@@ -296,6 +296,24 @@ class Store:
         """Record one answered request in the ledger."""
         self._insert_now("requests", {**row, "created_at": utc_now()})
 
+    def run_revisions(self, run_id: str) -> list[dict[str, Any]]:
+        """The recorded revisions of a run's config, in order, each with its `changes` and `overrides` decoded."""
+        rows = self.db["run_revisions"].rows_where("run_id = ?", [run_id], order_by="revision")
+        return [{**row, "changes": json.loads(row["changes_json"]), "overrides": json.loads(row["overrides_json"])} for row in rows]
+
+    def add_run_revision(self, run_id: str, revision: int, changes: dict[str, Any], overrides: list[str], generation: bool) -> None:
+        """Record what a resume changed in a run's config (`generation`: whether it changes what is generated)."""
+        self.db["run_revisions"].insert(
+            {
+                "run_id": run_id,
+                "revision": revision,
+                "created_at": utc_now(),
+                "generation": int(generation),
+                "changes_json": json.dumps(changes),
+                "overrides_json": json.dumps(overrides),
+            }
+        )
+
     def latest_run_id(self) -> Optional[str]:
         """The most recently created run, if any."""
         rows = list(self.db["runs"].rows_where(order_by="created_at desc", limit=1, select="id"))

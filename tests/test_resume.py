@@ -26,7 +26,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(sim, tmp_path: Path) ->
         assert conn.execute("SELECT status FROM runs").fetchone() == ("interrupted",)
         statuses = {row[0] for row in conn.execute("SELECT status FROM episodes")}
     assert "interrupted" in statuses and "running" not in statuses
-    resumed = sim("run", *ARGS, "scenario.n_episodes=1", "run.id=stopped")
+    resumed = sim("run", *ARGS, "run.id=stopped")
     assert resumed.returncode == 0, resumed.stderr
     with sqlite3.connect(db) as conn:
         assert {row[0] for row in conn.execute("SELECT status FROM episodes")} == {"done"}

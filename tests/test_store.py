@@ -61,6 +61,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
         ("m007_validations",),
         ("m008_turn_kinds",),
         ("m009_request_ledger",),
+        ("m010_run_revisions",),
     ]
 
 

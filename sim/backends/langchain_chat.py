@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from hydra.errors import InstantiationException
 from hydra.utils import get_class, instantiate
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from sim.backends.base import (
     BackendConfig,
@@ -22,6 +24,7 @@ from sim.backends.base import (
     no_logprobs,
     read_api_key,
 )
+from sim.config import scrub
 from sim.errors import SimError, one_line, require_positive
 from sim.messages import ChatMessage, SamplingParams
 
@@ -68,6 +71,14 @@ class LangChainBackend(Backend):
         if not isinstance(self._chat, BaseChatModel):
             raise SimError(f"backend.chat_model: {type(self._chat).__name__} is not a LangChain BaseChatModel")
         self.max_concurrency = max_concurrency
+        settings = json.dumps(scrub(OmegaConf.to_container(OmegaConf.create(chat_model), resolve=True)), sort_keys=True, default=str)
+        self._identity = hashlib.sha256(settings.encode()).hexdigest()
+
+    @property
+    def identity(self) -> str:
+        """A hash of the whole chat model config without its secrets: two providers (or endpoints, or settings)
+        serving one model name give different answers."""
+        return self._identity
 
     @property
     def model(self) -> str:
