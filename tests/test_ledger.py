@@ -147,7 +147,8 @@ def test_the_request_that_would_cross_the_cap_is_not_sent(tmp_path: Path) -> Non
     from sim.messages import ChatMessage, SamplingParams
     from sim.backends.base import build_backend
     from sim.errors import SimError
-    from sim.requests import Budget, BudgetStop, Call, RequestExecutor, RetryPolicy
+    from sim.config import RunnerConfig
+    from sim.requests import Budget, BudgetStop, Call, RequestExecutor, retry_policy
     from sim.store import Store
 
     prompt = [ChatMessage("user", "x" * 20)]  # 20 characters: estimated at 20 tokens before any answer
@@ -159,7 +160,7 @@ def test_the_request_that_would_cross_the_cap_is_not_sent(tmp_path: Path) -> Non
         def session(store: Store, run_id: str, budget: Budget, n: int, prompt: list[ChatMessage] = prompt) -> list[object]:
             """`n` requests at once under `budget`, each its own (another sample index); what each ended with."""
             backend = build_backend(OmegaConf.create(config), "backend")
-            executor = RequestExecutor(store, backend, RetryPolicy(), True, budget, store.run_spend(run_id))
+            executor = RequestExecutor(store, backend, retry_policy(RunnerConfig()), True, budget, store.run_spend(run_id))
 
             async def every() -> list[object]:
                 calls = [executor.complete(prompt, params, i, Call("turn", "turn", run_id, None)) for i in range(n)]
