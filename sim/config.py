@@ -17,9 +17,9 @@ from sim.store_config import StoreConfig
 
 # Keys whose value is a credential, whatever it is: keys, passwords, secrets, authorization headers.
 SECRET_KEY = re.compile(r"(^|[_-])(api[_-]?key|password|passwd|bearer|authorization|credentials?)$|secret", re.IGNORECASE)
-# Keys whose string value is a credential (an access token); a number under such a key is a count (max_tokens),
-# and a tokenizer is no token.
-TOKEN_KEY = re.compile(r"token(?!izer)", re.IGNORECASE)
+# Keys whose string value is a credential (an access token); a key ending in "tokens" names a count (max_tokens,
+# whatever its value: a sweep of counts is text), a number under a token key is a count too, a tokenizer is no token.
+TOKEN_KEY = re.compile(r"token(?!izer|s$)", re.IGNORECASE)
 # Keys holding HTTP headers (default_headers, extra_headers): every value inside may carry a credential.
 HEADERS_KEY = re.compile(r"(^|_)headers$", re.IGNORECASE)
 # Keys that name an environment variable (api_key_env) hold no secret themselves.

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from conftest import db_rows, run_sim
 from scripted_server import ScriptedServer
 from sim.backends.langchain_chat import LangChainBackend
-from sim.config import REDACTED, config_changes, redacted, with_changes
+from sim.config import REDACTED, config_changes, redacted, secret_override, with_changes
 
 UNREACHABLE = "http://127.0.0.1:9/v1"
 SECRET = "sk-provenance-test-4242"
@@ -144,6 +144,9 @@ def test_redaction_covers_credentials_and_headers_but_keeps_counts_of_tokens() -
     backend = scrubbed["backend"]
     assert (backend["api_key_env"], backend["max_tokens"], backend["max_new_tokens"], backend["n_tokens"], backend["tokenizer"]) == (
         "OPENAI_API_KEY", 40, 64, 3, "gpt2")
+    # On the command line too: a sweep of counts is text, and still a count.
+    assert not any(map(secret_override, ["scenario.max_tokens=16,-5", "+backend.max_new_tokens=64", "scenario.max_tokens=40"]))
+    assert all(map(secret_override, ["+backend.hf_token=hf-d", "+backend.chat_model.access_token=abc", "backend.api_key=sk-a"]))
 
 
 def langchain_args(server: ScriptedServer, db: Path, *extra: str) -> list[str]:
