@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Optional
 
@@ -13,6 +13,9 @@ from sim.registry import Registry
 from sim.stats import Estimate
 
 if TYPE_CHECKING:
+    from sim.compare import ReportView
+    from sim.figures import Chart
+    from sim.report import Tabular
     from sim.requests import RetryPolicy
     from sim.store import Store
 
@@ -41,6 +44,15 @@ class Ceiling:
     metric: str
     ceiling: str
     kind: str = "level"
+
+
+@dataclass
+class ReportFigures:
+    """What an analyzer adds to its own `sim compare` section: tables, then figures (a None figure had nothing to
+    draw and is left out)."""
+
+    tables: list["Tabular"] = field(default_factory=list)
+    charts: list[Optional["Chart"]] = field(default_factory=list)
 
 
 UNITS = ("episode", "turn", "corpus")
@@ -172,6 +184,11 @@ class Analyzer(ABC):
     def compare_corpora(self, reference: list[Scored], other: list[Scored]) -> dict[str, Estimate]:
         """Statistics that need both sides at once (a two-sample test), by name."""
         return {}
+
+    @classmethod
+    def report_figures(cls, view: "ReportView") -> ReportFigures:
+        """The analyzer's own tables and figures in `sim compare`, beyond the metrics every analyzer gets."""
+        return ReportFigures()
 
 
 analyzers: Registry[Analyzer] = Registry("analyzer")

@@ -6,17 +6,21 @@ and without digression."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from agents.verdicts import YES_NO_VERDICT
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Detector, Scored, MetricInfo, analyzers, unanswered
+from analyzers.base import Analyzer, Detector, ReportFigures, Scored, MetricInfo, analyzers, unanswered
 from analyzers.judging import ConversationJudgeConfig, JudgesConversations, Protocol, accuracy_by, judge_for_mode, protocol_named, transcript_limits
 from sim.errors import require_score
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
+
+if TYPE_CHECKING:
+    from sim.analysis import AnalyzerSummary
+    from sim.compare import ReportView
 
 CATEGORIES = (
     "procedural/introductory",
@@ -186,6 +190,17 @@ class DigressionAnalyzer(JudgesConversations, Analyzer):
         result.update(accuracy_by(scored, "digresses", ("with digression", "without digression")))
         return result
 
+    @classmethod
+    def report_figures(cls, view: "ReportView") -> ReportFigures:
+        """Digression categories (judge mode) as stacked shares of each group's judged episodes."""
+        # Imported here: the figures import sim.analysis, which imports every analyzer.
+        from sim.figures import stacked_shares
+
+        return ReportFigures(charts=[stacked_shares(
+            "digression_categories", "Digression categories per group",
+            "Share of each group's judged episodes that digress, stacked by the judge's category.", digression_shares(view.summary),
+        )])
+
 
 def drift_cohort(scored: list[Scored]) -> list[list[float]]:
     """The task distances of each conversation's first L turns, for the conversations that have L turns, where L
@@ -196,3 +211,13 @@ def drift_cohort(scored: list[Scored]) -> list[list[float]]:
         return []
     length = min(int(np.median([len(values) for values in distances])), CURVE_TURNS)
     return [values[:length] for values in distances if len(values) >= length]
+
+
+def digression_shares(summary: "AnalyzerSummary") -> dict[str, dict[str, float]]:
+    """Per group, each category's share of the episodes the judge answered for."""
+    judged = {metric.group: metric.n for metric in summary.metrics if metric.name == "digresses"}
+    shares: dict[str, dict[str, float]] = {group: {} for group in judged}
+    for metric in summary.metrics:
+        if metric.name.startswith("category[") and judged.get(metric.group):
+            shares[metric.group][metric.name[len("category[") : -1]] = metric.n / judged[metric.group]
+    return shares

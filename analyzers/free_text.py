@@ -19,18 +19,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import pyphen
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from analyzers import embeddings as sentence_embeddings
-from analyzers.base import Analyzer, Ceiling, Scored, MetricInfo, analyzers
+from analyzers.base import Analyzer, Ceiling, ReportFigures, Scored, MetricInfo, analyzers
 from analyzers.text import sentences, words
 from sim.errors import SimError, require_at_least
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate_statistic, percentile_interval
+
+if TYPE_CHECKING:
+    from sim.compare import ReportView
 
 MTLD_THRESHOLD = 0.72  # the factor size of McCarthy and Jarvis (2010)
 NRC_EMOTIONS = ("anger", "anticipation", "disgust", "fear", "joy", "negative", "positive", "sadness", "surprise", "trust")
@@ -250,3 +253,19 @@ class FreeTextAnalyzer(Analyzer):
         splitter = StratifiedKFold if groups is None else StratifiedGroupKFold
         folds = splitter(FOLDS, shuffle=True, random_state=self.seed)
         return cross_val_predict(model, features, labels, groups=groups, cv=folds, method="predict_proba")[:, 1]
+
+    @classmethod
+    def report_figures(cls, view: "ReportView") -> ReportFigures:
+        """Style-feature distributions per group and side (human, llm)."""
+        # Imported here: the figures import sim.analysis, which imports every analyzer.
+        from sim.figures import distributions
+
+        values: dict[str, dict[tuple[str, Optional[str]], list[float]]] = {name: {} for name in view.episode_metric_names()}
+        for group, author, _, name, value in view.annotations(episode_level=True):
+            if name in values:
+                values[name].setdefault((group, author), []).append(value)
+        return ReportFigures(charts=[distributions(
+            "free_text_styles", "Style-feature distributions",
+            "Per style feature, the spread of its per-text values in each group and side (boxes: quartiles; whiskers: 1.5 IQR).",
+            {name: view.ordered(by_side) for name, by_side in values.items()},
+        )])

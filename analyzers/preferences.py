@@ -24,18 +24,24 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
 
 import numpy as np
 
-from analyzers.base import Analyzer, Ceiling, Scored, MetricInfo, analyzers
+from analyzers.base import Analyzer, Ceiling, ReportFigures, Scored, MetricInfo, analyzers
 from analyzers.text import overlap, words
 from sim.errors import SimError
 from sim.records import Annotation, Episode
 from sim.stats import Estimate, compare_paired, correlation, estimate, estimate_statistic
+
+if TYPE_CHECKING:
+    from sim.analysis import AnalyzerSummary, Metric
+    from sim.compare import ReportView
+    from sim.figures import Chart
+    from sim.report import Tabular
 
 # A choice as a number, so that it can be correlated with a feature difference (output_1 minus output_2).
 CHOICE_CODES = {"output_1": 1.0, "output_2": -1.0, "tie": 0.0}
@@ -322,6 +328,12 @@ class PreferencesAnalyzer(Analyzer):
         result.update(ceiling_metrics([episode for episode, _ in scored], [judge for judge in judges if judge != HUMAN]))
         return result
 
+    @classmethod
+    def report_figures(cls, view: "ReportView") -> ReportFigures:
+        """The judge-bias audit as a table and a figure, where there are preference judgments."""
+        table = judge_bias_table(view.summary)
+        return ReportFigures(tables=[table] if table is not None else [], charts=[judge_bias_chart(view.summary)])
+
 
 def unit_means(rows: list[dict[str, float]], units: list[str], first: str, second: str) -> list[tuple[float, float]]:
     """Per unit (compared pair) that has both values, their means over the unit's rows: a correlation over pairs,
@@ -385,3 +397,60 @@ def kappa(pairs: np.ndarray) -> float:
     if len(np.unique(pairs)) < 2:
         return float("nan")
     return float(cohen_kappa_score(pairs[:, 0], pairs[:, 1]))
+
+
+def bias_audit(summary: "AnalyzerSummary") -> list[tuple[str, str, AuditMeasure, "Metric"]]:
+    """(group, judge, measure, metric) of every judge-bias audit value of a preferences summary, by group, then
+    judge, then measure in BIAS_AUDIT order."""
+    by_name = {(metric.group, metric.name): metric for metric in summary.metrics}
+    groups = list(dict.fromkeys(metric.group for metric in summary.metrics))
+    judges = sorted({
+        name[len(prefix) : -1]
+        for _, name in by_name
+        for prefix in (measure.metric.split("{judge}")[0] for measure in BIAS_AUDIT)
+        if name.startswith(prefix) and name.endswith("]")
+    })
+    return [
+        (group, judge, measure, by_name[(group, measure.metric.format(judge=judge))])
+        for group in groups for judge in judges for measure in BIAS_AUDIT
+        if (group, measure.metric.format(judge=judge)) in by_name
+    ]
+
+
+def judge_bias_table(summary: "AnalyzerSummary") -> Optional["Tabular"]:
+    """The judge-bias audit as one table: a row per group, judge and measure with its value, 95% CI, n and how the
+    interval was made (every interval resamples compared pairs); None without preference judgments."""
+    # Imported here: sim.report imports sim.analysis, which imports every analyzer.
+    from sim.report import Tabular, interval, metric_size
+
+    rows = [
+        [group, judge, measure.label, f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)}", metric_size(metric),
+         metric.interval, "" if measure.unbiased is None else f"{measure.unbiased:g}"]
+        for group, judge, measure, metric in bias_audit(summary)
+    ]
+    columns = ["group", "judge", "measure", "value [95% CI]", "n", "interval", "unbiased judge"]
+    return Tabular(f"{summary.analyzer}: judge-bias audit", columns, rows) if rows else None
+
+
+def judge_bias_chart(summary: "AnalyzerSummary") -> Optional["Chart"]:
+    """A panel per audit measure, a bar per judge (and group, where there are several) with its 95% CI, and a
+    dotted line at what an unbiased judge would score."""
+    # Imported here: the figures import sim.analysis, which imports every analyzer.
+    from sim.figures import metric_bars
+
+    audit = bias_audit(summary)
+    several_groups = len({group for group, _, _, _ in audit}) > 1
+    bars = [
+        replace(metric, name=measure.label, group=f"{judge} / {group}" if several_groups else judge)
+        for group, judge, measure, metric in audit
+    ]
+    return metric_bars(
+        f"{summary.analyzer}_judge_bias", "Judge-bias audit per judge",
+        "Per judge: the share of asks without a verdict, position consistency (both orders agree), preference"
+        " fairness (first-shown wins among inconsistent pairs; 0.5 is fair), repetition stability, P(prefers"
+        " longer), the length log-odds of a logistic regression of the choice on the length difference, and"
+        " agreement and Cohen's kappa with humans; bars are 95% CIs over compared pairs, dotted lines what an"
+        " unbiased judge would score.",
+        bars, [measure.label for measure in BIAS_AUDIT],
+        references={measure.label: measure.unbiased for measure in BIAS_AUDIT if measure.unbiased is not None},
+    )

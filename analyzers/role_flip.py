@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from analyzers.base import Analyzer, Detector, MetricInfo, analyzers
+from analyzers.base import Analyzer, Detector, MetricInfo, ReportFigures, analyzers
 from sim.camel import ASSISTANT_MARKER, TASK_DONE, USER_MARKER
 from sim.records import Annotation, Episode, Turn
+
+if TYPE_CHECKING:
+    from sim.compare import ReportView
 
 
 def classify_turn(role: str, content: str) -> tuple[bool, bool]:
@@ -80,3 +83,32 @@ class RoleFlipAnalyzer(Analyzer):
             Annotation(episode.id, "interruption_turn_share", n_interruptions / len(turns)),
         ]
         return annotations
+
+    @classmethod
+    def report_figures(cls, view: "ReportView") -> ReportFigures:
+        """The role-flip rate per group, and the turns at which flips happen."""
+        # Imported here: the figures import sim.analysis, which imports every analyzer.
+        from sim.figures import metric_bars, turn_histogram
+
+        summary = view.summary
+        rate = metric_bars(
+            "role_flip_rate", "Role-flip rate per group",
+            "Share of episodes with at least one flipped turn, and of checked turns that flip; bars are 95% CIs"
+            " (Wilson; for turns at the effective sample size of clustered turns).",
+            summary.metrics, ["role_flipping_happens", "role_flipped_turn_share"],
+        )
+        checked = {metric.group: metric.n for metric in summary.metrics if metric.name == "role_flipping_happens"}
+        turns = turn_histogram(
+            "role_flip_turns", "Turn index of role flips",
+            "For each turn index, the share of a group's episodes whose turn at that index flipped roles.",
+            flip_turns(view), checked,
+        )
+        return ReportFigures(charts=[rate, turns])
+
+
+def flip_turns(view: "ReportView") -> dict[str, list[int]]:
+    """Per group, the turn index of every flipped turn."""
+    flips: dict[str, list[int]] = {group: [] for group in view.groups}
+    for group, _, turn_idx, _, _ in view.annotations(name="role_flipped"):
+        flips[group].append(turn_idx)
+    return flips

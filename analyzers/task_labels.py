@@ -49,11 +49,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 import numpy as np
-from analyzers.base import Analyzer, Ceiling, MetricInfo, analyzers
+from analyzers.base import Analyzer, Ceiling, MetricInfo, ReportFigures, analyzers
 from sim.records import Annotation, Episode
 from sim.stats import entropy_bits
 
 if TYPE_CHECKING:
+    from sim.compare import ReportView
     from sim.store import Store
 
 MISSING_LABEL = -1.0
@@ -270,6 +271,19 @@ class TaskLabelsAnalyzer(Analyzer):
             values = {f"{name}[{scale}]" if name in SCALE_DEPENDENT else name: value for name, value in values.items()}
         return [Annotation(episode.id, name, value) for name, value in values.items()]
 
+    @classmethod
+    def report_figures(cls, view: "ReportView") -> ReportFigures:
+        """Human against model label distributions per group."""
+        # Imported here: the figures import sim.analysis, which imports every analyzer.
+        from sim.figures import label_distributions
+
+        return ReportFigures(charts=[label_distributions(
+            "task_label_distributions", "Human and model label distributions",
+            "For each group, the share of its human and of its model labels that take each value (an item labeled by"
+            " several models counts its human labels once; model labels outside the item's label scheme are left out and"
+            " counted by invalid_label_rate).", task_label_values(view),
+        )])
+
 
 def label_values(model: list[float], human: list[float]) -> dict[str, float]:
     """One item's values from its (valid) model labels, and against its human labels where it has any."""
@@ -301,3 +315,18 @@ def ceilings(human: list[float], model: list[float]) -> dict[str, float]:
             values[f"human_{kind}_match"] = human_ceiling(human, reference)
             values[f"model_label_{kind}_match"] = model_label_match(model, human, reference)
     return values
+
+
+def task_label_values(view: "ReportView") -> dict[str, dict[str, list[float]]]:
+    """Per group, every human label (once per item) and every valid model label of the selected items."""
+    schemes = dataset_schemes(view.store)
+    labels: dict[tuple[str, Optional[str]], dict[str, list[float]]] = {}
+    items_seen: set[tuple[str, Any]] = set()
+    for group, dataset, meta in view.episode_meta("task_label", ["item_id", "human_labels", "model_labels", "label_scheme"]):
+        sides = labels.setdefault((group, None), {"human": [], "model": []})
+        item_id = meta.get("item_id")
+        if item_id is None or (group, item_id) not in items_seen:
+            sides["human"] += clean_labels(meta.get("human_labels") or [])
+            items_seen.add((group, item_id))
+        sides["model"] += valid_labels(clean_labels(meta.get("model_labels") or []), scheme_of(meta, dataset, schemes))
+    return view.ordered(labels)

@@ -8,7 +8,7 @@ import html
 import json
 import os
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
@@ -18,21 +18,18 @@ from omegaconf import OmegaConf
 from statsmodels.duration.survfunc import SurvfuncRight
 
 from analyzers import analyzers
-from analyzers.preferences import BIAS_AUDIT, AuditMeasure
-from analyzers.task_labels import clean_labels, dataset_schemes, scheme_of, valid_labels
 from sim.analysis import (
     AnalyzerSummary, Comparison, Metric, PairedComparison, PairOf, Scope, analyze, build_analyzers, count_episodes, side_label,
     side_order,
 )
 from sim.compose import analysis_settings
 from sim.errors import SimError
-from sim.figures import (
-    Chart, distributions, label_distributions, metric_bars, paired_differences, stacked_shares, survival_curves, turn_histogram,
-)
+from sim.figures import Chart, metric_bars, paired_differences, survival_curves
 from sim.ids import episode_index_of
 from sim.records import Episode
 from sim.report import (
-    SIGNIFICANT_Q, YARDSTICK_COLUMNS, Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance, yardstick_rows,
+    SIGNIFICANT_Q, YARDSTICK_COLUMNS, Tabular, difference_cell, html_table, interval, markdown_table, metric_size, significance,
+    yardstick_rows,
 )
 from sim.stats import clustered_rate, compare_clustered, q_values
 from sim.store import Store, episodes_of
@@ -413,16 +410,49 @@ def episode_metric_names(summary: AnalyzerSummary) -> list[str]:
     return list(dict.fromkeys(metric.name for metric in summary.metrics if metric.unit == "episode"))
 
 
-def stored_annotations(store: Store, selection: Selection, summary: AnalyzerSummary, condition: str) -> list[tuple]:
-    """(group, author, turn index, name, value) of the analyzer's stored annotations of the selected episodes."""
-    where, params = selection.where()
-    rows = store.db.execute(
-        "SELECT e.run_id, e.dataset, json_extract(e.meta_json, '$.author'), a.turn_idx, a.name, a.value"
-        " FROM annotations a JOIN episodes e ON e.id = a.episode_id"
-        f" WHERE a.analyzer = ? AND a.analyzer_version = ? AND {condition} AND {where}",
-        [summary.analyzer, summary.version, *params],
-    )
-    return [(selection.label(run_id, dataset), author, *rest) for run_id, dataset, author, *rest in rows]
+@dataclass(frozen=True)
+class ReportView:
+    """What an analyzer's `report_figures` reads, read-only: its summary, the groups in report order and the stored
+    values of the selected episodes (the SQL stays here, so analyzers only call these methods)."""
+
+    store: Store
+    selection: Selection
+    summary: AnalyzerSummary
+
+    @property
+    def groups(self) -> list[str]:
+        """The selected groups' names, in report order."""
+        return [group.name for group in self.selection.groups]
+
+    def ordered(self, keyed: dict[tuple[str, Optional[str]], Any]) -> dict[str, Any]:
+        """Values keyed by (group, side) in report order, keyed by label (see `Selection.ordered`)."""
+        return self.selection.ordered(keyed)
+
+    def episode_metric_names(self) -> list[str]:
+        """The summary's episode-level metric names, in order."""
+        return episode_metric_names(self.summary)
+
+    def annotations(self, name: Optional[str] = None, episode_level: bool = False) -> list[tuple]:
+        """(group, author, turn index, name, value) of the analyzer's stored annotations of the selected episodes;
+        only those called `name` where given, only episode-level ones (no turn) with `episode_level`."""
+        where, params = self.selection.where()
+        conditions = [where, *(["a.name = ?"] if name is not None else []), *(["a.turn_idx IS NULL"] if episode_level else [])]
+        rows = self.store.db.execute(
+            "SELECT e.run_id, e.dataset, json_extract(e.meta_json, '$.author'), a.turn_idx, a.name, a.value"
+            " FROM annotations a JOIN episodes e ON e.id = a.episode_id"
+            f" WHERE a.analyzer = ? AND a.analyzer_version = ? AND {' AND '.join(conditions)}",
+            [self.summary.analyzer, self.summary.version, *params, *([name] if name is not None else [])],
+        )
+        return [(self.selection.label(run_id, dataset), author, *rest) for run_id, dataset, author, *rest in rows]
+
+    def episode_meta(self, kind: str, keys: Sequence[str]) -> list[tuple[str, Optional[str], dict[str, Any]]]:
+        """(group, dataset, the `keys` of its meta that it holds) of every selected episode of this `kind`."""
+        where, params = self.selection.where()
+        rows = self.store.db.execute(f"SELECT e.run_id, e.dataset, e.meta_json FROM episodes e WHERE e.kind = ? AND {where}", [kind, *params])
+        return [
+            (self.selection.label(run_id, dataset), dataset, {key: meta[key] for key in keys if key in meta})
+            for run_id, dataset, meta in ((run_id, dataset, json.loads(meta_json or "{}")) for run_id, dataset, meta_json in rows)
+        ]
 
 
 @dataclass
@@ -519,146 +549,6 @@ def turn_flag_views(store: Store, selection: Selection, summary: AnalyzerSummary
     return fork_divergence(episodes, flags, summary.analyzer), curves
 
 
-def role_flip_charts(store: Store, selection: Selection, summary: AnalyzerSummary) -> list[Optional[Chart]]:
-    """The role-flip rate per group, and the turns at which flips happen."""
-    rate = metric_bars(
-        "role_flip_rate", "Role-flip rate per group",
-        "Share of episodes with at least one flipped turn, and of checked turns that flip; bars are 95% CIs"
-        " (Wilson; for turns at the effective sample size of clustered turns).",
-        summary.metrics, ["role_flipping_happens", "role_flipped_turn_share"],
-    )
-    checked = {metric.group: metric.n for metric in summary.metrics if metric.name == "role_flipping_happens"}
-    turns = turn_histogram(
-        "role_flip_turns", "Turn index of role flips",
-        "For each turn index, the share of a group's episodes whose turn at that index flipped roles.",
-        flip_turns(store, selection, summary), checked,
-    )
-    return [rate, turns]
-
-
-def flip_turns(store: Store, selection: Selection, summary: AnalyzerSummary) -> dict[str, list[int]]:
-    """Per group, the turn index of every flipped turn."""
-    flips: dict[str, list[int]] = {group.name: [] for group in selection.groups}
-    for group, _, turn_idx, _, _ in stored_annotations(store, selection, summary, "a.name = 'role_flipped'"):
-        flips[group].append(turn_idx)
-    return flips
-
-
-def digression_charts(summary: AnalyzerSummary) -> list[Optional[Chart]]:
-    """Digression categories (judge mode) as stacked shares of each group's judged episodes."""
-    return [stacked_shares(
-        "digression_categories", "Digression categories per group",
-        "Share of each group's judged episodes that digress, stacked by the judge's category.", digression_shares(summary),
-    )]
-
-
-def digression_shares(summary: AnalyzerSummary) -> dict[str, dict[str, float]]:
-    """Per group, each category's share of the episodes the judge answered for."""
-    judged = {metric.group: metric.n for metric in summary.metrics if metric.name == "digresses"}
-    shares: dict[str, dict[str, float]] = {group: {} for group in judged}
-    for metric in summary.metrics:
-        if metric.name.startswith("category[") and judged.get(metric.group):
-            shares[metric.group][metric.name[len("category[") : -1]] = metric.n / judged[metric.group]
-    return shares
-
-
-def task_label_charts(store: Store, selection: Selection) -> list[Optional[Chart]]:
-    """Human against model label distributions per group."""
-    return [label_distributions(
-        "task_label_distributions", "Human and model label distributions",
-        "For each group, the share of its human and of its model labels that take each value (an item labeled by"
-        " several models counts its human labels once; model labels outside the item's label scheme are left out and"
-        " counted by invalid_label_rate).", task_label_values(store, selection),
-    )]
-
-
-def task_label_values(store: Store, selection: Selection) -> dict[str, dict[str, list[float]]]:
-    """Per group, every human label (once per item) and every valid model label of the selected items."""
-    where, params = selection.where()
-    rows = store.db.execute(
-        "SELECT e.run_id, e.dataset, json_extract(e.meta_json, '$.item_id'), json_extract(e.meta_json, '$.human_labels'),"
-        " json_extract(e.meta_json, '$.model_labels'), json_extract(e.meta_json, '$.label_scheme')"
-        f" FROM episodes e WHERE e.kind = 'task_label' AND {where}",
-        params,
-    )
-    schemes = dataset_schemes(store)
-    labels: dict[tuple[str, Optional[str]], dict[str, list[float]]] = {}
-    items_seen: set[tuple[str, str]] = set()
-    for run_id, dataset, item_id, human, model, declared in rows:
-        scheme = scheme_of({"label_scheme": json.loads(declared or "null")}, dataset, schemes)
-        group = selection.label(run_id, dataset)
-        sides = labels.setdefault((group, None), {"human": [], "model": []})
-        if item_id is None or (group, item_id) not in items_seen:
-            sides["human"] += clean_labels(json.loads(human or "[]"))
-            items_seen.add((group, item_id))
-        sides["model"] += valid_labels(clean_labels(json.loads(model or "[]")), scheme)
-    return selection.ordered(labels)
-
-
-def free_text_charts(store: Store, selection: Selection, summary: AnalyzerSummary) -> list[Optional[Chart]]:
-    """Style-feature distributions per group and side (human, llm)."""
-    values: dict[str, dict[tuple[str, Optional[str]], list[float]]] = {name: {} for name in episode_metric_names(summary)}
-    for group, author, _, name, value in stored_annotations(store, selection, summary, "a.turn_idx IS NULL"):
-        if name in values:
-            values[name].setdefault((group, author), []).append(value)
-    return [distributions(
-        "free_text_styles", "Style-feature distributions",
-        "Per style feature, the spread of its per-text values in each group and side (boxes: quartiles; whiskers: 1.5 IQR).",
-        {name: selection.ordered(by_side) for name, by_side in values.items()},
-    )]
-
-
-def bias_audit(summary: AnalyzerSummary) -> list[tuple[str, str, AuditMeasure, Metric]]:
-    """(group, judge, measure, metric) of every judge-bias audit value of a preferences summary, by group, then
-    judge, then measure in BIAS_AUDIT order."""
-    by_name = {(metric.group, metric.name): metric for metric in summary.metrics}
-    groups = list(dict.fromkeys(metric.group for metric in summary.metrics))
-    judges = sorted({
-        name[len(prefix) : -1]
-        for _, name in by_name
-        for prefix in (measure.metric.split("{judge}")[0] for measure in BIAS_AUDIT)
-        if name.startswith(prefix) and name.endswith("]")
-    })
-    return [
-        (group, judge, measure, by_name[(group, measure.metric.format(judge=judge))])
-        for group in groups for judge in judges for measure in BIAS_AUDIT
-        if (group, measure.metric.format(judge=judge)) in by_name
-    ]
-
-
-def judge_bias_table(summary: AnalyzerSummary) -> Optional[Tabular]:
-    """The judge-bias audit as one table: a row per group, judge and measure with its value, 95% CI, n and how the
-    interval was made (every interval resamples compared pairs); None without preference judgments."""
-    rows = [
-        [group, judge, measure.label, f"{metric.mean:.3f}{interval(metric.ci_low, metric.ci_high)}", metric_size(metric),
-         metric.interval, "" if measure.unbiased is None else f"{measure.unbiased:g}"]
-        for group, judge, measure, metric in bias_audit(summary)
-    ]
-    columns = ["group", "judge", "measure", "value [95% CI]", "n", "interval", "unbiased judge"]
-    return Tabular(f"{summary.analyzer}: judge-bias audit", columns, rows) if rows else None
-
-
-def judge_bias_chart(summary: AnalyzerSummary) -> Optional[Chart]:
-    """A panel per audit measure, a bar per judge (and group, where there are several) with its 95% CI, and a
-    dotted line at what an unbiased judge would score."""
-    audit = bias_audit(summary)
-    several_groups = len({group for group, _, _, _ in audit}) > 1
-    bars = [
-        replace(metric, name=measure.label, group=f"{judge} / {group}" if several_groups else judge)
-        for group, judge, measure, metric in audit
-    ]
-    return metric_bars(
-        f"{summary.analyzer}_judge_bias", "Judge-bias audit per judge",
-        "Per judge: the share of asks without a verdict, position consistency (both orders agree), preference"
-        " fairness (first-shown wins among inconsistent pairs; 0.5 is fair), repetition stability, P(prefers"
-        " longer), the length log-odds of a logistic regression of the choice on the length difference, and"
-        " agreement and Cohen's kappa with humans; bars are 95% CIs over compared pairs, dotted lines what an"
-        " unbiased judge would score.",
-        bars, [measure.label for measure in BIAS_AUDIT],
-        references={measure.label: measure.unbiased for measure in BIAS_AUDIT if measure.unbiased is not None},
-    )
-
-
 def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummary) -> Section:
     """An analyzer's tables (metrics per group, differences against the reference, sides within groups) and figures."""
     section = Section(f"{summary.analyzer} (v{summary.version}, {summary.n_episodes} episodes)", [metrics_table(summary)])
@@ -676,19 +566,9 @@ def analyzer_section(store: Store, selection: Selection, summary: AnalyzerSummar
         " rates, the expanded percentile bootstrap otherwise).",
         summary.metrics, [name for name in episode_metric_names(summary) if not name.startswith("category[")],
     )]
-    if summary.analyzer == "role_flip":
-        charts += role_flip_charts(store, selection, summary)
-    elif summary.analyzer == "digression":
-        charts += digression_charts(summary)
-    elif summary.analyzer == "task_labels":
-        charts += task_label_charts(store, selection)
-    elif summary.analyzer == "free_text":
-        charts += free_text_charts(store, selection, summary)
-    elif summary.analyzer == "preferences":
-        bias_table = judge_bias_table(summary)
-        if bias_table is not None:
-            section.tables.append(bias_table)
-        charts.append(judge_bias_chart(summary))
+    own = analyzers.get(summary.analyzer).report_figures(ReportView(store, selection, summary))
+    section.tables += own.tables
+    charts += own.charts
     divergence, first_flags = turn_flag_views(store, selection, summary)
     if divergence is not None:
         section.tables.append(divergence)

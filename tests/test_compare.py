@@ -16,9 +16,9 @@ from PIL import Image
 
 from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
 from sim.analysis import AnalyzerSummary, Metric, PairedComparison
-from sim.compare import (
-    build_report, digression_charts, digression_shares, first_flag_curves, flagged_episodes, flip_turns, group_runs, select,
-)
+from analyzers.digression import DigressionAnalyzer, digression_shares
+from analyzers.role_flip import flip_turns
+from sim.compare import ReportView, Selection, build_report, first_flag_curves, flagged_episodes, group_runs, select
 from sim.errors import SimError
 from sim.figures import turn_histogram
 from sim.records import Episode, Turn
@@ -289,12 +289,12 @@ def test_role_flip_turns_drawn_where_flips_happen(store) -> None:
     episodes = flagged_episodes(store, selection, summaries[0], ["role_flipped"])
     assert {key: (e.n_turns, dict(e.flagged)) for key, e in episodes.items()} == {"e0": (4, {"role_flipped": {1}}), "e1": (1, {})}
     assert first_flag_curves(episodes, ["role_flipped"]) == {"role_flipped": {"hand": ([0.0, 2.0], [1.0, 0.0])}}
-    assert flip_turns(store, selection, summaries[0]) == {"hand": [1]}
+    assert flip_turns(ReportView(store, selection, summaries[0])) == {"hand": [1]}
     assert charts["role_flip_turns"].png.startswith(PNG_MAGIC)
     assert turn_histogram("t", "t", "", {"hand": []}, {"hand": 2}) is None
 
 
-def test_digression_categories_stack_per_group() -> None:
+def test_digression_categories_stack_per_group(store) -> None:
     """Judge-mode category counts become shares of each group's judged episodes; without categories, no figure."""
     def metric(name: str, n: int, group: str) -> Metric:
         return Metric(name, "episode", n, float(n), 1.0, 1.0, 1.0, group)
@@ -304,9 +304,11 @@ def test_digression_categories_stack_per_group() -> None:
         metric("digresses", 6, "b"), metric("category[transitional]", 3, "b"),
     ])
     assert digression_shares(summary) == {"a": {"transitional": 0.25, "constructive": 0.5}, "b": {"transitional": 0.5}}
-    (chart,) = digression_charts(summary)
+    selection = Selection([], "dataset", "")
+    (chart,) = DigressionAnalyzer.report_figures(ReportView(store, selection, summary)).charts
     assert chart is not None and chart.png.startswith(PNG_MAGIC)
-    assert digression_charts(AnalyzerSummary("digression", "1", 4, [metric("digresses", 4, "a")])) == [None]
+    without = AnalyzerSummary("digression", "1", 4, [metric("digresses", 4, "a")])
+    assert DigressionAnalyzer.report_figures(ReportView(store, selection, without)).charts == [None]
 
 
 def stored_runs(store, rows: list[dict], sweeps: list[str]) -> None:

@@ -65,3 +65,17 @@ def test_no_engine_module_imports_the_front_end() -> None:
         if module in TOP or module.startswith(tuple(f"{top}." for top in TOP))
     ]
     assert climbs == []
+
+
+def test_compare_names_no_analyzer() -> None:
+    """An analyzer's figures come from its own `report_figures`: sim/compare.py names none and imports no analyzer's
+    module (the registry only)."""
+    from analyzers import analyzers
+
+    tree = ast.parse((ROOT / "sim" / "compare.py").read_text())
+    names = set(analyzers.names())
+    assert {"role_flip", "task_labels", "preferences"} <= names
+    literals = {node.value for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+    named = sorted(name for name in names if any(name in literal for literal in literals))
+    assert named == []
+    assert [module for module in imported_modules(ROOT / "sim" / "compare.py") if module.startswith("analyzers.")] == ["analyzers.analyzers"]

@@ -239,7 +239,9 @@ def test_embedded_run_gives_label_confidences_without_logits_all(sim, tmp_path: 
 
 
 def test_compare_label_distributions_leave_out_labels_outside_the_scheme(store) -> None:
-    from sim.compare import Group, Selection, task_label_values
+    from analyzers.task_labels import task_label_values
+    from sim.analysis import AnalyzerSummary
+    from sim.compare import Group, ReportView, Selection
 
     for index, (model, human) in enumerate([([0, 1, 7], [0, 1]), ([1, 9, 1], [1, 1])]):
         episode = item(model, human, dataset="toy", item_id=f"i{index}")
@@ -249,7 +251,7 @@ def test_compare_label_distributions_leave_out_labels_outside_the_scheme(store) 
     declared.id = "d0"
     store.add_imported_episode(declared)
     selection = Selection([Group("toy", dataset="toy"), Group("declared", dataset="declared")], "dataset", "")
-    values = task_label_values(store, selection)
+    values = task_label_values(ReportView(store, selection, AnalyzerSummary("task_labels", "4", 3, [])))
     # toy's scheme is what its humans used, {0, 1}: 7 and 9 are not labels; "declared" names its own scheme.
     assert values["toy"] == {"human": [0.0, 1.0, 1.0, 1.0], "model": [0.0, 1.0, 1.0, 1.0]}
     assert values["declared"] == {"human": [1.0], "model": [1.0, 2.0]}

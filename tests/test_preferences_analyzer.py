@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analyzers.preferences import PreferencesAnalyzer, kappa
+from analyzers.preferences import PreferencesAnalyzer, judge_bias_table, kappa
 from conftest import DATA
 from sim.analysis import analyze
 from sim.errors import SimError
@@ -131,7 +131,7 @@ def test_length_log_odds_of_a_judge_that_always_takes_the_longer_output_is_unbou
 
 
 def test_judge_bias_table_and_figure_in_compare(store) -> None:
-    from sim.compare import build_report, judge_bias_table, select
+    from sim.compare import build_report, select
 
     episodes = [asked(i, ["output_1", "output_2"], ["output_1" if i % 3 else "output_2", None]) for i in range(12)]
     for episode in episodes:
