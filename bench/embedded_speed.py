@@ -10,8 +10,9 @@ llama.cpp actually evaluated, generated tokens, the speedup (target: at least 2x
 the same as without the cache. Analyzers are left out; each run has a fresh store.
 
 (b) `--prompts` distinct chat prompts answered by the backend (`EmbeddedBackend.complete`, with its defaults) and by
-`Llama.create_chat_completion` on a model opened alike, alternating which goes first: generated tokens per second
-of each and their ratio (target: the backend at least 95% of llama-cpp-python).
+`Llama.create_chat_completion` on a model opened alike, each with only its own model open, in the order backend,
+raw, raw, backend: generated tokens per second of each and their ratio (target: the backend at least 95% of
+llama-cpp-python), and how many prompts both answered alike.
 `--markdown` prints the tables under the command line that measured them.
 """
 
@@ -24,6 +25,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
@@ -112,41 +114,55 @@ def prompts(count: int) -> list[list[ChatMessage]]:
 
 
 def against_raw(count: int, max_tokens: int) -> dict:
-    """Generated tokens and seconds of the backend and of llama-cpp-python on the same prompts."""
+    """Generated tokens and seconds of the backend and of llama-cpp-python on the same prompts: each answers them
+    all with its own model, which is then closed, twice, in the order backend, raw, raw, backend, each time on a
+    thread of its own that ends with it. Only one model and one calling thread at a time: llama.cpp's thread pool
+    belongs to the thread that calls it, and one left idle by another caller keeps spinning on the cores the
+    measured one needs."""
     from llama_cpp import Llama
 
     defaults = EmbeddedConfig()
     threads = os.cpu_count() or 1
-    backend = EmbeddedBackend()
-    raw = Llama(model_path=str(bundled_model_path()), n_ctx=defaults.n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
     params = SamplingParams(temperature=0.7, top_p=0.95, max_tokens=max_tokens, seed=0)
     totals = {"backend": [0, 0.0], "raw": [0, 0.0]}
-    same = 0
+    texts: dict[str, list[list[str]]] = {"backend": [], "raw": []}
 
-    def by_backend(messages: list[ChatMessage]) -> tuple[str, int]:
-        completion = asyncio.run(backend.complete(messages, params))
-        return completion.text, completion.completion_tokens
-
-    def by_raw(messages: list[ChatMessage]) -> tuple[str, int]:
-        response = raw.create_chat_completion(
-            messages=[{"role": m.role, "content": m.content} for m in messages],
-            temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens, seed=params.seed,
-        )
-        return response["choices"][0]["message"]["content"] or "", response["usage"]["completion_tokens"]
-
-    try:
-        for number, messages in enumerate(prompts(count)):
-            order = [("backend", by_backend), ("raw", by_raw)]
-            texts = {}
-            for name, answer in order if number % 2 == 0 else reversed(order):
+    def by_backend() -> list[str]:
+        backend = EmbeddedBackend()
+        answers = []
+        try:
+            for messages in prompts(count):
                 started = time.perf_counter()
-                texts[name], tokens = answer(messages)
-                totals[name][0] += tokens
-                totals[name][1] += time.perf_counter() - started
-            same += texts["backend"] == texts["raw"]
-    finally:
-        asyncio.run(backend.aclose())
-        raw.close()
+                completion = asyncio.run(backend.complete(messages, params))
+                totals["backend"][0] += completion.completion_tokens
+                totals["backend"][1] += time.perf_counter() - started
+                answers.append(completion.text)
+        finally:
+            asyncio.run(backend.aclose())
+        return answers
+
+    def by_raw() -> list[str]:
+        raw = Llama(model_path=str(bundled_model_path()), n_ctx=defaults.n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
+        answers = []
+        try:
+            for messages in prompts(count):
+                started = time.perf_counter()
+                response = raw.create_chat_completion(
+                    messages=[{"role": m.role, "content": m.content} for m in messages],
+                    temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_tokens, seed=params.seed,
+                )
+                totals["raw"][0] += response["usage"]["completion_tokens"]
+                totals["raw"][1] += time.perf_counter() - started
+                answers.append(response["choices"][0]["message"]["content"] or "")
+        finally:
+            raw.close()
+        return answers
+
+    for name, answer in (("backend", by_backend), ("raw", by_raw), ("raw", by_raw), ("backend", by_backend)):
+        # Each block on a thread of its own that ends with it, as the backend's worker thread does.
+        with ThreadPoolExecutor(max_workers=1) as block:
+            texts[name].append(block.submit(answer).result())
+    same = sum(a == b for a, b in zip(texts["backend"][0], texts["raw"][0]))
     return {"totals": totals, "same": same, "count": count}
 
 

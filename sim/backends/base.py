@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -177,6 +178,9 @@ class LocalModelBackend(Backend):
         self._path = path
         # Local inference libraries share one model state (and global seeds): one request at a time.
         self._lock = asyncio.Lock()
+        # Always the same thread: llama.cpp's thread pools belong to the thread that calls them, and a pool left
+        # behind by another thread keeps spinning on the cores a new one needs.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix=type(self).__name__)
 
     @property
     def model(self) -> str:
@@ -192,7 +196,7 @@ class LocalModelBackend(Backend):
         """Run `generate` in a worker thread so the event loop stays responsive."""
         async with self._lock:
             started = time.perf_counter()
-            work = asyncio.ensure_future(asyncio.to_thread(self.generate, messages, params))
+            work = asyncio.get_running_loop().run_in_executor(self._worker, self.generate, messages, params)
             try:
                 completion = await asyncio.shield(work)
             except asyncio.CancelledError:
@@ -210,9 +214,10 @@ class LocalModelBackend(Backend):
         return completion
 
     async def aclose(self) -> None:
-        """Wait for a generation still running in its thread, then release the model."""
+        """Wait for a generation still running in its thread, then release the model and the thread."""
         async with self._lock:
             self.release()
+            self._worker.shutdown()
 
     def release(self) -> None:
         """Free the loaded model; the default leaves it to the garbage collector."""

@@ -94,6 +94,9 @@ def load_sequence_state(llm: Any, state: SequenceState) -> None:
     import llama_cpp
 
     buffer = (ctypes.c_uint8 * state.llama_state_size).from_buffer_copy(state.llama_state)
+    # The restored sequence replaces everything in the context, and starts at its first cell: cells left by earlier
+    # requests would spread it out, and every later decode would be slower for it.
+    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(llm._ctx.ctx), True)
     if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, buffer, state.llama_state_size, 0) != state.llama_state_size:
         raise SimError("backend=embedded: llama.cpp could not restore a cached prompt state")
     llm.input_ids = state.input_ids.copy()
@@ -195,8 +198,10 @@ class EmbeddedBackend(LocalModelBackend):
         self._cache_bytes = int(state_cache_mb * 2**20)
         self.prompt_tokens_evaluated = 0
         self._decoded: list[int] = []  # the sizes of the decodes of the request under way, its prompt's first
-        self._llm = self._open(logits_all)
         super().__init__(path)
+        # Opened on the thread every request runs on: llama.cpp's warm-up decode would otherwise leave a second
+        # thread pool spinning beside the one that generates (measured: generation at less than half speed).
+        self._llm = self._worker.submit(self._open, logits_all).result()
 
     def _open(self, logits_all: bool) -> Any:
         """The llama.cpp model with or without logits kept for every position, with an empty state cache."""
