@@ -43,6 +43,12 @@ class ScriptedServer:
         args = [f"{prefix}.base_url={self.base_url}", f"{prefix}.model={self.model}", f"{prefix}.api_key_env=null"]
         return ([f"{prefix}=openai"] if prefix == "backend" else []) + args
 
+    def wait_for_requests(self, count: int, timeout_s: float = 60) -> None:
+        """Return once `count` requests have arrived, or after `timeout_s` (the test's own asserts then fail)."""
+        deadline = time.monotonic() + timeout_s
+        while len(self.requests) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def __enter__(self) -> "ScriptedServer":
         self.thread.start()
         return self

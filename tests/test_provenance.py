@@ -90,9 +90,7 @@ def test_allowed_changes_are_recorded_as_a_revision_that_marks_the_turns_made_un
         args = run_args(server.base_url, db, "scenario.n_episodes=2", "runner.concurrency=1", "run.id=r")
         process = subprocess.Popen([sys.executable, "-m", "sim", *args], cwd=tmp_path, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while len(server.requests) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        server.wait_for_requests(3)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr

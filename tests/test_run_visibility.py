@@ -38,9 +38,7 @@ def test_ctrl_c_prints_the_run_id_first_and_the_command_that_resumes_it(tmp_path
         started = process.stdout.readline()  # said before any request is sent
         assert re.fullmatch(rf"run (\S+) started, stored in {re.escape(str(db))}\n", started), started
         run_id = started.split()[1]
-        deadline = time.monotonic() + 60
-        while len(server.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        server.wait_for_requests(2)
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr
