@@ -72,7 +72,11 @@ class SequenceState:
     n_tokens: int
     seed: int
     llama_state: bytes  # llama.cpp's data of sequence 0
-    llama_state_size: int
+
+    @property
+    def llama_state_size(self) -> int:
+        """Bytes of llama.cpp data held (what the cache's capacity counts)."""
+        return len(self.llama_state)
 
 
 def save_sequence_state(llm: Any) -> SequenceState:
@@ -86,7 +90,7 @@ def save_sequence_state(llm: Any) -> SequenceState:
     size = llama_cpp.llama_state_seq_get_size(llm._ctx.ctx, 0)
     buffer = (ctypes.c_uint8 * size)()
     written = llama_cpp.llama_state_seq_get_data(llm._ctx.ctx, buffer, size, 0)
-    return SequenceState(llm.input_ids.copy(), llm.n_tokens, llm._seed, ctypes.string_at(buffer, written), written)
+    return SequenceState(llm.input_ids.copy(), llm.n_tokens, llm._seed, ctypes.string_at(buffer, written))
 
 
 def load_sequence_state(llm: Any, state: SequenceState) -> None:
