@@ -46,7 +46,7 @@ BENCHMARKS: dict[str, list[list[str]]] = {
     ],
     "browse": [["bench/browse_pages.py"]],
     "validate": [["bench/validate_throughput.py"]],
-    "embedded": [["bench/embedded_speed.py"]],
+    "embedded": [["bench/embedded_speed.py", "--repeat", "2"]],
 }
 QUICK_STORES = "runs/bench/quick"
 # Tiny workloads of the same scripts (--quick), for checking them, not for numbers.
