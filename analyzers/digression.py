@@ -19,7 +19,7 @@ from sim.records import Annotation, Episode
 from sim.stats import Estimate, estimate
 
 if TYPE_CHECKING:
-    from sim.analysis import AnalyzerSummary
+    from sim.summary import AnalyzerSummary
     from sim.compare import ReportView
 
 CATEGORIES = (

@@ -19,7 +19,7 @@ from analyzers import embeddings as sentence_embeddings
 from analyzers.base import Analyzer, Scored
 from sim.backends import Backend
 from sim.backends.base import build_backend
-from sim.errors import SimError, require_positive
+from sim.errors import SimError, require_one_of, require_positive
 from sim.messages import ChatMessage, SamplingParams
 from sim.records import Annotation
 from sim.stats import Estimate, estimate
@@ -198,8 +198,7 @@ MODES = ("embedding", "judge")
 def judge_for_mode(mode: str, judge: Any, analyzer: str, max_tokens: int) -> Optional[Judge]:
     """Check an analyzer's `mode`: the Judge for `judge` mode, None for `embedding` mode, which needs the
     embeddings extra installed."""
-    if mode not in MODES:
-        raise SimError(f"analyzer.{analyzer}.mode must be one of {', '.join(MODES)}, got {mode!r}")
+    require_one_of(f"analyzer.{analyzer}.mode", mode, MODES)
     if mode == "embedding":
         sentence_embeddings.wanted("true", f"analyzer.{analyzer}.mode=embedding")
         return None
@@ -208,8 +207,7 @@ def judge_for_mode(mode: str, judge: Any, analyzer: str, max_tokens: int) -> Opt
 
 def protocol_named(protocols: dict[str, Protocol], name: str, template: Optional[str], analyzer: str) -> Protocol:
     """The analyzer's protocol `name` (with a user's template, if given); a SimError naming the known ones."""
-    if name not in protocols:
-        raise SimError(f"analyzer.{analyzer}.protocol must be one of {', '.join(protocols)}, got {name!r}")
+    require_one_of(f"analyzer.{analyzer}.protocol", name, protocols)
     return protocols[name].with_template(template, analyzer)
 
 
@@ -231,7 +229,7 @@ class UsesJudge:
         """Build the judge backend, if there is a judge, and learn which model generated each run."""
         if self.judge is not None:
             self.judge.open(store)
-        self.generators = {row["id"]: f"{row['backend']}:{row['model']}" for row in store.db["runs"].rows}
+        self.generators = {row["id"]: f"{row['backend']}:{row['model']}" for row in store.runs()}
 
     def close(self) -> None:
         """Release the judge backend."""

@@ -38,7 +38,7 @@ from sim.records import Annotation, Episode
 from sim.stats import Estimate, compare_paired, correlation, estimate, estimate_statistic
 
 if TYPE_CHECKING:
-    from sim.analysis import AnalyzerSummary, Metric
+    from sim.summary import AnalyzerSummary, Metric
     from sim.compare import ReportView
     from sim.figures import Chart
     from sim.report import Tabular

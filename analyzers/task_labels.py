@@ -43,6 +43,7 @@ Jensen-Shannon) compare label categories, not distances, and stay pooled."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -73,14 +74,11 @@ LabelScheme = frozenset[float]
 
 def dataset_schemes(store: "Store") -> dict[str, LabelScheme]:
     """Each stored dataset's label scheme where its items declare none: the labels its human annotators used."""
-    rows = store.db.execute(
-        "SELECT DISTINCT e.dataset, j.value FROM episodes e, json_each(e.meta_json, '$.human_labels') j"
-        " WHERE e.kind = 'task_label' AND e.dataset IS NOT NULL AND j.value IS NOT NULL"
-        " AND json_extract(e.meta_json, '$.label_scheme') IS NULL"
-    ).fetchall()
     schemes: dict[str, set[float]] = defaultdict(set)
-    for dataset, value in rows:
-        schemes[dataset].update(clean_labels([value]))
+    for _, dataset, meta in store.episode_meta("task_label"):
+        labels = meta.get("human_labels")
+        if dataset is not None and meta.get("label_scheme") is None:
+            schemes[dataset].update(clean_labels(labels if isinstance(labels, list) else [labels]))
     return {dataset: frozenset(labels) for dataset, labels in schemes.items() if labels}
 
 
@@ -108,11 +106,11 @@ def scale_name(meta: dict[str, Any]) -> str:
 
 def mixed_scale_datasets(store: "Store") -> set[str]:
     """The stored datasets whose task-label items come on more than one label scale (or some on none)."""
-    rows = store.db.execute(
-        "SELECT dataset FROM episodes WHERE kind = 'task_label' AND dataset IS NOT NULL GROUP BY dataset"
-        " HAVING count(DISTINCT coalesce(json_extract(meta_json, '$.label_scale'), '')) > 1"
-    ).fetchall()
-    return {dataset for (dataset,) in rows}
+    scales: dict[str, set[str]] = defaultdict(set)
+    for _, dataset, meta in store.episode_meta("task_label"):
+        if dataset is not None:
+            scales[dataset].add(json.dumps(meta.get("label_scale")))
+    return {dataset for dataset, found in scales.items() if len(found) > 1}
 
 
 def valid_labels(labels: list[float], scheme: Optional[LabelScheme]) -> list[float]:

@@ -10,7 +10,7 @@ from typing import Any, Generic, Optional, Protocol, TypeVar
 
 from omegaconf import MISSING
 
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least, require_positive, require_score
 from sim.messages import ChatMessage, SamplingParams
 from sim.records import Episode, Turn
 from sim.references import load_reference
@@ -113,13 +113,11 @@ class Scenario(ABC):
         max_tokens: int = 160,
         guards: Optional[list[dict[str, Any]]] = None,
     ) -> None:
-        for key, value in {"n_episodes": n_episodes, "max_turns": max_turns, "max_tokens": max_tokens}.items():
-            if value is not None and value <= 0:
-                raise SimError(f"scenario.{key} must be a positive integer, got {value}")
-        if temperature < 0:
-            raise SimError(f"scenario.temperature must be >= 0, got {temperature}")
-        if not 0 < top_p <= 1:
-            raise SimError(f"scenario.top_p must be in (0, 1], got {top_p}")
+        require_positive("scenario.n_episodes", n_episodes, null_means="all items")
+        require_positive("scenario.max_turns", max_turns)
+        require_positive("scenario.max_tokens", max_tokens)
+        require_at_least("scenario.temperature", temperature, 0)
+        require_score("scenario.top_p", top_p)
         self.n_episodes = n_episodes
         self.max_turns = max_turns
         self.sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)

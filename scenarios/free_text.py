@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from agents.writer import WRITER_SYSTEM, writer
 from scenarios.base import EpisodeContext, EpisodePlan, Outcome, ReferenceConfig, ReferenceScenario, scenarios
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least
 from sim.records import Episode
 
 
@@ -48,8 +48,7 @@ class FreeTextScenario(ReferenceScenario[WritingPrompt]):
         **common: Any,
     ) -> None:
         super().__init__(**common)
-        if samples_per_prompt < 1:
-            raise SimError(f"scenario.samples_per_prompt must be at least 1, got {samples_per_prompt}")
+        require_at_least("scenario.samples_per_prompt", samples_per_prompt, 1)
         if "{prompt}" not in prompt_template:
             raise SimError("scenario.prompt_template must contain {prompt}")
         self.configured_items = [WritingPrompt(**item) for item in items]

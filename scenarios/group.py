@@ -7,7 +7,7 @@ from typing import Any
 
 from agents.group import END, members, moderator, parse_next_speaker
 from scenarios.base import EpisodeContext, EpisodePlan, Outcome, ReferenceConfig, ReferenceScenario, scenarios
-from sim.errors import SimError
+from sim.errors import SimError, require_one_of
 from sim.graphs import graph_summary, transition_graph
 from sim.records import Episode, Turn
 
@@ -51,8 +51,7 @@ class GroupScenario(ReferenceScenario[str]):
         names = [p["name"] for p in personas]
         if len(set(names)) < len(names):
             raise SimError(f"scenario.personas: names must be distinct, got {', '.join(names)}")
-        if policy not in POLICIES:
-            raise SimError(f"scenario.policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        require_one_of("scenario.policy", policy, POLICIES)
         self.configured_items = list(topics)
         self.personas = {p["name"]: p["description"] for p in personas}
         self.policy = policy

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from agents.self_instruct import generator, instance_writer, parse_instance, parse_instruction
 from scenarios.base import EpisodeContext, EpisodePlan, Outcome, ReferenceConfig, ReferenceScenario, scenarios
-from sim.errors import SimError
+from sim.errors import require_at_least, require_score
 from sim.records import Episode
 
 
@@ -56,12 +56,9 @@ class InstructionsScenario(ReferenceScenario[SeedTask]):
     ) -> None:
         super().__init__(**common)
         for key, value in {"n_human_examples": n_human_examples, "round_size": round_size}.items():
-            if value < 1:
-                raise SimError(f"scenario.{key} must be at least 1, got {value}")
-        if n_machine_examples < 0:
-            raise SimError(f"scenario.n_machine_examples must be >= 0, got {n_machine_examples}")
-        if not 0 < rouge_threshold <= 1:
-            raise SimError(f"scenario.rouge_threshold must be in (0, 1], got {rouge_threshold}")
+            require_at_least(f"scenario.{key}", value, 1)
+        require_at_least("scenario.n_machine_examples", n_machine_examples, 0)
+        require_score("scenario.rouge_threshold", rouge_threshold)
         self.configured_items = [SeedTask(**item) for item in items]
         self.n_human_examples = n_human_examples
         self.n_machine_examples = n_machine_examples

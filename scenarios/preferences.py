@@ -14,7 +14,7 @@ from typing import Any, Optional
 from agents.judge import judge
 from agents.verdicts import read_choice
 from scenarios.base import EpisodeContext, EpisodePlan, Outcome, ReferenceConfig, ReferenceScenario, scenarios
-from sim.errors import SimError
+from sim.errors import require_positive
 from sim.records import Episode
 
 # A judge's A/B answer in terms of the pair's own outputs, for the order shown and for the swapped order.
@@ -57,8 +57,7 @@ class PreferencesScenario(ReferenceScenario[PreferencePair]):
 
     def __init__(self, items: list[dict[str, Any]], repeats: int = 1, **common: Any) -> None:
         super().__init__(**common)
-        if repeats <= 0:
-            raise SimError(f"scenario.repeats must be a positive integer, got {repeats}")
+        require_positive("scenario.repeats", repeats)
         self.configured_items = [PreferencePair(**item) for item in items]
         self.repeats = repeats
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from agents.spp import FINAL_REQUEST, LEADER, persona_team, solo_performer
 from scenarios.base import EpisodeContext, EpisodePlan, Outcome, ReferenceConfig, ReferenceScenario, scenarios
-from sim.errors import SimError
+from sim.errors import SimError, require_one_of
 from sim.records import Episode, Turn
 from sim.spp import final_answer, is_correct, split_transcript
 
@@ -44,8 +44,7 @@ class SPPScenario(ReferenceScenario[Puzzle]):
 
     def __init__(self, items: list[dict[str, Any]], mode: str = "single", personas: list[str] | None = None, **common: Any) -> None:
         super().__init__(**common)
-        if mode not in MODES:
-            raise SimError(f"scenario.mode must be one of {', '.join(MODES)}, got {mode!r}")
+        require_one_of("scenario.mode", mode, MODES)
         if mode == "agents" and not personas:
             raise SimError("scenario.personas is empty: mode=agents needs at least one persona")
         self.configured_items = [Puzzle(item["question"], [str(t) for t in item.get("target") or []]) for item in items]

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from agents.annotator import annotator, label_probability, parse_label
 from scenarios.base import EpisodeContext, EpisodePlan, Outcome, ReferenceConfig, ReferenceScenario, scenarios
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least
 from sim.records import Episode
 
 
@@ -59,8 +59,7 @@ class TaskLabelsScenario(ReferenceScenario[LabelItem]):
         super().__init__(**common)
         if not labels:
             raise SimError("scenario.labels is empty: give the label scheme, e.g. scenario.labels=[negative,positive]")
-        if annotators < 1:
-            raise SimError(f"scenario.annotators must be at least 1, got {annotators}")
+        require_at_least("scenario.annotators", annotators, 1)
         self.configured_items = [LabelItem(**item) for item in items]
         self.task = task
         self.instruction = instruction

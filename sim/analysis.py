@@ -9,7 +9,7 @@ from collections import defaultdict
 from contextlib import ExitStack
 from itertools import chain, islice
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable, Iterable, Optional, TypeVar
+from typing import Callable, Iterable, Optional, TypeVar
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
@@ -21,9 +21,10 @@ from sim.config import build
 from sim.records import Annotation, Episode
 from sim.requests import retry_policy
 from sim.stats import (
-    Difference, Estimate, clustered_rate, compare, compare_clustered, compare_paired, estimate, q_values, ratio_estimate,
+    Estimate, clustered_rate, compare, compare_clustered, compare_paired, estimate, q_values, ratio_estimate,
 )
 from sim.store import Store
+from sim.summary import AnalyzerSummary, Comparison, Metric, PairedComparison, Yardstick
 
 # Analyzers get this many episodes per call (embedding analyzers embed them in one pass).
 ANNOTATE_BATCH = 64
@@ -37,104 +38,6 @@ Scope = tuple[Optional[str], Optional[str]]
 GroupOf = Callable[[Episode], str]
 # What an episode is paired by across groups (`sim compare --paired`): episodes of equal keys measured the same item.
 PairOf = Callable[[Episode], str]
-
-
-@dataclass
-class Metric:
-    """One value of a group with its 95% interval: an annotation summarized over episodes (unit `episode`: n
-    episode values) or over turns (unit `turn`: n turn values pooled over n_episodes conversations, the interval
-    from resampling conversations), or a statistic of the whole group (unit `corpus`, no total; a p-value and a
-    Benjamini-Hochberg q-value where it is a test). `interval` names how the interval was made."""
-
-    name: str
-    unit: str
-    n: int
-    total: Optional[float]
-    mean: float
-    ci_low: Optional[float]
-    ci_high: Optional[float]
-    group: str = ""
-    p_value: Optional[float] = None
-    q_value: Optional[float] = None
-    n_episodes: int = 0
-    n_turns: Optional[int] = None
-    interval: str = ""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Comparison(Difference):
-    """One annotation compared between two sides of a group (e.g. llm against human) or two groups: an episode
-    value (unit `episode`) or a turn value pooled per conversation (unit `turn`), with the q-value of its p among
-    the analyzer's comparisons of the same group (Benjamini-Hochberg)."""
-
-    name: str
-    group: str
-    reference: str
-    other: str
-    unit: str = "episode"
-    q_value: Optional[float] = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class PairedComparison(Comparison):
-    """One annotation compared pair by pair between the baseline group and another group: the mean paired
-    difference (other minus baseline) over the `n_pairs` items both measured, with `unpaired` items (measured by
-    one side only) left out, and `unpaired_width`, the width of the interval the same values would get compared as
-    independent groups, so that what pairing gains shows."""
-
-    n_pairs: int = 0
-    unpaired: int = 0
-    unpaired_width: Optional[float] = None
-
-
-@dataclass
-class Yardstick:
-    """An LLM value read against people: the value, the same metric on the group's human side (where it has
-    one), and the human ceiling (`Ceiling`: a `level` people reach among themselves, or a `gap` between halves
-    of the human set)."""
-
-    name: str
-    group: str
-    kind: str
-    llm: Metric
-    ceiling: Metric
-    human: Optional[Metric] = None
-
-
-@dataclass
-class AnalyzerSummary:
-    """What one analyzer found over a set of episodes."""
-
-    analyzer: str
-    version: str
-    n_episodes: int
-    metrics: list[Metric] = field(default_factory=list)
-    comparisons: list[Comparison] = field(default_factory=list)
-    # Each group against a reference group (`sim compare`): `reference` and `other` name the groups.
-    against_reference: list[Comparison] = field(default_factory=list)
-    # The same, pair by pair (`sim compare --paired`).
-    paired: list[PairedComparison] = field(default_factory=list)
-    # What a reader must know before reading the numbers: the analyzer's caveats per group, its validity.
-    notes: list[str] = field(default_factory=list)
-    # LLM metrics beside their human values and human ceilings.
-    yardsticks: list[Yardstick] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form; `against_reference` only where a reference group was given."""
-        document = {
-            "analyzer": self.analyzer,
-            "version": self.version,
-            "n_episodes": self.n_episodes,
-            "metrics": [asdict(m) for m in self.metrics],
-            "comparisons": [asdict(c) for c in self.comparisons],
-            "notes": self.notes,
-            "yardsticks": [asdict(y) for y in self.yardsticks],
-        }
-        if self.against_reference:
-            document["against_reference"] = [asdict(c) for c in self.against_reference]
-        if self.paired:
-            document["paired"] = [asdict(c) for c in self.paired]
-        return document
 
 
 def summarize(annotations: list[list[Annotation]], group: str = "", turns: bool = True, clusters: Optional[list[str]] = None) -> list[Metric]:
@@ -479,12 +382,7 @@ def side_order(side: Optional[str]) -> tuple[int, str]:
 
 def count_episodes(store: Store, scopes: list[Scope]) -> int:
     """How many stored episodes the scopes hold, for the progress bar."""
-    total = 0
-    for run_id, dataset in scopes:
-        clauses = [(column, value) for column, value in (("run_id", run_id), ("dataset", dataset)) if value is not None]
-        where = " and ".join(f"{column} = ?" for column, _ in clauses) or None
-        total += store.db["episodes"].count_where(where, [value for _, value in clauses])
-    return total
+    return sum(store.count_episodes(run_id, dataset) for run_id, dataset in scopes)
 
 
 def analyze(

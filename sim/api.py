@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,12 +28,7 @@ class Results:
 
     def _frame(self, view: str, run_id: Optional[str], dataset: Optional[str]) -> pd.DataFrame:
         """Rows of `view` (or of `episodes`) in the order their episodes were stored, JSON columns decoded."""
-        key = "id" if view == "episodes" else "episode_id"
-        query = (
-            f"SELECT v.* FROM [{view}] v JOIN episodes e ON e.id = v.{key}"
-            " WHERE (? IS NULL OR e.run_id = ?) AND (? IS NULL OR e.dataset = ?) ORDER BY e.rowid"
-        )
-        frame = pd.read_sql_query(query, self.store.db.conn, params=[run_id, run_id, dataset, dataset])
+        frame = frame_of(self.store.view_rows(view, run_id, dataset))
         for column in frame.columns:
             if column in JSON_COLUMNS or column.endswith("_json"):
                 frame[column] = frame[column].map(_decode)
@@ -40,8 +36,7 @@ class Results:
 
     def runs(self, sweep_id: Optional[str] = None) -> pd.DataFrame:
         """One row per run (of one sweep, if given), with its config, model, status and totals."""
-        query = "SELECT * FROM runs WHERE ? IS NULL OR sweep_id = ? ORDER BY created_at"
-        return pd.read_sql_query(query, self.store.db.conn, params=[sweep_id, sweep_id])
+        return frame_of(self.store.run_rows(sweep_id))
 
     def episodes(self, run_id: Optional[str] = None, dataset: Optional[str] = None) -> pd.DataFrame:
         """One row per episode (generated or imported), optionally of one run or dataset."""
@@ -50,24 +45,13 @@ class Results:
     def turns(self, run_id: Optional[str] = None, dataset: Optional[str] = None) -> pd.DataFrame:
         """One row per turn, with its episode's run, dataset and kind (`kind`); the turn's own kind (utterance or
         action) is `turn_kind`."""
-        columns = ", ".join(f"t.[{name}]" for name in self.store.db["turns"].columns_dict if name != "kind")
-        query = (
-            f"SELECT {columns}, t.kind AS turn_kind, e.run_id, e.dataset, e.kind FROM turns t JOIN episodes e ON e.id = t.episode_id"
-            " WHERE (? IS NULL OR e.run_id = ?) AND (? IS NULL OR e.dataset = ?) ORDER BY e.rowid, t.idx"
-        )
-        return pd.read_sql_query(query, self.store.db.conn, params=[run_id, run_id, dataset, dataset])
+        return frame_of(self.store.turn_rows(run_id, dataset))
 
     def annotations(
         self, analyzer: Optional[str] = None, run_id: Optional[str] = None, dataset: Optional[str] = None
     ) -> pd.DataFrame:
         """One row per stored analyzer value (live guards' under analyzer `guard`), with its episode's run and dataset."""
-        query = (
-            "SELECT a.*, e.run_id, e.dataset FROM annotations a JOIN episodes e ON e.id = a.episode_id"
-            " WHERE (? IS NULL OR a.analyzer = ?) AND (? IS NULL OR e.run_id = ?) AND (? IS NULL OR e.dataset = ?)"
-            " ORDER BY a.id"
-        )
-        params = [analyzer, analyzer, run_id, run_id, dataset, dataset]
-        frame = pd.read_sql_query(query, self.store.db.conn, params=params)
+        frame = frame_of(self.store.annotation_rows(analyzer, run_id, dataset))
         frame["detail_json"] = frame["detail_json"].map(_decode)
         return frame
 
@@ -99,6 +83,11 @@ class Results:
 def open_results(path: str | Path = "runs/sim.db") -> Results:
     """Open an existing database for reading as DataFrames."""
     return Results(Store.open(path, create=False))
+
+
+def frame_of(rows: sqlite3.Cursor) -> pd.DataFrame:
+    """The rows of a query as a DataFrame with the query's column names (none when it found nothing)."""
+    return pd.DataFrame.from_records(list(rows), columns=[column[0] for column in rows.description])
 
 
 def _decode(value: Any) -> Any:

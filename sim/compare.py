@@ -18,10 +18,7 @@ from omegaconf import OmegaConf
 from statsmodels.duration.survfunc import SurvfuncRight
 
 from analyzers import analyzers
-from sim.analysis import (
-    AnalyzerSummary, Comparison, Metric, PairedComparison, PairOf, Scope, analyze, build_analyzers, count_episodes, side_label,
-    side_order,
-)
+from sim.analysis import PairOf, Scope, analyze, build_analyzers, count_episodes, side_label, side_order
 from sim.compose import analysis_settings
 from sim.errors import SimError
 from sim.figures import Chart, metric_bars, paired_differences, survival_curves
@@ -32,7 +29,8 @@ from sim.report import (
     yardstick_rows,
 )
 from sim.stats import clustered_rate, compare_clustered, q_values
-from sim.store import Store, episodes_of
+from sim.store import Store
+from sim.summary import AnalyzerSummary, Comparison, Metric, PairedComparison
 
 # `--by` names a column of `runs` (these names) or a key of the runs' resolved config.
 RUN_COLUMNS = {"run": "id", "backend": "backend", "model": "model", "seed": "seed", "scenario": "scenario"}
@@ -105,10 +103,6 @@ class Selection:
         """The group `episode` is summarized in."""
         return self.label(episode.run_id, episode.dataset)
 
-    def where(self) -> tuple[str, list[Any]]:
-        """An SQL condition on `episodes e` that holds for the selected episodes, and its parameters."""
-        return episodes_of(*self.members())
-
     def members(self) -> tuple[list[str], list[str]]:
         """The selected runs and imported datasets."""
         return [run for group in self.groups for run in group.runs], [group.dataset for group in self.groups if group.dataset is not None]
@@ -122,26 +116,22 @@ def selected_runs(store: Store, sweep: Optional[str], run_ids: Sequence[str], da
     if sweep == LATEST:
         sweep = latest_sweep(store)
     if sweep is not None:
-        runs = list(store.db["runs"].rows_where("sweep_id = ?", [sweep], order_by="created_at"))
+        runs = store.runs(sweep)
         if not runs:
-            known = [row[0] for row in store.db.execute("SELECT DISTINCT sweep_id FROM runs WHERE sweep_id IS NOT NULL")]
-            raise SimError(f"no sweep {sweep!r} in {store.path} (sweeps: {', '.join(known) or 'none'})")
+            raise SimError(f"no sweep {sweep!r} in {store.path} (sweeps: {', '.join(store.sweep_ids()) or 'none'})")
         return runs
     if run_ids:
         return [store.run(run_id) for run_id in dict.fromkeys(run_ids)]
-    return [] if datasets else list(store.db["runs"].rows_where(order_by="created_at"))
+    return [] if datasets else store.runs()
 
 
 def latest_sweep(store: Store) -> str:
     """The newest sweep with more than one run: a sweep of one run (a single `sim run` given a sweep id, a resumed
     job) has nothing to compare."""
-    rows = store.db.execute(
-        "SELECT sweep_id FROM runs WHERE sweep_id IS NOT NULL GROUP BY sweep_id HAVING count(*) > 1"
-        " ORDER BY max(created_at) DESC LIMIT 1"
-    ).fetchall()
-    if not rows:
+    sweep = store.latest_sweep(min_runs=2)
+    if sweep is None:
         raise SimError(f"--sweep latest: no sweep in {store.path} has more than one run (start one with `sim run -m ...`)")
-    return rows[0][0]
+    return sweep
 
 
 def flat_config(config_yaml: Optional[str]) -> dict[str, str]:
@@ -293,6 +283,7 @@ class Report:
     sections: list[Section]
     warnings: list[str] = field(default_factory=list)
     truncation: list[dict[str, Any]] = field(default_factory=list)
+    cost: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def charts(self) -> list[Chart]:
@@ -350,6 +341,40 @@ def truncation_warning(rows: list[dict[str, Any]]) -> Optional[str]:
     return (f"groups differ in truncated_turn_share ({shares}; q < {SIGNIFICANT_Q} against the baseline): turns cut at "
             "max_tokens confound lengths and anything read from a turn's end; raise scenario.max_tokens or compare "
             "uncut turns only")
+
+
+def cost_by_group(store: Store, selection: Selection, summaries: list[AnalyzerSummary]) -> list[dict[str, Any]]:
+    """Per group of runs whose every generation request was priced: what generating it cost (judges left out), USD
+    per episode, and USD per episode that shows each artifact (an analyzer's episode-level 0/1 flag, where it
+    fired)."""
+    rows = []
+    for group in selection.groups:
+        ledgers = [row for run_id in group.runs for row in store.ledger(run_id) if row["kind"] != "judge"]
+        if not ledgers or not group.n_episodes or any(row["cost_usd"] is None for row in ledgers):
+            continue
+        cost = sum(row["cost_usd"] for row in ledgers)
+        flagged = {
+            f"{summary.analyzer}.{metric.name}": int(metric.total)
+            for summary in summaries for metric in summary.metrics
+            if metric.group == group.name and metric.unit == "episode" and metric.interval == "wilson" and metric.total
+        }
+        rows.append({
+            "group": group.name, "cost_usd": round(cost, 6), "n_episodes": group.n_episodes,
+            "usd_per_episode": round(cost / group.n_episodes, 6),
+            "artifacts": [{"artifact": name, "n_episodes": n, "usd_per_episode": round(cost / n, 6)} for name, n in flagged.items()],
+        })
+    return rows
+
+
+def cost_table(rows: list[dict[str, Any]]) -> Tabular:
+    """What each priced group cost per episode, and per episode showing each artifact."""
+    lines = [
+        [row["group"], f"${row['cost_usd']:.4f}", str(row["n_episodes"]), f"${row['usd_per_episode']:.4f}", artifact["artifact"],
+         str(artifact["n_episodes"]), f"${artifact['usd_per_episode']:.4f}"]
+        for row in rows for artifact in row["artifacts"] or [{"artifact": "(none flagged)", "n_episodes": 0, "usd_per_episode": 0.0}]
+    ]
+    return Tabular("Cost per artifact (generation requests of priced runs)",
+                   ["group", "cost", "episodes", "per episode", "artifact", "episodes with it", "per episode with it"], lines)
 
 
 def metric_cell(metric: Metric) -> str:
@@ -435,23 +460,19 @@ class ReportView:
     def annotations(self, name: Optional[str] = None, episode_level: bool = False) -> list[tuple]:
         """(group, author, turn index, name, value) of the analyzer's stored annotations of the selected episodes;
         only those called `name` where given, only episode-level ones (no turn) with `episode_level`."""
-        where, params = self.selection.where()
-        conditions = [where, *(["a.name = ?"] if name is not None else []), *(["a.turn_idx IS NULL"] if episode_level else [])]
-        rows = self.store.db.execute(
-            "SELECT e.run_id, e.dataset, json_extract(e.meta_json, '$.author'), a.turn_idx, a.name, a.value"
-            " FROM annotations a JOIN episodes e ON e.id = a.episode_id"
-            f" WHERE a.analyzer = ? AND a.analyzer_version = ? AND {' AND '.join(conditions)}",
-            [self.summary.analyzer, self.summary.version, *params, *([name] if name is not None else [])],
+        run_ids, datasets = self.selection.members()
+        rows = self.store.annotation_values(
+            self.summary.analyzer, self.summary.version, names=None if name is None else [name], run_ids=run_ids,
+            datasets=datasets, level="episode" if episode_level else None,
         )
-        return [(self.selection.label(run_id, dataset), author, *rest) for run_id, dataset, author, *rest in rows]
+        return [(self.selection.label(run_id, dataset), author, *rest) for _, run_id, dataset, author, *rest in rows]
 
     def episode_meta(self, kind: str, keys: Sequence[str]) -> list[tuple[str, Optional[str], dict[str, Any]]]:
         """(group, dataset, the `keys` of its meta that it holds) of every selected episode of this `kind`."""
-        where, params = self.selection.where()
-        rows = self.store.db.execute(f"SELECT e.run_id, e.dataset, e.meta_json FROM episodes e WHERE e.kind = ? AND {where}", [kind, *params])
+        run_ids, datasets = self.selection.members()
         return [
             (self.selection.label(run_id, dataset), dataset, {key: meta[key] for key in keys if key in meta})
-            for run_id, dataset, meta in ((run_id, dataset, json.loads(meta_json or "{}")) for run_id, dataset, meta_json in rows)
+            for run_id, dataset, meta in self.store.episode_meta(kind, run_ids, datasets)
         ]
 
 
@@ -469,21 +490,17 @@ class FlaggedEpisode:
 
 def flagged_episodes(store: Store, selection: Selection, summary: AnalyzerSummary, flags: Sequence[str]) -> dict[str, FlaggedEpisode]:
     """The selected episodes the analyzer annotated, by id, with the turns each of `flags` fired on."""
-    where, params = selection.where()
+    run_ids, datasets = selection.members()
     episodes = {
         episode_id: FlaggedEpisode(selection.label(run_id, dataset), n_turns, parent_id, fork_turn)
-        for episode_id, run_id, dataset, n_turns, parent_id, fork_turn in store.db.execute(
-            "SELECT e.id, e.run_id, e.dataset, e.n_turns, e.parent_id, e.fork_turn FROM episodes e WHERE EXISTS (SELECT 1 FROM"
-            f" annotations a WHERE a.episode_id = e.id AND a.analyzer = ? AND a.analyzer_version = ?) AND {where}",
-            [summary.analyzer, summary.version, *params],
+        for episode_id, run_id, dataset, n_turns, parent_id, fork_turn in store.annotated_episodes(
+            summary.analyzer, summary.version, run_ids, datasets
         )
     }
-    marks = ", ".join("?" * len(flags))
-    for episode_id, flag, turn in store.db.execute(
-        "SELECT a.episode_id, a.name, a.turn_idx FROM annotations a JOIN episodes e ON e.id = a.episode_id WHERE a.analyzer = ?"
-        f" AND a.analyzer_version = ? AND a.turn_idx IS NOT NULL AND a.value != 0 AND a.name IN ({marks}) AND {where}",
-        [summary.analyzer, summary.version, *flags, *params],
-    ):
+    flagged = store.annotation_values(
+        summary.analyzer, summary.version, names=flags, run_ids=run_ids, datasets=datasets, level="turn", nonzero=True
+    )
+    for episode_id, _, _, _, turn, flag, _ in flagged:
         episodes[episode_id].flagged[flag].add(turn)
     return episodes
 
@@ -606,9 +623,12 @@ def build_report(store: Store, selection: Selection, summaries: list[AnalyzerSum
     groups = Section("Groups", [groups_table(selection)])
     if any(row["truncated_turns"] for row in truncation):
         groups.tables.append(truncation_table(truncation))
+    cost = cost_by_group(store, selection, applied)
+    if cost:
+        groups.tables.append(cost_table(cost))
     sections = [groups, *(analyzer_section(store, selection, summary) for summary in applied)]
     warnings = [*selection.warnings, *filter(None, [truncation_warning(truncation)])]
-    return Report(facts, sections, warnings, truncation)
+    return Report(facts, sections, warnings, truncation, cost)
 
 
 # Writing
@@ -674,10 +694,7 @@ PAIRED_BY = ("forks with the episodes they were forked from, runs' episodes by t
 def pairing(store: Store, selection: Selection) -> PairOf:
     """How `--paired` matches episodes across groups: a fork with the episode it was forked from; otherwise a run's
     episodes by their index in the run (the same item, as runs of one scenario play their items in order). Imported episodes pair only with themselves, so they pair with nothing in another group."""
-    where, params = selection.where()
-    parents = {row[0] for row in store.db.execute(
-        f"SELECT DISTINCT e.parent_id FROM episodes e WHERE e.parent_id IS NOT NULL AND {where}", params
-    )}
+    parents = store.parent_ids(*selection.members())
 
     def key(episode: Episode) -> str:
         if episode.parent_id is not None:
@@ -727,6 +744,7 @@ class ComparisonRun:
             "analyzers": [summary.as_dict() for summary in self.summaries],
             "results": self.results(),
             "truncation": self.report.truncation,
+            "cost": self.report.cost,
             "warnings": self.report.warnings,
             "report": [str(self.folder / name) for name in ("report.md", "report.html")],
             "figures": [str(self.folder / f"{chart.name}.png") for chart in self.report.charts],

@@ -100,7 +100,7 @@ def _scopes(store: Store, selection: Selection) -> list[tuple[Optional[str], Opt
     for run_id in runs:
         store.run(run_id)
     if selection.sweep is not None:
-        swept = store.sweep_run_ids(selection.sweep)
+        swept = [run["id"] for run in store.runs(selection.sweep)]
         if not swept:
             raise SimError(f"--sweep {selection.sweep!r}: no run of that sweep in {store.path}")
         runs += [run_id for run_id in swept if run_id not in runs]

@@ -12,7 +12,7 @@ from typing import Iterable, Optional, Sequence
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from sim.analysis import Metric, PairedComparison
+from sim.summary import Metric, PairedComparison
 
 # Panels per figure at most, and their layout.
 MAX_PANELS = 30

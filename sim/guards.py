@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from analyzers import Analyzer, analyzers
 from sim.analysis import build_analyzers
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least, require_one_of
 from sim.records import Annotation, Turn
 
 ACTIONS = ("flag", "stop", "regenerate")
@@ -56,10 +56,8 @@ def build_guards(configs: list[dict[str, Any]], analyzer_settings: Optional[Dict
             per_turn = ", ".join(n for n in analyzers.names() if analyzers.get(n).checks_turns)
             raise SimError(f"{where}: analyzer {analyzer.name!r} cannot judge single turns (per-turn analyzers: {per_turn})")
         action = str(config.get("action", "flag"))
-        if action not in ACTIONS:
-            raise SimError(f"{where}.action must be one of {', '.join(ACTIONS)}, got {action!r}")
+        require_one_of(f"{where}.action", action, ACTIONS)
         max_tries = int(config.get("max_tries", 3))
-        if max_tries < 1:
-            raise SimError(f"{where}.max_tries must be at least 1, got {max_tries}")
+        require_at_least(f"{where}.max_tries", max_tries, 1)
         guards.append(Guard(analyzer, action, max_tries))
     return guards

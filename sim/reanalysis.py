@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from analyzers import analyzers
-from sim.analysis import AnalyzerSummary, analyze, build_analyzers
+from sim.analysis import analyze, build_analyzers
 from sim.compose import analysis_settings
 from sim.store import Store
+from sim.summary import AnalyzerSummary
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 
 from sim.compose import GROUPS, apply_overrides, compose_config, config_dir_overrides, override_key
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least
 from sim.runner import RunReport, execute
 from sim.store import Store
 
@@ -61,8 +61,7 @@ class BatchReplay:
 def replay_run(db: Path, run_id: str, fork_at: int, episodes: Optional[list[str]], overrides: list[str]) -> BatchReplay:
     """Fork every episode of run `run_id` (or the listed ones) at turn `fork_at` into one new run, played
     concurrently and resumable like any run; episodes with fewer than `fork_at` turns are skipped and counted."""
-    if fork_at < 0:
-        raise SimError(f"--fork-at must not be negative, got {fork_at}")
+    require_at_least("--fork-at", fork_at, 0)
     store = Store.open(db, create=False, option="--db")
     try:
         run = store.run(run_id)

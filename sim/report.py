@@ -16,7 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from sim.analysis import AnalyzerSummary, Comparison, Metric
+from sim.summary import AnalyzerSummary, Comparison, Metric
 from sim.records import TRUNCATED, UTTERANCE, Annotation, Episode
 
 if TYPE_CHECKING:

@@ -18,12 +18,12 @@ from omegaconf import DictConfig, OmegaConf
 
 import sim
 from scenarios import EpisodePlan, Outcome, Scenario
-from sim.analysis import AnalyzerSummary, analyze, build_analyzers
+from sim.analysis import analyze, build_analyzers
 from sim.backends import Backend, BackendError
 from sim.backends.base import build_backend
 from sim.compose import GROUPS, apply_overrides, override_key
 from sim.config import build, config_changes, redacted, redacted_override, redacted_yaml, with_changes
-from sim.errors import SimError
+from sim.errors import SimError, require_at_least, require_positive
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
 from sim.ids import episode_id_of, episode_index_of, new_run_id
 from sim.messages import ChatMessage, SamplingParams
@@ -31,6 +31,7 @@ from sim.progress import RunProgress
 from sim.records import Episode, Turn
 from sim.requests import Budget, BudgetStop, Call, RequestExecutor, retry_policy
 from sim.store import Store
+from sim.summary import AnalyzerSummary
 
 VERSIONED_PACKAGES = ("artifact-sim", "hydra-core", "omegaconf", "llama-cpp-python", "openai", "sqlite-utils")
 FINISHED = ("done", "failed")
@@ -440,14 +441,11 @@ def execute(
     (`sim replay`)."""
     post_run_analyzers = build_analyzers(cfg.get("analyzer"), cfg.runner.analyze, cfg.runner)  # fails on a typo before any generation
     for key in ("concurrency", "max_attempts"):
-        if cfg.runner[key] <= 0:
-            raise SimError(f"runner.{key} must be positive, got {cfg.runner[key]}")
+        require_positive(f"runner.{key}", cfg.runner[key])
     for key in ("backoff_initial_s", "backoff_max_s", "retry_after_max_s"):
-        if cfg.runner[key] < 0:
-            raise SimError(f"runner.{key} must not be negative, got {cfg.runner[key]}")
+        require_at_least(f"runner.{key}", cfg.runner[key], 0)
     for key in ("max_cost_usd", "max_tokens"):
-        if cfg.runner[key] is not None and cfg.runner[key] <= 0:
-            raise SimError(f"runner.{key} must be positive (or null for no cap), got {cfg.runner[key]}")
+        require_positive(f"runner.{key}", cfg.runner[key], null_means="no cap")
     if not -(2**63) <= cfg.seed < 2**63:  # stored in an SQLite INTEGER column
         raise SimError(f"seed must fit in 64 bits (below 2**63 in size), got {cfg.seed}")
     store: Optional[Store] = None

@@ -406,10 +406,25 @@ class Store:
             for row in chunk:
                 yield Episode.from_row(row, turns.get(row["id"], []))
 
-    def sweep_run_ids(self, sweep_id: str) -> list[str]:
-        """The runs of one sweep (`runs.sweep_id`), oldest first."""
-        rows = self.db.execute("SELECT id FROM runs WHERE sweep_id = ? ORDER BY created_at", [sweep_id]).fetchall()
-        return [run_id for (run_id,) in rows]
+    def runs(self, sweep_id: Optional[str] = None) -> list[dict[str, Any]]:
+        """Every run row (or one sweep's), oldest first."""
+        if sweep_id is None:
+            return list(self.db["runs"].rows_where(order_by="created_at"))
+        return list(self.db["runs"].rows_where("sweep_id = ?", [sweep_id], order_by="created_at"))
+
+    def sweep_ids(self) -> list[str]:
+        """The sweeps that hold runs, oldest first."""
+        rows = self.db.execute("SELECT sweep_id FROM runs WHERE sweep_id IS NOT NULL GROUP BY sweep_id ORDER BY min(created_at)")
+        return [sweep_id for (sweep_id,) in rows]
+
+    def latest_sweep(self, min_runs: int) -> Optional[str]:
+        """The newest sweep with at least `min_runs` runs, or None."""
+        row = self.db.execute(
+            "SELECT sweep_id FROM runs WHERE sweep_id IS NOT NULL GROUP BY sweep_id HAVING count(*) >= ?"
+            " ORDER BY max(created_at) DESC LIMIT 1",
+            [min_runs],
+        ).fetchone()
+        return row[0] if row else None
 
     def dataset_names(self) -> list[str]:
         """The imported datasets that hold episodes, in the order they were first imported."""
@@ -436,6 +451,65 @@ class Store:
                 FROM episodes e JOIN turns t ON t.episode_id = e.id WHERE {condition} GROUP BY e.id""",
             [TRUNCATED, *params],
         ).fetchall()
+
+    def count_episodes(self, run_id: Optional[str] = None, dataset: Optional[str] = None) -> int:
+        """How many episodes are stored (of one run, of one dataset, or of both where given)."""
+        clauses = [(column, value) for column, value in (("run_id", run_id), ("dataset", dataset)) if value is not None]
+        where = " AND ".join(f"{column} = ?" for column, _ in clauses) or None
+        return self.db["episodes"].count_where(where, [value for _, value in clauses])
+
+    def episode_meta(
+        self, kind: str, run_ids: Optional[Sequence[str]] = None, datasets: Optional[Sequence[str]] = None
+    ) -> list[tuple[Optional[str], Optional[str], dict[str, Any]]]:
+        """(run, dataset, meta) of every stored episode of `kind`, or only of these runs and imported datasets
+        where either is given."""
+        where, params = ("", []) if run_ids is None and datasets is None else episodes_of(run_ids or [], datasets or [])
+        rows = self.db.execute(
+            f"SELECT e.run_id, e.dataset, e.meta_json FROM episodes e WHERE e.kind = ?{' AND ' + where if where else ''}"
+            " ORDER BY e.rowid",
+            [kind, *params],
+        )
+        return [(run_id, dataset, json.loads(meta_json or "{}")) for run_id, dataset, meta_json in rows]
+
+    def parent_ids(self, run_ids: Sequence[str], datasets: Sequence[str]) -> set[str]:
+        """The episodes that some episode of these runs and imported datasets was forked from."""
+        where, params = episodes_of(run_ids, datasets)
+        rows = self.db.execute(f"SELECT DISTINCT e.parent_id FROM episodes e WHERE e.parent_id IS NOT NULL AND {where}", params)
+        return {parent_id for (parent_id,) in rows}
+
+    def view_rows(self, view: str, run_id: Optional[str] = None, dataset: Optional[str] = None) -> sqlite3.Cursor:
+        """The rows of `episodes` or of a kind view (`v_task_label`, ...), of one run or dataset where given, in
+        the order their episodes were stored."""
+        key = "id" if view == "episodes" else "episode_id"
+        return self.db.execute(
+            f"SELECT v.* FROM [{view}] v JOIN episodes e ON e.id = v.{key}"
+            " WHERE (? IS NULL OR e.run_id = ?) AND (? IS NULL OR e.dataset = ?) ORDER BY e.rowid",
+            [run_id, run_id, dataset, dataset],
+        )
+
+    def run_rows(self, sweep_id: Optional[str] = None) -> sqlite3.Cursor:
+        """The rows of `runs` (of one sweep where given), oldest first."""
+        return self.db.execute("SELECT * FROM runs WHERE ? IS NULL OR sweep_id = ? ORDER BY created_at", [sweep_id, sweep_id])
+
+    def turn_rows(self, run_id: Optional[str] = None, dataset: Optional[str] = None) -> sqlite3.Cursor:
+        """The rows of `turns` with their turn's kind as `turn_kind` and their episode's run, dataset and kind, of one
+        run or dataset where given, in storage order."""
+        columns = ", ".join(f"t.[{name}]" for name in self.db["turns"].columns_dict if name != "kind")
+        return self.db.execute(
+            f"SELECT {columns}, t.kind AS turn_kind, e.run_id, e.dataset, e.kind FROM turns t JOIN episodes e ON e.id = t.episode_id"
+            " WHERE (? IS NULL OR e.run_id = ?) AND (? IS NULL OR e.dataset = ?) ORDER BY e.rowid, t.idx",
+            [run_id, run_id, dataset, dataset],
+        )
+
+    def annotation_rows(self, analyzer: Optional[str] = None, run_id: Optional[str] = None, dataset: Optional[str] = None) -> sqlite3.Cursor:
+        """The rows of `annotations` with their episode's run and dataset, of one analyzer, run or dataset where
+        given, oldest first."""
+        return self.db.execute(
+            "SELECT a.*, e.run_id, e.dataset FROM annotations a JOIN episodes e ON e.id = a.episode_id"
+            " WHERE (? IS NULL OR a.analyzer = ?) AND (? IS NULL OR e.run_id = ?) AND (? IS NULL OR e.dataset = ?)"
+            " ORDER BY a.id",
+            [analyzer, analyzer, run_id, run_id, dataset, dataset],
+        )
 
     def forks_of(self, episode_id: str) -> list[dict[str, Any]]:
         """The episodes forked from `episode_id` (id, run_id, fork_turn), oldest first."""
@@ -550,6 +624,64 @@ class Store:
                 " AND episode_id IN (SELECT id FROM episodes WHERE run_id IS ? AND dataset IS ?)",
                 [analyzer, version, run_id, dataset],
             )
+
+    def annotated_episodes(
+        self, analyzer: str, version: Optional[str] = None, run_ids: Optional[Sequence[str]] = None,
+        datasets: Optional[Sequence[str]] = None,
+    ) -> list[tuple[str, Optional[str], Optional[str], int, Optional[str], Optional[int]]]:
+        """(id, run, dataset, turns, parent, fork turn) of every episode `analyzer` (of `version`, where given)
+        stored something for, of these runs and imported datasets where either is given, in storage order."""
+        conditions = ["a.analyzer = ?", *(["a.analyzer_version = ?"] if version is not None else [])]
+        params: list[Any] = [analyzer, *([version] if version is not None else [])]
+        where = ""
+        if run_ids is not None or datasets is not None:
+            scope, scope_params = episodes_of(run_ids or [], datasets or [])
+            where, params = f" AND {scope}", [*params, *scope_params]
+        return self.db.execute(
+            "SELECT e.id, e.run_id, e.dataset, e.n_turns, e.parent_id, e.fork_turn FROM episodes e WHERE EXISTS"
+            f" (SELECT 1 FROM annotations a WHERE a.episode_id = e.id AND {' AND '.join(conditions)}){where} ORDER BY e.rowid",
+            params,
+        ).fetchall()
+
+    def annotation_values(
+        self, analyzer: str, version: Optional[str] = None, names: Optional[Sequence[str]] = None,
+        run_ids: Optional[Sequence[str]] = None, datasets: Optional[Sequence[str]] = None,
+        level: Optional[str] = None, nonzero: bool = False,
+    ) -> list[tuple[str, Optional[str], Optional[str], Optional[str], Optional[int], str, float]]:
+        """(episode, run, dataset, the episode's author, turn, name, value) of `analyzer`'s stored values: of
+        `version`, called one of `names`, of these runs and imported datasets, of `level` (`turn` or `episode`),
+        only those not zero, each where given."""
+        conditions, params = ["a.analyzer = ?"], [analyzer]
+        if version is not None:
+            conditions.append("a.analyzer_version = ?")
+            params.append(version)
+        if names is not None:
+            conditions.append(f"a.name IN ({', '.join('?' * len(names))})")
+            params.extend(names)
+        if level is not None:
+            conditions.append("a.turn_idx IS NOT NULL" if level == "turn" else "a.turn_idx IS NULL")
+        if nonzero:
+            conditions.append("a.value != 0")
+        if run_ids is not None or datasets is not None:
+            scope, scope_params = episodes_of(run_ids or [], datasets or [])
+            conditions.append(scope)
+            params.extend(scope_params)
+        return self.db.execute(
+            "SELECT a.episode_id, e.run_id, e.dataset, json_extract(e.meta_json, '$.author'), a.turn_idx, a.name, a.value"
+            f" FROM annotations a JOIN episodes e ON e.id = a.episode_id WHERE {' AND '.join(conditions)} ORDER BY a.id",
+            params,
+        ).fetchall()
+
+    def add_validations(self, rows: list[dict[str, Any]]) -> None:
+        """Store the results of one known-answer validation, one row per kind of perturbation."""
+        with self.db.atomic():
+            self.db["validations"].insert_all(rows)
+
+    def validations(self, analyzer: str, version: str, settings_hash: str) -> list[dict[str, Any]]:
+        """The stored validations of one analyzer version and settings, newest first."""
+        return list(self.db["validations"].rows_where(
+            "analyzer = ? AND analyzer_version = ? AND settings_hash = ?", [analyzer, version, settings_hash], order_by="id DESC"
+        ))
 
     def analyzed_names(self) -> list[str]:
         """The analyzers (and `guard`) whose annotations are stored, in the order they first wrote."""

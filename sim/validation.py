@@ -105,19 +105,14 @@ def scratch_copy(perturbed: Perturbed, path: Path, name: str) -> Store:
 def turn_values(store: Store, analyzer: str, names: Sequence[str]) -> dict[str, dict[int, dict[str, float]]]:
     """Per episode and turn, the values of the named turn annotations the analyzer stored."""
     found: dict[str, dict[int, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
-    rows = store.db.execute(
-        f"SELECT episode_id, turn_idx, name, value FROM annotations WHERE analyzer = ? AND turn_idx IS NOT NULL"
-        f" AND name IN ({', '.join('?' * len(names))})",
-        [analyzer, *names],
-    )
-    for episode_id, turn_idx, name, value in rows:
+    for episode_id, _, _, _, turn_idx, name, value in store.annotation_values(analyzer, names=names, level="turn"):
         found[episode_id][turn_idx][name] = value
     return found
 
 
 def annotated_episodes(store: Store, analyzer: str) -> set[str]:
     """The episodes the analyzer applied to (it stored something for them)."""
-    return {row[0] for row in store.db.execute("SELECT DISTINCT episode_id FROM annotations WHERE analyzer = ?", [analyzer])}
+    return {row[0] for row in store.annotated_episodes(analyzer)}
 
 
 def measure(perturbed: Perturbed, detector: Detector, analyzer: Analyzer, store: Store) -> KindResult:
@@ -233,18 +228,13 @@ def record(store: Store, cards: list[ValidityCard]) -> None:
         }
         for card in cards for result in card.results
     ]
-    with store.db.atomic():
-        store.db["validations"].insert_all(rows)
+    store.add_validations(rows)
 
 
 def latest_validations(store: Store, analyzer: Analyzer) -> list[dict[str, Any]]:
     """The newest stored validation of each kind for this analyzer's version and settings."""
-    rows = store.db.execute(
-        "SELECT kind, dataset, metrics_json, created_at FROM validations WHERE analyzer = ? AND analyzer_version = ?"
-        " AND settings_hash = ? ORDER BY id DESC",
-        [analyzer.name, analyzer.version, analyzer.settings_hash],
-    ).fetchall()
     newest: dict[str, dict[str, Any]] = {}
-    for kind, dataset, metrics, created in rows:
-        newest.setdefault(kind, {"kind": kind, "dataset": dataset, "created_at": created, **json.loads(metrics)})
+    for row in store.validations(analyzer.name, analyzer.version, analyzer.settings_hash):
+        newest.setdefault(row["kind"], {"kind": row["kind"], "dataset": row["dataset"], "created_at": row["created_at"],
+                                        **json.loads(row["metrics_json"])})
     return list(newest.values())

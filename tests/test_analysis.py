@@ -106,7 +106,8 @@ def test_turn_metrics_resample_conversations_end_to_end(sim, tmp_path) -> None:
 
 def test_llm_metrics_are_read_against_human_ceilings() -> None:
     from analyzers.base import Ceiling
-    from sim.analysis import Metric, yardsticks
+    from sim.analysis import yardsticks
+    from sim.summary import Metric
 
     def metric(group: str, name: str, mean: float) -> Metric:
         return Metric(name, "corpus", 10, None, mean, mean - 0.1, mean + 0.1, group)

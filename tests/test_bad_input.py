@@ -43,7 +43,7 @@ def contents(folder: Path) -> dict[str, bytes | None]:
         ("backend=nope", ("unknown backend 'nope'", "embedded")),
         ("scenario.n_episodes=many", ("n_episodes", "many")),
         ("scenario.no_such_key=1", ("no_such_key",)),
-        ("scenario.n_episodes=-2", ("scenario.n_episodes must be a positive integer",)),
+        ("scenario.n_episodes=-2", ("scenario.n_episodes must be positive (or null for all items)",)),
         ("scenario.top_p=0", ("scenario.top_p",)),
         ("runner.analyze=[nope]", ("unknown analyzer 'nope'", "role_flip")),
         ("backend.model_path=/nonexistent/model.gguf", ("no such GGUF file", "/nonexistent/model.gguf")),
@@ -66,8 +66,8 @@ def contents(folder: Path) -> dict[str, bytes | None]:
         ("seed=abc", ("seed", "'abc'", "Integer")),
         ("runner.concurrency=0", ("runner.concurrency must be positive, got 0",)),
         ("runner.max_attempts=0", ("runner.max_attempts must be positive, got 0",)),
-        ("scenario.max_turns=0", ("scenario.max_turns must be a positive integer, got 0",)),
-        ("scenario.max_tokens=-5", ("scenario.max_tokens must be a positive integer, got -5",)),
+        ("scenario.max_turns=0", ("scenario.max_turns must be positive, got 0",)),
+        ("scenario.max_tokens=-5", ("scenario.max_tokens must be positive, got -5",)),
         ("seed=99999999999999999999", ("seed must fit in 64 bits", "99999999999999999999")),
         ("backend.n_threads=-2", ("backend.n_threads must be positive (or null for all cores), got -2",)),
         ("analyzer.free_text.max_texts=0", ("analyzer.free_text.max_texts must be at least 5, got 0",)),
@@ -100,7 +100,7 @@ def test_a_sweep_whose_every_job_is_refused_writes_nothing(sim, tmp_path: Path) 
     result = sim("run", "-m", *TINY, "scenario.max_tokens=-5", "seed=1,2")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 3 and all("scenario.max_tokens must be a positive integer, got -5" in line for line in errors)
+    assert len(errors) == 3 and all("scenario.max_tokens must be positive, got -5" in line for line in errors)
     assert contents(tmp_path) == {}, "neither the jobs' folders nor the sweep's multirun.yaml are left"
 
 
@@ -118,7 +118,7 @@ def test_a_refused_replay_writes_nothing(sim, tmp_path: Path) -> None:
     assert parent.returncode == 0, parent.stderr
     before = contents(tmp_path)
     refused = sim("replay", "p-e0000", "--fork-at", "1", "scenario.max_tokens=-5")
-    assert_one_line_error(refused, "scenario.max_tokens must be a positive integer, got -5")
+    assert_one_line_error(refused, "scenario.max_tokens must be positive, got -5")
     assert contents(tmp_path) == before
 
 

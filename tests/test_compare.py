@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
-from sim.analysis import AnalyzerSummary, Metric, PairedComparison
+from sim.summary import AnalyzerSummary, Metric, PairedComparison
 from analyzers.digression import DigressionAnalyzer, digression_shares
 from analyzers.role_flip import flip_turns
 from sim.compare import ReportView, Selection, build_report, first_flag_curves, flagged_episodes, group_runs, select

@@ -91,7 +91,7 @@ def test_logprobs_asked_of_a_model_opened_without_logits_all_are_given() -> None
 def test_a_negative_state_cache_size_is_a_clear_error() -> None:
     with pytest.raises(SimError) as refused:
         EmbeddedBackend(state_cache_mb=-1)
-    assert str(refused.value) == "backend.state_cache_mb must be 0 (off) or a positive size in MB, got -1"
+    assert str(refused.value) == "backend.state_cache_mb must not be negative, got -1"
 
 
 CHEF = [ChatMessage("system", "You are a chef who answers in detail."), ChatMessage("user", "How do I bake bread?")]

@@ -240,7 +240,7 @@ def test_embedded_run_gives_label_confidences_without_logits_all(sim, tmp_path: 
 
 def test_compare_label_distributions_leave_out_labels_outside_the_scheme(store) -> None:
     from analyzers.task_labels import task_label_values
-    from sim.analysis import AnalyzerSummary
+    from sim.summary import AnalyzerSummary
     from sim.compare import Group, ReportView, Selection
 
     for index, (model, human) in enumerate([([0, 1, 7], [0, 1]), ([1, 9, 1], [1, 1])]):

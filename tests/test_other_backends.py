@@ -165,7 +165,7 @@ def test_langchain_target_must_be_a_chat_model(sim) -> None:
         (lambda: VLLMBackend("m", max_concurrency=-1), "backend.max_concurrency must be positive, got -1"),
         (lambda: VLLMBackend("m", tensor_parallel_size=0), "backend.tensor_parallel_size must be positive, got 0"),
         (lambda: VLLMBackend("m", max_model_len=-4096), "backend.max_model_len must be positive, got -4096"),
-        (lambda: VLLMBackend("m", gpu_memory_utilization=1.5), "backend.gpu_memory_utilization must be above 0 and at most 1, got 1.5"),
+        (lambda: VLLMBackend("m", gpu_memory_utilization=1.5), "backend.gpu_memory_utilization must be in (0, 1], got 1.5"),
         (lambda: VLLMBackend("m", batch_wait_ms=-1), "backend.batch_wait_ms must not be negative, got -1"),
     ],
 )

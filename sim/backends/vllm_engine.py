@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 from sim.backends.base import BackendConfig, Backend, BackendError, Completion, backends
 from sim.backends.batching import MicroBatcher
-from sim.errors import SimError, require_at_least, require_positive
+from sim.errors import SimError, require_at_least, require_positive, require_score
 from sim.messages import ChatMessage, SamplingParams
 
 
@@ -62,8 +62,7 @@ class VLLMBackend(Backend):
             require_positive(f"backend.{key}", value)
         if max_model_len is not None:
             require_positive("backend.max_model_len", max_model_len)
-        if not 0 < gpu_memory_utilization <= 1:
-            raise SimError(f"backend.gpu_memory_utilization must be above 0 and at most 1, got {gpu_memory_utilization}")
+        require_score("backend.gpu_memory_utilization", gpu_memory_utilization)
         require_at_least("backend.batch_wait_ms", batch_wait_ms, 0)
         vllm = load_vllm()
         engine = vllm.LLM(
