@@ -16,8 +16,9 @@ Answer = Callable[[list[dict[str, Any]]], str]
 
 class ScriptedServer:
     """Serves `/v1/models` and `/v1/chat/completions` on 127.0.0.1; each completion's text is `answer(messages)`.
-    `requests` holds every chat request body answered, in order of arrival. Each answer reports a prompt token per
-    word of the messages and a completion token per word of the reply, or the fixed (prompt, completion) `usage`.
+    `requests` holds every chat request body received (with `slots`, every one a slot took), in order of arrival.
+    Each answer reports a prompt token per word of the messages and a completion token per word of the reply, or
+    the fixed (prompt, completion) `usage`.
 
     With `slots`, it answers that many completions at once, as a server with a fixed number of generation slots
     does, and turns each request beyond them away with HTTP 429 and `Retry-After: retry_after_s`. `attempts` holds
