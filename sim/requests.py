@@ -140,9 +140,9 @@ class RequestExecutor:
     def _overload_wait(self, exc: BaseException) -> Optional[float]:
         """For an answer that says the server is overloaded, how long it asked to be left alone (0 when it did not
         say; at most `retry_after_max_s`, as for the retry); None for any other failure."""
-        if not _is_overload(exc):
+        if not isinstance(exc, BackendError) or not exc.overload:
             return None
-        return min(exc.retry_after or 0.0, self.policy.retry_after_max_s)  # type: ignore[attr-defined]
+        return min(exc.retry_after or 0.0, self.policy.retry_after_max_s)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
