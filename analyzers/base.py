@@ -6,7 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from sim.records import Annotation, Episode, Turn
 from sim.registry import Registry
@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from sim.compare import ReportView
     from sim.figures import Chart
     from sim.report import Tabular
-    from sim.requests import RetryPolicy
     from sim.store import Store
 
 # An episode with the annotations this analyzer gave it.
@@ -147,8 +146,9 @@ class Analyzer(ABC):
         """`annotate` for several episodes at once; analyzers that batch work (embeddings) override it."""
         return [self.annotate(episode) for episode in episodes]
 
-    def use_requests(self, policy: "RetryPolicy", use_cache: bool) -> None:
-        """Send any requests (a judge's) with the run's retry policy and cache setting; the default sends none."""
+    def use_requests(self, runner: Any) -> None:
+        """Send any requests (a judge's) with the run's `runner` settings (retries, the cache, the most requests in
+        flight); the default sends none."""
 
     def open(self, store: "Store") -> None:
         """Acquire what annotating needs beyond the episode (a judge backend); called before the first episode."""

@@ -26,7 +26,7 @@ from sim.stats import Estimate, estimate
 
 if TYPE_CHECKING:
     from sim.records import Episode
-    from sim.requests import RequestExecutor, RetryPolicy
+    from sim.requests import RequestExecutor
     from sim.store import Store
 
 # What stage 2 of the paper protocol shows back when stage 1 gave no verdict.
@@ -114,27 +114,30 @@ class Judge:
         self.backend_config = config
         self.analyzer = analyzer
         self.params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens, seed=0)
-        self.policy: Optional["RetryPolicy"] = None
-        self.use_cache = True
+        self.runner: Any = None  # the run's runner settings, once inherited
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.backend: Optional[Backend] = None
         self.executor: Optional["RequestExecutor"] = None
 
-    def inherit(self, policy: "RetryPolicy", use_cache: bool) -> None:
-        """Ask with the run's retry policy and cache setting."""
-        self.policy, self.use_cache = policy, use_cache
+    def inherit(self, runner: Any) -> None:
+        """Ask with the run's `runner` settings: its retries, its cache setting and its most requests in flight."""
+        self.runner = runner
 
     def open(self, store: "Store") -> None:
         """Build the backend and its executor (one event loop for the whole analysis, as backends keep clients)."""
         from sim.config import RunnerConfig
+        from sim.limits import request_limit
         from sim.requests import Budget, RequestExecutor, retry_policy
 
         self.loop = asyncio.new_event_loop()
         self.backend = build_backend(OmegaConf.create(self.backend_config), "judge backend")
-        # Outside a run (an analyzer used from Python), the runner's default retries. Judges are not capped:
+        # Outside a run (an analyzer used from Python), the runner's defaults. Judges are not capped:
         # runner.max_cost_usd and runner.max_tokens bound a run's generation.
-        policy = self.policy or retry_policy(RunnerConfig())
-        self.executor = RequestExecutor(store, self.backend, policy, self.use_cache, Budget(None, None), (0.0, 0))
+        runner = self.runner or RunnerConfig()
+        limit = request_limit(self.backend.max_concurrency, runner.concurrency)
+        self.executor = RequestExecutor(
+            store, self.backend, retry_policy(runner), runner.use_cache, Budget(None, None), (0.0, 0), limit
+        )
 
     @property
     def identity(self) -> str:
@@ -220,10 +223,10 @@ class UsesJudge:
     # run id -> `backend:model` that generated it, to mark judgments of a model's own output as self-judged.
     generators: dict[str, str]
 
-    def use_requests(self, policy: "RetryPolicy", use_cache: bool) -> None:
-        """Send the judge's requests with the run's retry policy and cache setting."""
+    def use_requests(self, runner: Any) -> None:
+        """Send the judge's requests with the run's `runner` settings."""
         if self.judge is not None:
-            self.judge.inherit(policy, use_cache)
+            self.judge.inherit(runner)
 
     def open(self, store: "Store") -> None:
         """Build the judge backend, if there is a judge, and learn which model generated each run."""

@@ -83,11 +83,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_responder(latency_ms: float) -> tuple[subprocess.Popen, str]:
-    """The loopback responder in its own process, and its base URL once it answers."""
+def start_responder(latency_ms: float, *options: str) -> tuple[subprocess.Popen, str]:
+    """The loopback responder in its own process (with its command-line `options`), and its base URL once it answers."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(HERE / "loopback_responder.py"), "--port", str(port), "--latency-ms", str(latency_ms)],
+        [sys.executable, str(HERE / "loopback_responder.py"), "--port", str(port), "--latency-ms", str(latency_ms), *options],
         stdout=subprocess.DEVNULL,
     )
     base_url = f"http://127.0.0.1:{port}/v1"

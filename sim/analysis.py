@@ -19,7 +19,6 @@ from analyzers import Analyzer, analyzers
 from analyzers.base import Ceiling, Scored
 from sim.config import build
 from sim.records import Annotation, Episode
-from sim.requests import retry_policy
 from sim.stats import (
     Estimate, clustered_rate, compare, compare_clustered, compare_paired, estimate, q_values, ratio_estimate,
 )
@@ -421,7 +420,7 @@ def analyze(
 
 def build_analyzers(settings: Optional[DictConfig], names: Iterable[str], runner: Optional[DictConfig] = None) -> list[Analyzer]:
     """The named analyzers, each built from its settings under `analyzer.NAME` (conf/analyzer/NAME.yaml), or with
-    its defaults where it has none, sending any requests (judges') with the `runner` settings' retries and cache;
+    its defaults where it has none, sending any requests (judges') with the `runner` settings' retries, cache and concurrency;
     an unknown name fails with the list of known ones."""
     built = []
     for name in dict.fromkeys(names):  # each once: two runs of one analyzer would write its annotations twice
@@ -431,7 +430,7 @@ def build_analyzers(settings: Optional[DictConfig], names: Iterable[str], runner
         if node is not None:
             analyzer.settings_hash = settings_digest(node)
         if runner is not None:
-            analyzer.use_requests(retry_policy(runner), runner.use_cache)
+            analyzer.use_requests(runner)
         built.append(analyzer)
     return built
 

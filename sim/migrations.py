@@ -289,3 +289,12 @@ def m010_run_revisions(db: Database) -> None:
         foreign_keys=[("run_id", "runs", "id")],
     )
     db["turns"].add_column("revision", int, not_null_default=0)
+
+
+@migrations()
+def m011_request_limits(db: Database) -> None:
+    """Each run's request limit (`backend.max_concurrency`, adaptive with `auto`): where its last session ended,
+    the smallest an overload cut it to and the largest it was, and how many answers said the server was
+    overloaded (429, 503, timeouts)."""
+    for column in ("request_limit", "request_limit_min", "request_limit_max", "overloads"):
+        db["runs"].add_column(column, int)

@@ -22,6 +22,7 @@ from sim.records import TRUNCATED, UTTERANCE, Annotation, Episode
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from sim.limits import LimitState
     from sim.runner import RunReport
     from sim.validation import ValidityCard
 
@@ -142,6 +143,15 @@ def difference_cell(comparison: Comparison) -> str:
     return f"{c.difference:.3g}{'' if c.ci_low is None else f' [{c.ci_low:.3g}, {c.ci_high:.3g}]'}"
 
 
+def request_limit_words(limit: "LimitState") -> str:
+    """How a run's request limit went and how often the server said it was overloaded, in one line."""
+    overloads = f"{limit.overloads} answers said the server was overloaded (429, 503, timeouts)"
+    if not limit.adaptive:
+        return f"{overloads}; backend.max_concurrency=auto adapts the request limit to the server"
+    cut = "never cut" if limit.low is None else f"cut to {limit.low} at the lowest"
+    return f"request limit (auto, up to {limit.ceiling}): {limit.current} at the end, {limit.high} at the highest, {cut}; {overloads}"
+
+
 def print_run(console: Console, report: "RunReport") -> None:
     """What a run produced, how its episodes ended, its totals, and the analyzer summary."""
     if report.already_done:
@@ -161,6 +171,8 @@ def print_run(console: Console, report: "RunReport") -> None:
         if "cost_usd" in totals:
             console.print(f"  {totals['requests']} requests sent in all (turns, texts, judges), cost {usd(totals['cost_usd'])}; "
                           f"per kind of call: sim runs show {escape(report.run_id)}")
+        if (limit := report.request_limit) is not None and (limit.adaptive or limit.overloads):
+            console.print(f"  {request_limit_words(limit)}")
         if truncated := totals.get("truncated_turns"):
             console.print(
                 f"  [yellow]{truncated} of {totals['n_turns']} turns ({truncated / totals['n_turns']:.0%}) were cut at "

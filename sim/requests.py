@@ -11,6 +11,8 @@ from typing import Any, Optional
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from sim.backends import Backend, BackendError, Completion
+from sim.config import RunnerConfig
+from sim.limits import LimitState, RequestLimit, request_limit
 from sim.messages import ChatMessage, SamplingParams
 from sim.store import Store
 
@@ -78,37 +80,69 @@ class RequestResult:
     retries: int
 
 
+@dataclass(frozen=True)
+class RequestStats:
+    """Where a run's requests stand, for the progress display: requests retried so far, those now waiting to be
+    retried and, of those, the ones a server turned away as overloaded (429, 503, a timeout), and the request limit."""
+
+    retried: int
+    waiting: int
+    rate_limited: int
+    limit: LimitState
+
+
 def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, BackendError) and exc.retryable
 
 
+def _is_overload(exc: Optional[BaseException]) -> bool:
+    return isinstance(exc, BackendError) and exc.overload
+
+
 class RequestExecutor:
-    """Sends requests to one backend for one run."""
+    """Sends requests to one backend for one run, at most `limit` at once (default: the backend's
+    `max_concurrency`, an `auto` one reaching up to runner.concurrency's default)."""
 
     def __init__(
-        self, store: Store, backend: Backend, policy: RetryPolicy, use_cache: bool, budget: Budget, spent: tuple[float, int]
+        self,
+        store: Store,
+        backend: Backend,
+        policy: RetryPolicy,
+        use_cache: bool,
+        budget: Budget,
+        spent: tuple[float, int],
+        limit: Optional[RequestLimit] = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.policy = policy
         self.use_cache = use_cache
         self.budget = budget
-        self._limit = asyncio.Semaphore(backend.max_concurrency)
+        self.limit = limit or request_limit(backend.max_concurrency, RunnerConfig.concurrency)
         self._backoff = wait_exponential_jitter(multiplier=policy.initial_s, max=policy.max_s, jitter=policy.initial_s)
         self._retried = 0  # requests sent again after a failure, so far
         self._waiting = 0  # requests now waiting out a backoff or a server's Retry-After
+        self._rate_limited = 0  # of those, the ones the server turned away as overloaded
         self._spent_usd, self._spent_tokens = spent  # by the requests answered, before a resume too
         self._held_usd, self._held_tokens = 0.0, 0.0  # the estimates of the requests in flight
         self._prompt_seen = (0, 0)  # prompt tokens and characters of the requests answered in this session
         self._changed: Optional[asyncio.Future[None]] = None  # resolved when the budget's room changes
         self.stopped = False  # a request was refused for the budget: no more are sent
 
-    def retry_counts(self) -> tuple[int, int]:
-        """Requests retried so far, and requests now waiting to be retried (for the progress display)."""
-        return self._retried, self._waiting
+    def stats(self) -> RequestStats:
+        """Retries, waits and the request limit now (for the progress display)."""
+        return RequestStats(self._retried, self._waiting, self._rate_limited, self.limit.state())
 
     def _before_sleep(self, state: RetryCallState) -> None:
         self._waiting += 1
+        self._rate_limited += state.outcome is not None and _is_overload(state.outcome.exception())
+
+    def _overload_wait(self, exc: BaseException) -> Optional[float]:
+        """For an answer that says the server is overloaded, how long it asked to be left alone (0 when it did not
+        say; at most `retry_after_max_s`, as for the retry); None for any other failure."""
+        if not isinstance(exc, BackendError) or not exc.overload:
+            return None
+        return min(exc.retry_after or 0.0, self.policy.retry_after_max_s)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -206,6 +240,7 @@ class RequestExecutor:
     async def _send(self, messages: list[ChatMessage], params: SamplingParams, request_hash: str) -> RequestResult:
         """The backend's completion, with retries."""
         attempts = 0
+        turned_away = False  # whether the last attempt failed as overloaded, which its wait is counted as
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.policy.max_attempts),
             wait=self._wait,
@@ -219,9 +254,14 @@ class RequestExecutor:
                     attempts += 1
                     if attempts > 1:  # back from a wait
                         self._waiting -= 1
+                        self._rate_limited -= turned_away
                         self._retried += 1
-                    async with self._limit:
-                        completion = await self.backend.complete(messages, params)
+                    try:
+                        async with self.limit.slot(self._overload_wait, again=attempts > 1):
+                            completion = await self.backend.complete(messages, params)
+                    except BackendError as exc:
+                        turned_away = exc.overload
+                        raise
         except BackendError as exc:
             if attempts > 1:
                 raise BackendError(f"{exc} (after {attempts} attempts)", attempts=attempts) from exc

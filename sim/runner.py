@@ -26,6 +26,7 @@ from sim.config import build, config_changes, redacted, redacted_override, redac
 from sim.errors import SimError, require_at_least, require_positive
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
 from sim.ids import episode_id_of, episode_index_of, new_run_id
+from sim.limits import LimitState, request_limit
 from sim.messages import ChatMessage, SamplingParams
 from sim.progress import RunProgress
 from sim.records import Episode, Turn
@@ -62,6 +63,7 @@ class RunReport:
     resumed: bool = False
     stopped: bool = False  # the budget stopped it before every episode was played
     caveat: Optional[str] = None  # the backend's word on what its model's data can show
+    request_limit: Optional[LimitState] = None  # where this session's request limit went
 
 
 def derive_seed(seed: int, episode_index: int, key: str) -> int:
@@ -290,7 +292,7 @@ class EpisodeRunner:
         plans = self.scenario.plan() if self.plans is None else self.plans
         slots = asyncio.Semaphore(self.concurrency)
         ended: dict[int, asyncio.Future[None]] = {plan.index: asyncio.get_running_loop().create_future() for plan in plans}
-        with RunProgress(len(plans), self.progress, self.executor.retry_counts) as progress:
+        with RunProgress(len(plans), self.progress, self.executor.stats) as progress:
 
             async def play_in_slot(plan: EpisodePlan) -> Outcome:
                 await asyncio.gather(*(ended[index] for index in plan.depends_on))
@@ -494,11 +496,12 @@ def execute(
         if on_start is not None:
             on_start(run_id, store.path, resume is not None)
         policy = retry_policy(cfg.runner)
+        budget = Budget(cfg.runner.max_cost_usd, cfg.runner.max_tokens)
+        # An `auto` limit grows up to runner.concurrency, a request for each episode in flight.
+        limit = request_limit(backend.max_concurrency, cfg.runner.concurrency)
         runner = EpisodeRunner(
             store=store,
-            executor=RequestExecutor(
-                store, backend, policy, cfg.runner.use_cache, Budget(cfg.runner.max_cost_usd, cfg.runner.max_tokens), store.run_spend(run_id)
-            ),
+            executor=RequestExecutor(store, backend, policy, cfg.runner.use_cache, budget, store.run_spend(run_id), limit),
             scenario=scenario,
             run_id=run_id,
             seed=cfg.seed,
@@ -517,20 +520,27 @@ def execute(
         except BaseException:
             store.finish_run(run_id, "interrupted", time.perf_counter() - started)
             raise
+        finally:
+            reached = limit.state()
+            store.record_request_limit(run_id, reached.current, reached.low, reached.high, reached.overloads)
         cpu_s = time.process_time() - cpu_started
         if runner.executor.stopped:
             # Not analyzed: the analyzers run on the whole run once a resume has finished it.
             totals = store.finish_run(run_id, BUDGET_STOPPED, time.perf_counter() - started)
             totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
             totals.update({key: store.ledger_total(run_id)[key] for key in ("requests", "cost_usd")})
-            return RunReport(run_id, store.path, outcomes, [], totals, resumed=resume is not None, stopped=True, caveat=backend.caveat)
+            return RunReport(
+                run_id, store.path, outcomes, [], totals, resumed=resume is not None, stopped=True, caveat=backend.caveat, request_limit=reached
+            )
         # `analyzing` until the analyzers are through: a run killed meanwhile is resumed, and analyzed, not done.
         totals = store.finish_run(run_id, "analyzing", time.perf_counter() - started)
         totals.update(wall_s=round(time.perf_counter() - started, 3), cpu_s=round(cpu_s, 3))
         summaries = analyze(store, post_run_analyzers, run_id=run_id, progress=cfg.runner.progress)
         store.set_run_status(run_id, "done")
         totals.update({key: store.ledger_total(run_id)[key] for key in ("requests", "cost_usd")})  # the judges' too
-        return RunReport(run_id, store.path, outcomes, summaries, totals, resumed=resume is not None, caveat=backend.caveat)
+        return RunReport(
+            run_id, store.path, outcomes, summaries, totals, resumed=resume is not None, caveat=backend.caveat, request_limit=reached
+        )
     finally:
         if store is not None:
             store.close()

@@ -230,6 +230,19 @@ class Store:
         self.db["runs"].update(run_id, {**row, "status": status, "finished_at": utc_now(), "wall_s": wall_s})
         return {**row, "truncated_turns": truncated_turns}
 
+    def record_request_limit(self, run_id: str, current: int, low: Optional[int], high: int, overloads: int) -> None:
+        """Store a session's request limit with its run: where it ended (`request_limit`), over all the run's
+        sessions the smallest an overload cut it to (null: none did) and the largest it was, and the answers that
+        said the server was overloaded (429, 503, timeouts), added to those of earlier sessions."""
+        run = self.run(run_id)
+        lows = [value for value in (low, run["request_limit_min"]) if value is not None]
+        self.db["runs"].update(run_id, {
+            "request_limit": current,
+            "request_limit_min": min(lows) if lows else None,
+            "request_limit_max": max(high, run["request_limit_max"] or high),
+            "overloads": (run["overloads"] or 0) + overloads,
+        })
+
     def find_run(self, run_id: str) -> Optional[dict[str, Any]]:
         """One run row, or None."""
         rows = list(self.db["runs"].rows_where("id = ?", [run_id]))

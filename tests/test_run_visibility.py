@@ -72,5 +72,5 @@ def test_a_piped_run_prints_progress_lines_and_no_request_logs(tmp_path: Path) -
     # one line every 10 s of the run (whose stored time also counts its setup), each saying how long it has gone
     seconds = [int(line.rsplit(", ", 1)[1].removesuffix(" s")) for line in lines]
     assert seconds == [10 * (i + 1) for i in range(len(seconds))] and len(seconds) >= int(generating_s // 10) - 1, done.stderr
-    assert re.fullmatch(r"progress: episodes \d/4, \d+ turns \(\d+\.\d\d/s\), 0 retries \(0 waiting\), \d+ s", lines[0]), lines[0]
+    assert re.fullmatch(r"progress: episodes \d/4, \d+ turns \(\d+\.\d\d/s\), 0 retries \(0 waiting, 0 rate-limited\), \d+ s", lines[0]), lines[0]
     assert "httpx" not in done.stderr and "HTTP Request" not in done.stderr

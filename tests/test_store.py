@@ -62,6 +62,7 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
         ("m008_turn_kinds",),
         ("m009_request_ledger",),
         ("m010_run_revisions",),
+        ("m011_request_limits",),
     ]
 
 

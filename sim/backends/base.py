@@ -69,6 +69,11 @@ class Pricing:
         return (prompt_tokens * self.input_usd_per_mtok + completion_tokens * self.output_usd_per_mtok) / 1e6
 
 
+# The schemas' type of `max_concurrency`: a number, or `auto` (sim/limits.py). OmegaConf has no int-or-string
+# type, so the backends check it themselves (check_max_concurrency).
+MaxConcurrency = Any
+
+
 @dataclass
 class BackendConfig:
     """What the schema of every backend has: `pricing`, `{input_usd_per_mtok: X, output_usd_per_mtok: Y}` (USD per
@@ -97,15 +102,17 @@ def build_backend(node: DictConfig, what: str) -> "Backend":
 
 class BackendError(Exception):
     """A request that failed; retried when `retryable`, otherwise recorded as the episode's failure, with the
-    `attempts` made for it."""
+    `attempts` made for it. `overload`: the server said it has more requests than it can take (429, 503, a
+    timeout), which shrinks an adaptive request limit."""
 
     def __init__(
-        self, message: str, retryable: bool = False, retry_after: float | None = None, attempts: int = 1
+        self, message: str, retryable: bool = False, retry_after: float | None = None, attempts: int = 1, overload: bool = False
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.attempts = attempts
+        self.overload = overload
 
 
 class BackendSetupError(SimError):
@@ -121,7 +128,7 @@ class Backend(ABC):
     """A chat model. Backends know nothing of scenarios, agents or the store."""
 
     name: str  # set by the registry
-    max_concurrency: int = 1
+    max_concurrency: int | str = 1  # requests in flight at once, or `auto` (sim/limits.py)
     pricing: Optional[Pricing] = None  # set by build_backend from the config; None: unpriced
     # What data from this model can and cannot show, said with every run it generates (None: nothing to say).
     caveat: Optional[str] = None

@@ -14,6 +14,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from sim.backends.base import (
     BackendConfig,
+    MaxConcurrency,
     NO_KEY,
     Backend,
     BackendError,
@@ -25,10 +26,13 @@ from sim.backends.base import (
     read_api_key,
 )
 from sim.config import scrub
-from sim.errors import SimError, one_line, require_positive
+from sim.errors import SimError, one_line
+from sim.limits import check_max_concurrency
 from sim.messages import ChatMessage, SamplingParams
 
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# Those that say the provider has more requests than it takes now: rate limited, unavailable, timed out.
+OVERLOAD_STATUS = {408, 429, 503, 504}
 
 
 @dataclass
@@ -39,19 +43,19 @@ class LangChainConfig(BackendConfig):
     _recursive_: bool = False
     chat_model: Any = MISSING
     api_key_env: Optional[str] = None
-    max_concurrency: int = 4
+    max_concurrency: MaxConcurrency = 4
 
 
 @backends.register("langchain", config=LangChainConfig)
 class LangChainBackend(Backend):
     """Sampling parameters go to the chat model as OpenAI-style call arguments (temperature, top_p, max_tokens, seed)."""
 
-    def __init__(self, chat_model: DictConfig, api_key_env: Optional[str] = None, max_concurrency: int = 4) -> None:
+    def __init__(self, chat_model: DictConfig, api_key_env: Optional[str] = None, max_concurrency: int | str = 4) -> None:
         try:
             from langchain_core.language_models import BaseChatModel
         except ImportError:
             raise SimError("backend=langchain needs langchain-core: pip install 'artifact-sim[langchain]'") from None
-        require_positive("backend.max_concurrency", max_concurrency)
+        check_max_concurrency(max_concurrency)
         if typed := [key for key in chat_model if key == "api_key" or str(key).endswith("_api_key")]:
             raise SimError(
                 f"backend.chat_model.{typed[0]}: a key is never given in the config; "
@@ -127,7 +131,8 @@ class LangChainBackend(Backend):
             timed_out = isinstance(exc, TimeoutError) or "timeout" in type(exc).__name__.lower()
             connection = "connection" in type(exc).__name__.lower()
             retryable = timed_out or connection or status in RETRYABLE_STATUS
-            raise BackendError(f"langchain {type(exc).__name__}: {one_line(str(exc), 200)}", retryable) from exc
+            overload = timed_out or status in OVERLOAD_STATUS
+            raise BackendError(f"langchain {type(exc).__name__}: {one_line(str(exc), 200)}", retryable, overload=overload) from exc
         latency_ms = (time.perf_counter() - started) * 1000
         usage = getattr(message, "usage_metadata", None) or {}
         metadata = getattr(message, "response_metadata", None) or {}

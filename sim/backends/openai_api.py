@@ -12,6 +12,7 @@ from omegaconf import MISSING
 
 from sim.backends.base import (
     BackendConfig,
+    MaxConcurrency,
     NO_KEY,
     Backend,
     BackendError,
@@ -23,7 +24,11 @@ from sim.backends.base import (
     read_api_key,
 )
 from sim.errors import one_line, require_positive
+from sim.limits import check_max_concurrency
 from sim.messages import ChatMessage, SamplingParams
+
+# Server errors that say it is overloaded (unavailable, or a gateway's timeout), beside 429 and our own timeouts.
+OVERLOAD_STATUS = (503, 504)
 
 
 @dataclass
@@ -34,7 +39,7 @@ class OpenAIConfig(BackendConfig):
     base_url: str = "https://api.openai.com/v1"
     model: str = MISSING
     api_key_env: Optional[str] = "OPENAI_API_KEY"
-    max_concurrency: int = 16
+    max_concurrency: MaxConcurrency = 16
     timeout_s: float = 60.0
     check_model: bool = True
 
@@ -69,11 +74,11 @@ class OpenAIBackend(Backend):
         base_url: str,
         model: str,
         api_key_env: str | None = "OPENAI_API_KEY",
-        max_concurrency: int = 16,
+        max_concurrency: int | str = 16,
         timeout_s: float = 60.0,
         check_model: bool = True,
     ) -> None:
-        require_positive("backend.max_concurrency", max_concurrency)
+        check_max_concurrency(max_concurrency)
         require_positive("backend.timeout_s", timeout_s)
         api_key = read_api_key("openai", api_key_env) if api_key_env else NO_KEY
         self.base_url = base_url
@@ -150,11 +155,12 @@ class OpenAIBackend(Backend):
             # through its typed models, which cost several ms of CPU per turn at high concurrency.
             data = await self._client.post("/chat/completions", body=payload, cast_to=dict)
         except openai.RateLimitError as exc:
-            raise BackendError("HTTP 429 rate limited", True, retry_after_seconds(exc.response.headers)) from exc
+            raise BackendError("HTTP 429 rate limited", True, retry_after_seconds(exc.response.headers), overload=True) from exc
         except openai.InternalServerError as exc:
-            raise BackendError(f"HTTP {exc.status_code}", True, retry_after_seconds(exc.response.headers)) from exc
+            overload = exc.status_code in OVERLOAD_STATUS
+            raise BackendError(f"HTTP {exc.status_code}", True, retry_after_seconds(exc.response.headers), overload=overload) from exc
         except openai.APITimeoutError as exc:
-            raise BackendError("request timed out", True) from exc
+            raise BackendError("request timed out", True, overload=True) from exc
         except openai.APIConnectionError as exc:
             raise BackendError(f"connection failed ({_cause(exc)})", True) from exc
         except openai.APIResponseValidationError as exc:

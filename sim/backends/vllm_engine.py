@@ -8,9 +8,10 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from sim.backends.base import BackendConfig, Backend, BackendError, Completion, backends
+from sim.backends.base import BackendConfig, Backend, MaxConcurrency, BackendError, Completion, backends
 from sim.backends.batching import MicroBatcher
 from sim.errors import SimError, require_at_least, require_positive, require_score
+from sim.limits import check_max_concurrency
 from sim.messages import ChatMessage, SamplingParams
 
 
@@ -26,7 +27,7 @@ class VLLMConfig(BackendConfig):
     max_model_len: Optional[int] = None
     max_batch: int = 256
     batch_wait_ms: float = 10.0
-    max_concurrency: int = 256
+    max_concurrency: MaxConcurrency = 256
 
 
 def load_vllm() -> Any:
@@ -55,11 +56,12 @@ class VLLMBackend(Backend):
         max_model_len: Optional[int] = None,
         max_batch: int = 256,
         batch_wait_ms: float = 10.0,
-        max_concurrency: int = 256,
+        max_concurrency: int | str = 256,
     ) -> None:
         # Checked before vLLM is imported and the weights loaded, which take minutes on a GPU.
-        for key, value in (("tensor_parallel_size", tensor_parallel_size), ("max_batch", max_batch), ("max_concurrency", max_concurrency)):
+        for key, value in (("tensor_parallel_size", tensor_parallel_size), ("max_batch", max_batch)):
             require_positive(f"backend.{key}", value)
+        check_max_concurrency(max_concurrency)
         if max_model_len is not None:
             require_positive("backend.max_model_len", max_model_len)
         require_score("backend.gpu_memory_utilization", gpu_memory_utilization)
@@ -84,7 +86,7 @@ class VLLMBackend(Backend):
         return backend
 
     def _setup(
-        self, engine: Any, sampling_params_cls: Any, model: str, max_batch: int, batch_wait_ms: float, max_concurrency: int
+        self, engine: Any, sampling_params_cls: Any, model: str, max_batch: int, batch_wait_ms: float, max_concurrency: int | str
     ) -> None:
         self._engine = engine
         self._sampling_params_cls = sampling_params_cls
