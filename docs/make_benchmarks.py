@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, list[list[str]]] = {
     "browse": [["bench/browse_pages.py"]],
     "validate": [["bench/validate_throughput.py"]],
     "embedded": [["bench/embedded_speed.py", "--repeat", "2"]],
+    "adaptive_concurrency": [["bench/adaptive_concurrency.py"]],
 }
 QUICK_STORES = "runs/bench/quick"
 # Tiny workloads of the same scripts (--quick), for checking them, not for numbers.
@@ -65,6 +66,7 @@ QUICK: dict[str, list[list[str]]] = {
     "browse": [["bench/browse_pages.py", "--db", f"{QUICK_STORES}/data_analyzers.db", "--repeat", "1"]],
     "validate": [["bench/validate_throughput.py", "--db", f"{QUICK_STORES}/validate.db"]],
     "embedded": [["bench/embedded_speed.py", "--episodes", "1", "--turns", "2", "--prompts", "2", "--max-tokens", "16"]],
+    "adaptive_concurrency": [["bench/adaptive_concurrency.py", "--episodes", "8", "--turns", "2", "--concurrency", "16"]],
 }
 TAKES_DATA = {"bench/data_analyzers.py", "bench/digression_embeddings.py", "bench/full_text_index.py", "bench/validate_throughput.py"}
 PACKAGES = [
