@@ -11,7 +11,7 @@ import pytest
 from sim.importing import import_file
 from sim.importers import ImportProblem
 from sim.store import Store
-from conftest import DATA
+from helpers import DATA
 from test_bad_input import assert_one_line_error
 
 DIALOGUES = DATA / "conversations"

@@ -13,7 +13,6 @@ from PIL import Image
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-from conftest import db_rows, run_sim
 from scripted_server import ScriptedServer
 from test_compare import markdown_rows
 from sim.analysis import Side, compare_pairs, paired_values
@@ -86,7 +85,7 @@ def flipping_happens(document: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, monkeypatch) -> None:
+def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, monkeypatch, db_rows, run_sim) -> None:
     with ScriptedServer(roleplayer(False)) as clean, ScriptedServer(roleplayer(True)) as flipping:
         args = ["scenario.max_turns=2", "runner.progress=false", "runner.analyze=[role_flip]", "backend=openai",
                 f"backend.model={clean.model}", "backend.api_key_env=null"]
