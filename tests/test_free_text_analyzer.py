@@ -50,6 +50,7 @@ def text(episode):
     return make
 
 
+@pytest.mark.slow
 def test_sides_are_compared_feature_by_feature(store, text) -> None:
     for i in range(30):
         store.add_imported_episode(text(i, f"Short note {i}.", "human"))

@@ -30,6 +30,7 @@ MUST_NOT_LOAD = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", sorted(MUST_NOT_LOAD))
 def test_light_imports(module: str) -> None:
     code = f"import sys, {module}; print(' '.join(m for m in {MUST_NOT_LOAD[module]!r} if m in sys.modules))"

@@ -91,6 +91,7 @@ def test_duplicates_and_lengths_on_a_hand_built_set(scored_set) -> None:
     assert 0 < metrics["pairwise_rouge_l"].mean < 1
 
 
+@pytest.mark.slow
 def test_identical_halves_have_no_split_gap(scored_set) -> None:
     analyzer = InstructionsAnalyzer(subset_size=10, rouge_pairs=200, embeddings=False)
     # Every half of one repeated instruction is that instruction again: every gap is exactly 0.
@@ -135,6 +136,7 @@ def test_human_seed_tasks_against_llm_generated_instructions(store) -> None:
     assert verbs == [("write", 22)]
 
 
+@pytest.mark.slow
 def test_human_split_gaps_of_real_seed_tasks(store) -> None:
     import_file(store, "instructions", INSTRUCTIONS / "self-instruct" / "seed_tasks.jsonl", progress=False)
     import_file(store, "instructions", INSTRUCTIONS / "gpteacher" / "codegen-instruct.json", progress=False)

@@ -93,6 +93,7 @@ def ghc_part(tmp_path: Path, items: int = 300) -> tuple[Path, list[dict]]:
     return path, part
 
 
+@pytest.mark.slow
 def test_ghc_labels_outside_the_binary_scheme_are_invalid_per_model(store, tmp_path: Path) -> None:
     path, records = ghc_part(tmp_path)
     import_file(store, "task_labels", path, progress=False)

@@ -46,6 +46,7 @@ def test_paired_values_pool_a_key_and_average_turns() -> None:
     assert ("words", "turn") not in paired_values(side({"a": [1.0]}, {"a": [2.0]}), turns=False)
 
 
+@pytest.mark.slow
 def test_paired_statistics_match_scipy_and_statsmodels() -> None:
     first = {f"k{i}": [float(i % 2)] for i in range(12)}
     second = {f"k{i}": [1.0] for i in range(12)} | {"only-here": [0.0]}

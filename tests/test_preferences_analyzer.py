@@ -128,6 +128,7 @@ def length_judged(pair):
     return make
 
 
+@pytest.mark.slow
 def test_length_log_odds_recovers_a_known_slope_resampling_pairs(length_judged) -> None:
     analyzer = PreferencesAnalyzer()
     episodes = length_judged(300, 1.5, seed=3, judges_per_pair=2)
@@ -150,6 +151,7 @@ def test_length_log_odds_of_a_judge_that_always_takes_the_longer_output_is_unbou
     assert np.isnan(metrics["length_log_odds[llm]"].mean)  # separation: no finite slope, never a huge number
 
 
+@pytest.mark.slow
 def test_judge_bias_table_and_figure_in_compare(store, asked) -> None:
     from sim.compare import build_report, select
 
@@ -234,6 +236,7 @@ def test_bad_lexicon_folders(tmp_path: Path) -> None:
         PreferencesAnalyzer(lexicons=str(tmp_path / "bad"))
 
 
+@pytest.mark.slow
 def test_mtbench_gpt4_against_human_judges(store) -> None:
     path = PREFERENCES / "mtbench-gpt4-human-pref.csv"
     import_file(store, "preferences", path, dataset="mtbench", progress=False)
@@ -253,6 +256,7 @@ def test_mtbench_gpt4_against_human_judges(store) -> None:
     assert 0 <= metrics["r[gpt-4, length_diff]"].p_value <= 1
 
 
+@pytest.mark.slow
 def test_mtbench_human_ceiling_from_repeated_judgments(store) -> None:
     path = PREFERENCES / "mtbench-gpt4-human-pref.csv"
     import_file(store, "preferences", path, dataset="mtbench", progress=False)

@@ -98,6 +98,7 @@ def test_transition_graph_of_a_group(conversation) -> None:
     assert values["self_transition_share"] == 0.0 and values["transition_entropy"] == pytest.approx(math.log2(3))
 
 
+@pytest.mark.slow
 def test_spp_transcripts_and_a_human_corpus(store) -> None:
     log = SPP / "logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl"
     import_file(store, "spp", log, dataset="spp", options={"puzzles": str(SPP / "logic_grid_puzzle_200.jsonl")}, progress=False)
@@ -215,6 +216,7 @@ def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:
     assert [m.mean for s in second for m in s.metrics] == [m.mean for s in first for m in s.metrics]
 
 
+@pytest.mark.slow
 def test_deal_actions_are_not_scored(store) -> None:
     """On the real CaSiNo corpus, conversation statistics and role flips score the utterances only: no annotation
     falls on a deal action, and the turns counted are the 11,919 utterances, not the 14,297 turns with the actions."""

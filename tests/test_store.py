@@ -154,6 +154,7 @@ def _open_and_close(path: str) -> str:
     return "ok"
 
 
+@pytest.mark.slow
 def test_processes_creating_one_database_at_once_migrate_it_one_after_another(tmp_path: Path) -> None:
     import multiprocessing
 

@@ -111,6 +111,7 @@ def test_groups_are_dataset_and_model(item) -> None:
     assert analyzer.group_of(item([0], [0])) == "ds"
 
 
+@pytest.mark.slow
 def test_within_item_spread_equals_the_published_variation(store) -> None:
     path = LABELS / "mismatch_gpt3.csv"
     import_file(store, "task_labels", path, dataset="mismatch", progress=False)
@@ -139,6 +140,7 @@ def analyzed_file(store, path: Path) -> tuple[AnalyzerSummary, dict[str, dict[st
     return summary, by_group
 
 
+@pytest.mark.slow
 def test_real_intermodel_file_per_model(store) -> None:
     path = LABELS / "SChem5Labels_intermodel.jsonl"
     summary, by_group = analyzed_file(store, path)
@@ -185,6 +187,7 @@ def test_distances_agree_with_scipy() -> None:
         assert entropy_bits(p) == pytest.approx(entropy(p, base=2))
 
 
+@pytest.mark.slow
 def test_human_ceilings_on_real_sentiment_labels(store) -> None:
     path = LABELS / "Sentiment_intermodel.jsonl"
     summary, by_group = analyzed_file(store, path)
@@ -209,6 +212,7 @@ def test_human_ceilings_on_real_sentiment_labels(store) -> None:
     assert len(means) == 1 and len(by_group) == 5
 
 
+@pytest.mark.slow
 def test_mixed_label_scales_are_not_pooled(store) -> None:
     """mismatch_gpt3.csv mixes the 0-1 (GHC), 0-2 (SBIC) and 0-4 (SChem, Sentiment) tasks: each item's scale is
     found in the per-task files beside it and label-unit metrics are given per scale; a file of one scale keeps the
