@@ -17,7 +17,7 @@ from omegaconf.errors import OmegaConfBaseException
 import analyzers  # noqa: F401  (registers analyzers)
 import scenarios  # noqa: F401  (registers scenarios and their config schemas)
 import sim.config  # noqa: F401  (registers the top-level schema)
-from sim.backends import embedded, hf_pipeline, langchain_chat, openai_api, vllm_engine  # noqa: F401  (registers backends and their config schemas)
+from sim.backends import embedded, hf_pipeline, langchain_chat, openai_api, scripted, vllm_engine  # noqa: F401  (registers backends and their config schemas)
 from sim.errors import SimError, one_line
 
 CONFIG_MODULE = "conf"

@@ -1,41 +1,110 @@
-"""Shared fixtures: the `sim` command run for real in a scratch folder."""
+"""Shared fixtures: the `sim` command run for real in a scratch folder, stores and episodes built by hand, the
+scripted stand-in for a model, and a real llama.cpp server for the tests that need one."""
 
 from __future__ import annotations
 
 import os
-import socket
-import sqlite3
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence, Union
 
 import pytest
 
-SERVED_MODEL = "smollm2"
-# The reference corpora beside the checkout (never copied into it).
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from helpers import SERVED_MODEL, db_rows as db_rows_of, free_port, run_sim as run_sim_in, scripted_args
+from sim.records import Episode, Turn
 
-# Small but real generations: the embedded model, few short turns.
-TINY = ["scenario.n_episodes=2", "scenario.max_turns=4", "scenario.max_tokens=40", "runner.progress=false"]
+if TYPE_CHECKING:
+    from sim.runner import RunReport
+
+# Fixtures that start a real model or server, or run the `sim` command in a new Python process (which imports the
+# whole stack: 5-10 s a command on two busy cores): a test that asks for one is in the slow tier, marked or not.
+SLOW_FIXTURES = {"llama_server", "hf_model_dir", "sim", "run_sim", "unprivileged"}
+
+# A turn given to `episode()`: a Turn, (role, content) said by the role itself, or (speaker, role, content).
+TurnSpec = Union[Turn, tuple[str, str], tuple[str, str, str]]
 
 
-def run_sim(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run `python -m sim ARGS` in `cwd` and capture its output."""
-    return subprocess.run(
-        [sys.executable, "-m", "sim", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that uses a fixture starting a real model or server."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def make_episode(
+    id: str = "e0",
+    turns: Sequence[TurnSpec] = (),
+    *,
+    kind: str = "conversation",
+    task: str | None = None,
+    roles: dict[str, str] | None = None,
+    dataset: str | None = "d",
+    meta: dict | None = None,
+    source: str = "import",
+    status: str = "done",
+    termination_reason: str | None = None,
+    run_id: str | None = None,
+) -> Episode:
+    """An episode built by hand: an imported one by default, its turns numbered in the order given."""
+    built = []
+    for idx, spec in enumerate(turns):
+        if isinstance(spec, Turn):
+            built.append(spec)
+        else:
+            speaker, role, content = spec if len(spec) == 3 else (spec[0], *spec)
+            built.append(Turn(idx, speaker, role, content))
+    return Episode(id, run_id, source, kind, task, dict(roles or {}), status, termination_reason, dataset, dict(meta or {}), built)
+
+
+@pytest.fixture(scope="session")
+def episode() -> Callable[..., Episode]:
+    """`episode(id, turns, kind=..., ...)`: an Episode built by hand (see make_episode)."""
+    return make_episode
+
+
+@pytest.fixture(scope="session")
+def run_sim() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`run_sim(args, cwd)`: run `python -m sim ARGS` in a folder of the test's choosing."""
+    return run_sim_in
+
+
+@pytest.fixture(scope="session")
+def db_rows() -> Callable[[Path, str], list[tuple]]:
+    """`db_rows(db, sql)`: all rows of one query on a database file."""
+    return db_rows_of
 
 
 @pytest.fixture
-def sim(tmp_path: Path):
+def sim(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
     """A function that runs `sim` inside this test's scratch folder."""
 
     def call(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_sim(list(args), tmp_path)
+        return run_sim_in(list(args), tmp_path)
 
     return call
+
+
+@pytest.fixture(scope="session")
+def scripted() -> Callable[..., list[str]]:
+    """`scripted(*replies, model=None)`: the overrides that make the run's model `backend=scripted` with these replies."""
+    return scripted_args
+
+
+@pytest.fixture
+def generate(tmp_path: Path) -> Callable[..., "RunReport"]:
+    """`generate(*overrides)`: a run composed from the overrides as `sim run` composes one, played in this process
+    into tmp_path/sim.db, by the scripted model unless an override picks another backend; its report."""
+    from sim.compose import compose_config
+    from sim.runner import execute
+
+    def run(*overrides: str) -> "RunReport":
+        chosen = ["backend=scripted", f"store.path={tmp_path / 'sim.db'}", "runner.progress=false", *overrides]
+        return execute(compose_config(chosen), overrides=list(overrides))
+
+    return run
 
 
 @pytest.fixture
@@ -46,19 +115,6 @@ def store(tmp_path: Path):
     opened = Store.open(tmp_path / "sim.db")
     yield opened
     opened.close()
-
-
-def db_rows(db: Path, sql: str) -> list[tuple]:
-    """All rows of one query on a database file."""
-    with sqlite3.connect(db) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -92,8 +148,3 @@ def llama_server() -> str:
     yield base_url
     process.terminate()
     process.wait(timeout=30)
-
-
-def openai_args(base_url: str, *extra: str) -> list[str]:
-    """Overrides that point `backend=openai` at a local keyless server."""
-    return ["backend=openai", f"backend.base_url={base_url}", f"backend.model={SERVED_MODEL}", "backend.api_key_env=null", *extra]

@@ -15,7 +15,6 @@ import pytest
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from conftest import db_rows, run_sim
 from scripted_server import ScriptedServer
 from test_run_visibility import slow_answer
 from sim.backends.openai_api import OpenAIBackend
@@ -115,7 +114,7 @@ def test_the_auto_limit_shrinks_on_429_grows_back_and_settles_near_the_servers_s
     store.close()
 
 
-def test_a_run_with_auto_loses_no_episode_and_records_its_limit(tmp_path: Path) -> None:
+def test_a_run_with_auto_loses_no_episode_and_records_its_limit(tmp_path: Path, run_sim, db_rows) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(slow_answer(0.05), slots=SLOTS, retry_after_s=RETRY_AFTER_S) as server:
         done = run_sim(

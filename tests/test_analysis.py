@@ -7,7 +7,7 @@ import pytest
 from analyzers.base import Analyzer
 from sim.analysis import analyze, build_analyzers
 from sim.errors import SimError
-from sim.records import Annotation, Episode, Turn
+from sim.records import Annotation, Episode
 from sim.stats import Estimate
 
 
@@ -30,16 +30,16 @@ class LengthAnalyzer(Analyzer):
         return {"distinct": Estimate(len(scored), float(len({e.turns[0].content for e, _ in scored})), None, None)}
 
 
-def add(store, number: int, dataset: str, author: str, content: str) -> None:
-    episode = Episode(f"e{number}", None, "import", "free_text", None, {}, "done", None, dataset, {"author": author}, [Turn(0, author, "text", content)])
-    store.add_imported_episode(episode)
+def test_metrics_per_group_and_side_with_llm_compared_against_human(store, episode) -> None:
+    def add(number: int, dataset: str, author: str, content: str) -> None:
+        store.add_imported_episode(
+            episode(f"e{number}", [(author, "text", content)], kind="free_text", dataset=dataset, meta={"author": author})
+        )
 
-
-def test_metrics_per_group_and_side_with_llm_compared_against_human(store) -> None:
     for i in range(6):
-        add(store, i, "a", "llm", "x" * (10 + i))
-        add(store, 10 + i, "a", "human", "y" * (2 + i % 2))
-    add(store, 20, "b", "human", "zz")
+        add(i, "a", "llm", "x" * (10 + i))
+        add(10 + i, "a", "human", "y" * (2 + i % 2))
+    add(20, "b", "human", "zz")
     (summary,) = analyze(store, [LengthAnalyzer()])
     metrics = {(m.group, m.name): m for m in summary.metrics}
     assert set(metrics) == {(g, n) for g in ("a / human", "a / llm", "b / human") for n in ("chars", "distinct")}
@@ -57,13 +57,13 @@ def test_unknown_analyzer_names_the_known_ones() -> None:
         build_analyzers(None, ["nope"])
 
 
-def test_analyzing_again_replaces_and_naming_twice_runs_once(store) -> None:
+def test_analyzing_again_replaces_and_naming_twice_runs_once(store, episode) -> None:
     from analyzers.role_flip import RoleFlipAnalyzer
 
     for number in range(3):
         store.add_imported_episode(
-            Episode(f"r{number}", None, "import", "conversation", "t", {"user": "U", "assistant": "A"}, "done", None, "d", {},
-                    [Turn(0, "U", "user", "Solution: x"), Turn(1, "A", "assistant", "Solution: y")])
+            episode(f"r{number}", [("U", "user", "Solution: x"), ("A", "assistant", "Solution: y")], task="t",
+                    roles={"user": "U", "assistant": "A"})
         )
     assert len(build_analyzers(None, ["role_flip", "role_flip"])) == 1
     counts = []
@@ -73,7 +73,7 @@ def test_analyzing_again_replaces_and_naming_twice_runs_once(store) -> None:
     assert counts[0] == counts[1] == 3 * (1 + 6)  # one flipped user turn and six episode values each
 
 
-def test_turn_metrics_resample_conversations_end_to_end(sim, tmp_path) -> None:
+def test_turn_metrics_resample_conversations_end_to_end(sim, episode, tmp_path) -> None:
     """`sim analyze --json` on 40 conversations whose turn lengths cluster strongly by conversation: the interval of
     the mean turn length is as wide as a bootstrap over conversations, and 0 role flips in 40 is no proof of 0."""
     import json
@@ -88,8 +88,8 @@ def test_turn_metrics_resample_conversations_end_to_end(sim, tmp_path) -> None:
     with store.db.atomic():
         for g, conversation in enumerate(lengths):
             roles = ["user" if i % 2 == 0 else "assistant" for i in range(conversation.size)]
-            turns = [Turn(i, role, role, " ".join(["word"] * n)) for i, (role, n) in enumerate(zip(roles, conversation))]
-            store.add_imported_episode(Episode(f"c{g}", None, "import", "conversation", None, {}, "done", None, "clustered", {}, turns))
+            turns = [(role, " ".join(["word"] * n)) for role, n in zip(roles, conversation)]
+            store.add_imported_episode(episode(f"c{g}", turns, dataset="clustered"))
     store.close()
     result = sim("analyze", "--db", str(tmp_path / "clustered.db"), "--analyzer", "conversation_stats", "--analyzer", "role_flip", "--json")
     assert result.returncode == 0, result.stderr

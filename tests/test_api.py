@@ -1,9 +1,11 @@
-"""The DataFrame API and the per-kind SQL views, on imported real reference files (no model needed)."""
+"""The DataFrame API and the per-kind SQL views, on imported real reference files and on a run of the scripted model."""
 
 import json
 from pathlib import Path
 
-from conftest import DATA, TINY, db_rows
+import pytest
+
+from helpers import DATA, TINY
 from sim.api import open_results
 from sim.importing import import_file
 from sim.store import Store
@@ -13,6 +15,7 @@ PREDICTIONS = DATA / "free_form" / "self-instruct-user-oriented-predictions" / "
 MISMATCH = DATA / "task_labels" / "artifacts-llmgendata" / "mismatch_gpt3.csv"
 
 
+@pytest.mark.slow
 def test_views_and_frames_serve_imported_data(tmp_path: Path) -> None:
     db = tmp_path / "sim.db"
     store = Store.open(db)
@@ -48,10 +51,10 @@ def test_views_and_frames_serve_imported_data(tmp_path: Path) -> None:
     results.close()
 
 
-def test_frames_of_a_generated_and_analyzed_run(sim, tmp_path: Path) -> None:
-    result = sim("run", *TINY, "runner.analyze=[conversation_stats,role_flip]", "run.id=api", "seed=3")
-    assert result.returncode == 0, result.stderr
-    db = tmp_path / "runs" / "sim.db"
+def test_frames_of_a_generated_and_analyzed_run(generate, scripted, tmp_path: Path, db_rows) -> None:
+    generate(*TINY, *scripted("Instruction: name the steps.", "Solution: first, collect prices."),
+             "runner.analyze=[conversation_stats,role_flip]", "run.id=api", "seed=3")
+    db = tmp_path / "sim.db"
     results = open_results(db)
     runs, episodes, turns = results.runs(), results.episodes(run_id="api"), results.turns(run_id="api")
     assert runs["id"].tolist() == ["api"] and runs.loc[0, "status"] == "done" and runs.loc[0, "seed"] == 3

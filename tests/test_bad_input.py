@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, TINY, db_rows
+from helpers import DATA, TINY, db_rows
 from sim.store import Store
 
 CASINO = DATA / "conversations" / "casino" / "casino_dialogues.jsonl"
@@ -104,8 +104,8 @@ def test_a_sweep_whose_every_job_is_refused_writes_nothing(sim, tmp_path: Path) 
     assert contents(tmp_path) == {}, "neither the jobs' folders nor the sweep's multirun.yaml are left"
 
 
-def test_a_refused_job_of_a_sweep_removes_only_its_own_folder(sim, tmp_path: Path) -> None:
-    result = sim("run", "-m", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "runner.analyze=[]", "scenario.max_tokens=16,-5")
+def test_a_refused_job_of_a_sweep_removes_only_its_own_folder(sim, scripted, tmp_path: Path) -> None:
+    result = sim("run", "-m", *TINY, *scripted("Instruction: Begin."), "scenario.n_episodes=1", "scenario.max_turns=2", "runner.analyze=[]", "scenario.max_tokens=16,-5")
     assert result.returncode == 1 and "error: job 1 (" in result.stderr and "Traceback" not in result.stderr
     (sweep,) = (tmp_path / "runs" / "multirun").glob("*/*")
     assert sorted(path.name for path in sweep.iterdir()) == ["0", "multirun.yaml"]
@@ -113,8 +113,8 @@ def test_a_refused_job_of_a_sweep_removes_only_its_own_folder(sim, tmp_path: Pat
     assert db_rows(tmp_path / "runs" / "sim.db", "SELECT status FROM runs") == [("done",)]
 
 
-def test_a_refused_replay_writes_nothing(sim, tmp_path: Path) -> None:
-    parent = sim("run", *TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.max_tokens=16", "runner.analyze=[]", "run.id=p")
+def test_a_refused_replay_writes_nothing(sim, scripted, tmp_path: Path) -> None:
+    parent = sim("run", *TINY, *scripted("Instruction: Begin."), "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.max_tokens=16", "runner.analyze=[]", "run.id=p")
     assert parent.returncode == 0, parent.stderr
     before = contents(tmp_path)
     refused = sim("replay", "p-e0000", "--fork-at", "1", "scenario.max_tokens=-5")

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import db_rows, run_sim
+from helpers import db_rows
 from scripted_server import ScriptedServer
 from test_bad_input import assert_one_line_error
 from test_paired import CLEAN_TURN, FLIPPED_TURN, roleplayer
@@ -27,7 +27,7 @@ def stored(db: Path, run_id: str) -> dict[str, tuple]:
     }
 
 
-def test_a_run_forked_whole_resumes_after_a_kill(tmp_path: Path) -> None:
+def test_a_run_forked_whole_resumes_after_a_kill(tmp_path: Path, run_sim) -> None:
     db = tmp_path / "runs" / "sim.db"
     with ScriptedServer(roleplayer(False)) as clean, ScriptedServer(roleplayer(True)) as flipping:
         made = run_sim(["run", *clean.backend_args(), "scenario.n_episodes=4", "scenario.max_turns=4", "runner.progress=false",

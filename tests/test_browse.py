@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from sqlite_utils import Database
 
-from conftest import DATA, db_rows, free_port
+from helpers import DATA, db_rows, free_port
 from sim.migrations import migrations
-from sim.records import Episode, Turn
+from sim.records import Turn
 from sim.store import Store
 from test_bad_input import assert_one_line_error
 
@@ -37,19 +37,13 @@ def matches(db: Path, query: str) -> list[int]:
         return [row[0] for row in conn.execute("SELECT rowid FROM turns_fts WHERE turns_fts MATCH ? ORDER BY rowid", [query])]
 
 
-def episode(episode_id: str, *texts: str) -> Episode:
-    """An imported conversation of `texts`."""
-    turns = [Turn(idx=i, speaker="A", role="A", content=text) for i, text in enumerate(texts)]
-    return Episode(episode_id, None, "imported", "conversation", None, {}, "done", "imported", dataset="d", turns=turns)
-
-
-def test_migration_indexes_existing_turns_and_triggers_keep_the_index_current(tmp_path: Path) -> None:
+def test_migration_indexes_existing_turns_and_triggers_keep_the_index_current(tmp_path: Path, episode) -> None:
     path = tmp_path / "old.db"
     # A database as the release before the index left it: every migration up to m005 applied, turns stored.
     old = Database(path)
     migrations.apply(old, stop_before="m005_turns_full_text_search")
     assert "turns_fts" not in old.table_names()
-    stored = episode("e1", "the walrus sings", "a quiet harbour")
+    stored = episode("e1", [("A", "the walrus sings"), ("A", "a quiet harbour")])
     with old.atomic():
         Store(old, path).start_episode(stored)
         # The turns' columns of that release (no `kind` yet)

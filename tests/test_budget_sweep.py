@@ -6,7 +6,6 @@ import json
 import shlex
 from pathlib import Path
 
-from conftest import run_sim
 from scripted_server import ScriptedServer
 
 USAGE = (20, 8)  # prompt and completion tokens the server reports for every request: 0.036 USD at this pricing
@@ -14,7 +13,7 @@ PRICING = "backend.pricing={input_usd_per_mtok:1000,output_usd_per_mtok:2000}"
 EPISODES, TURNS = 2, 6
 
 
-def test_each_job_of_a_sweep_stops_at_its_budget_and_resumes_on_its_own(tmp_path: Path) -> None:
+def test_each_job_of_a_sweep_stops_at_its_budget_and_resumes_on_its_own(tmp_path: Path, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(lambda messages: "Let us go on with the task.", usage=USAGE) as server:
         swept = run_sim(["run", "-m", *server.backend_args(), PRICING, f"store.path={db}", "runner.analyze=[]",

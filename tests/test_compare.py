@@ -1,6 +1,5 @@
-"""`sim compare`: a real sweep on the embedded model against an imported human corpus, a sweep over the embedded
-model and a served one, imported corpora with human and LLM sides, grouping by config keys, the figures, and bad
-input."""
+"""`sim compare`: a sweep on the scripted model against an imported human corpus, a sweep over the embedded model
+and a served one, imported corpora with human and LLM sides, grouping by config keys, the figures, and bad input."""
 
 from __future__ import annotations
 
@@ -14,14 +13,13 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
+from helpers import DATA, SERVED_MODEL, TINY, db_rows, scripted_args
 from sim.summary import AnalyzerSummary, Metric, PairedComparison
 from analyzers.digression import DigressionAnalyzer, digression_shares
 from analyzers.role_flip import flip_turns
 from sim.compare import ReportView, Selection, build_report, first_flag_curves, flagged_episodes, group_runs, select
 from sim.errors import SimError
 from sim.figures import turn_histogram
-from sim.records import Episode, Turn
 from test_bad_input import assert_one_line_error
 
 DAILYDIALOG = DATA / "conversations" / "dailydialog" / "dailydialog_sample_2624.jsonl"
@@ -29,9 +27,10 @@ REFERENCE = "dailydialog_sample_2624"
 M4 = DATA / "free_form" / "m4-llama2-samples"
 LABELS = DATA / "task_labels" / "artifacts-llmgendata"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-# Two short conversations per job; SWEEP: two seeds of them.
+# Two short conversations per job; SWEEP: two seeds of them, on the scripted model, whose assistant answers with an
+# instruction (a role flip, so that the flip figure is drawn).
 SHORT = [*(o for o in TINY if not o.startswith("scenario.max_turns")), "scenario.max_turns=2"]
-SWEEP = ["-m", "seed=1,2", *SHORT]
+SWEEP = ["-m", "seed=1,2", *SHORT, *scripted_args("Instruction: Name the first step. Input: None")]
 PRESET = "local_server"
 
 
@@ -45,8 +44,8 @@ def backend_preset(folder: Path, base_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sweep_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder whose runs/sim.db holds a real 2-job sweep and the imported DailyDialog sample."""
+def sweep_dir(tmp_path_factory: pytest.TempPathFactory, run_sim) -> Path:
+    """A folder whose runs/sim.db holds a 2-job sweep and the imported DailyDialog sample."""
     folder = tmp_path_factory.mktemp("sweep")
     for args in (["run", *SWEEP], ["import", "dailydialog", str(DAILYDIALOG)]):
         result = run_sim(args, folder)
@@ -81,7 +80,7 @@ def check_figures(out: Path, expected: set[str]) -> None:
     assert all(f"]({name})" in markdown for name in pngs)
 
 
-def test_sweep_compared_by_seed_against_a_human_corpus(sweep_dir: Path) -> None:
+def test_sweep_compared_by_seed_against_a_human_corpus(sweep_dir: Path, run_sim) -> None:
     """Each seed is a group with its run's episodes, DailyDialog is the reference, and the conversation statistics
     of each seed are compared against it; the role-flip and metric figures are drawn."""
     db = sweep_dir / "runs" / "sim.db"
@@ -112,7 +111,7 @@ def test_sweep_compared_by_seed_against_a_human_corpus(sweep_dir: Path) -> None:
     assert "Groups (by seed)" in result.stdout and "wrote" in result.stdout
 
 
-def test_config_key_and_reference_run(sweep_dir: Path) -> None:
+def test_config_key_and_reference_run(sweep_dir: Path, run_sim) -> None:
     """Grouping by a config key puts both runs in one group; a run as the reference leaves the other compared."""
     db = sweep_dir / "runs" / "sim.db"
     first, second = (row[0] for row in db_rows(db, "SELECT id FROM runs ORDER BY created_at"))
@@ -177,13 +176,13 @@ def test_sweep_over_the_embedded_model_and_a_served_one_compared_by_backend(sim,
         (["--analyzer", "nope"], ("nope",)),
     ],
 )
-def test_bad_input(sweep_dir: Path, args: list[str], fragments: tuple[str, ...]) -> None:
+def test_bad_input(sweep_dir: Path, args: list[str], fragments: tuple[str, ...], run_sim) -> None:
     out = sweep_dir / "never_written"
     assert_one_line_error(run_sim(["compare", *args, "--out", str(out)], sweep_dir), *fragments)
     assert not out.exists()
 
 
-def test_bad_out_and_empty_store(tmp_path: Path, sweep_dir: Path) -> None:
+def test_bad_out_and_empty_store(tmp_path: Path, sweep_dir: Path, run_sim) -> None:
     """An --out below a file, a database without runs, and a missing database each fail in one line."""
     (tmp_path / "a_file").write_text("")
     result = run_sim(["compare", "--db", str(sweep_dir / "runs" / "sim.db"), "--out", str(tmp_path / "a_file" / "report")], tmp_path)
@@ -267,14 +266,14 @@ def test_grouping_by_config_key() -> None:
         group_runs(rows, "scenario.no_such_key")
 
 
-def test_role_flip_turns_drawn_where_flips_happen(store) -> None:
+def test_role_flip_turns_drawn_where_flips_happen(store, episode) -> None:
     """A conversation whose assistant gives an instruction at turn 1 puts a flip at turn index 1 in the figure data."""
-    turns = [Turn(0, "u", "user", "Instruction: write a plan. Input: None"), Turn(1, "a", "assistant", "Instruction: you do it."),
-             Turn(2, "u", "user", "Instruction: fine. Input: None"), Turn(3, "a", "assistant", "Solution: done.")]
+    turns = [("u", "user", "Instruction: write a plan. Input: None"), ("a", "assistant", "Instruction: you do it."),
+             ("u", "user", "Instruction: fine. Input: None"), ("a", "assistant", "Solution: done.")]
     with store.db.atomic():
         for i in range(2):
-            store.add_imported_episode(Episode(f"e{i}", None, "imported", "conversation", "plan", {"user": "u", "assistant": "a"},
-                                               "done", "imported", "hand", {}, turns if i == 0 else turns[:1]))
+            store.add_imported_episode(episode(f"e{i}", turns if i == 0 else turns[:1], task="plan",
+                                               roles={"user": "u", "assistant": "a"}, dataset="hand"))
     from analyzers.role_flip import RoleFlipAnalyzer
     from sim.analysis import analyze
 
@@ -311,21 +310,27 @@ def test_digression_categories_stack_per_group(store) -> None:
     assert DigressionAnalyzer.report_figures(ReportView(store, selection, without)).charts == [None]
 
 
-def stored_runs(store, rows: list[dict], sweeps: list[str]) -> None:
-    """Store runs rows (one conversation each) in order, each in its sweep."""
-    for row, sweep in zip(rows, sweeps):
-        store.start_run({**row, "sweep_id": sweep})
-        store.start_episode(Episode(f"{row['id']}-e0000", row["id"], "generated", "conversation", "t", {}, "done", "max_turns"))
+@pytest.fixture
+def stored_runs(store, episode):
+    """`stored_runs(rows, sweeps)`: store runs rows (one conversation each) in order, each in its sweep."""
+
+    def add(rows: list[dict], sweeps: list[str]) -> None:
+        for row, sweep in zip(rows, sweeps):
+            store.start_run({**row, "sweep_id": sweep})
+            store.start_episode(episode(f"{row['id']}-e0000", task="t", source="generated", termination_reason="max_turns",
+                                        dataset=None, run_id=row["id"]))
+
+    return add
 
 
-def test_latest_sweep_has_several_runs_and_pooled_runs_are_warned_of(store) -> None:
+def test_latest_sweep_has_several_runs_and_pooled_runs_are_warned_of(store, stored_runs) -> None:
     """`--sweep latest` skips a newer sweep of one run; a group pooling runs that differ in a key other than `--by`
     is named in one warning line, printed first and written into report.md; grouping them apart warns of nothing."""
     from sim.compare import to_markdown
 
     rows = run_rows(0.2, 0.2, 0.7)
     rows[2]["id"] = "single"
-    stored_runs(store, rows, ["multirun/a", "multirun/a", "multirun/b"])
+    stored_runs(rows, ["multirun/a", "multirun/a", "multirun/b"])
     selection = select(store, "latest", by="scenario.temperature")
     assert selection.described == "sweep multirun/a" and [g.runs for g in selection.groups] == [["r0", "r1"]]
     (warning,) = selection.warnings
@@ -337,8 +342,8 @@ def test_latest_sweep_has_several_runs_and_pooled_runs_are_warned_of(store) -> N
     assert select(store, "multirun/b", by="scenario.temperature").warnings == []
 
 
-def test_latest_sweep_needs_a_sweep_of_several_runs(store) -> None:
-    stored_runs(store, run_rows(0.2), ["multirun/a"])
+def test_latest_sweep_needs_a_sweep_of_several_runs(store, stored_runs) -> None:
+    stored_runs(run_rows(0.2), ["multirun/a"])
     with pytest.raises(SimError, match="no sweep .* has more than one run"):
         select(store, "latest")
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_sim
 from scripted_server import ScriptedServer
 
 USAGE = (20, 8)  # prompt and completion tokens the server reports for every request
@@ -24,7 +23,7 @@ def flip_in_one_task(messages: list[dict]) -> str:
     return "Let us go on with the task."
 
 
-def test_compare_gives_the_cost_per_episode_and_per_episode_with_an_artifact(tmp_path: Path) -> None:
+def test_compare_gives_the_cost_per_episode_and_per_episode_with_an_artifact(tmp_path: Path, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(flip_in_one_task, usage=USAGE) as server:
         done = run_sim(["run", *server.backend_args(), PRICING, f"store.path={db}", "runner.analyze=[role_flip]",
@@ -45,7 +44,7 @@ def test_compare_gives_the_cost_per_episode_and_per_episode_with_an_artifact(tmp
     assert "Cost per artifact" in (out / "report.md").read_text()
 
 
-def test_unpriced_runs_get_no_cost(tmp_path: Path) -> None:
+def test_unpriced_runs_get_no_cost(tmp_path: Path, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(flip_in_one_task, usage=USAGE) as server:
         done = run_sim(["run", *server.backend_args(), f"store.path={db}", "runner.analyze=[role_flip]", "scenario.n_episodes=1",

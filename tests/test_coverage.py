@@ -31,6 +31,7 @@ def covers(low: float, high: float, truth: float) -> bool:
     return low <= truth <= high
 
 
+@pytest.mark.slow
 def test_turn_means_cover_under_clustering_where_turn_resampling_does_not() -> None:
     rng = np.random.default_rng(11)
     replicates = [clustered_conversations(rng, 20) for _ in range(300)]
@@ -64,6 +65,7 @@ def test_clustered_turn_flags_cover() -> None:
     assert NOMINAL[0] <= np.mean(hits) <= NOMINAL[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["episode values", "turn values"])
 def test_two_groups_under_the_null(kind: str) -> None:
     # Two groups drawn alike: the test must reject about 5% of the time and the interval of the difference cover 0.

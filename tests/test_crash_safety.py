@@ -12,8 +12,10 @@ from typing import Callable, Optional
 
 import pytest
 
-from conftest import TINY, run_sim
+from helpers import TINY
 
+# Runs of the embedded model, killed mid-generation at each point and compared with a straight run from one seed.
+pytestmark = pytest.mark.slow
 QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 ARGS = [*TINY, "scenario.n_episodes=3", "scenario.max_turns=3", "scenario.max_tokens=24", "runner.concurrency=1", "seed=21"]
 ANALYZERS = ["role_flip", "conversation_stats"]
@@ -103,7 +105,7 @@ def assert_turns_whole(after: list[tuple]) -> None:
 
 
 @pytest.fixture(scope="module")
-def straight(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def straight(tmp_path_factory: pytest.TempPathFactory, run_sim) -> Path:
     """The database of one uninterrupted run `straight` with the same seed and settings."""
     folder = tmp_path_factory.mktemp("straight")
     result = run_sim(["run", *ARGS, f"runner.analyze=[{','.join(ANALYZERS)}]", "run.id=straight"], folder)

@@ -32,6 +32,7 @@ def test_bundled_model_ships_in_the_wheel() -> None:
         assert handle.read(4) == b"GGUF"
 
 
+@pytest.mark.slow
 def test_completion_has_text_and_accounting(backend: EmbeddedBackend) -> None:
     completion = complete(backend, seed=1)
     assert completion.text.strip()
@@ -42,6 +43,7 @@ def test_completion_has_text_and_accounting(backend: EmbeddedBackend) -> None:
     assert backend.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+@pytest.mark.slow
 def test_same_seed_same_text_other_seeds_vary(backend: EmbeddedBackend) -> None:
     first = complete(backend, seed=7).text
     assert complete(backend, seed=7).text == first
@@ -49,6 +51,7 @@ def test_same_seed_same_text_other_seeds_vary(backend: EmbeddedBackend) -> None:
     assert len(others) > 1
 
 
+@pytest.mark.slow
 def test_request_hash_depends_on_every_input(backend: EmbeddedBackend) -> None:
     params = SamplingParams(seed=1)
     base = backend.request_hash(MESSAGES, params)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import DATA, db_rows, run_sim
+from helpers import DATA, db_rows
 from scripted_server import ScriptedServer
 from sim.errors import SimError
 from test_bad_input import assert_one_line_error
@@ -23,7 +23,7 @@ DATASET = "wikihow_llama2_100"
 
 
 @pytest.fixture(scope="module")
-def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def db(tmp_path_factory: pytest.TempPathFactory, run_sim) -> Path:
     """A store holding a role-play run whose assistant flips roles (annotated by role_flip) and an imported corpus."""
     folder = tmp_path_factory.mktemp("export")
     with ScriptedServer(roleplayer(True)) as server:
@@ -70,7 +70,7 @@ def as_list(value) -> list:
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet", "hf"])
-def test_a_run_and_a_corpus_export_one_row_per_episode(db: Path, fmt: str) -> None:
+def test_a_run_and_a_corpus_export_one_row_per_episode(db: Path, fmt: str, run_sim) -> None:
     out = db.parent / f"export.{fmt}"
     done = run_sim(["export", "--db", str(db), "--run", RUN, "--dataset", DATASET, "--format", fmt, "--out", str(out)], db.parent)
     assert done.returncode == 0, done.stderr
@@ -99,7 +99,7 @@ def test_a_run_and_a_corpus_export_one_row_per_episode(db: Path, fmt: str) -> No
             assert row["meta"]["author"] in ("human", "llm") and row["annotations"] == {}
 
 
-def test_kind_selects_and_force_replaces(db: Path) -> None:
+def test_kind_selects_and_force_replaces(db: Path, run_sim) -> None:
     out = db.parent / "texts.jsonl"
     args = ["export", "--db", str(db), "--kind", "free_text", "--format", "jsonl", "--out", str(out)]
     assert run_sim(args, db.parent).returncode == 0
@@ -116,7 +116,7 @@ def test_kind_selects_and_force_replaces(db: Path) -> None:
     assert not [path for path in db.parent.iterdir() if path.name.startswith(".")]
 
 
-def test_bad_input_is_one_line_and_leaves_nothing(db: Path, tmp_path: Path) -> None:
+def test_bad_input_is_one_line_and_leaves_nothing(db: Path, tmp_path: Path, run_sim) -> None:
     out = tmp_path / "out" / "x.jsonl"
     base = ["export", "--db", str(db), "--out", str(out)]
     for args, expected in [
@@ -137,7 +137,7 @@ def test_bad_input_is_one_line_and_leaves_nothing(db: Path, tmp_path: Path) -> N
     assert [path.name for path in tmp_path.iterdir()] == ["file"]
 
 
-def test_a_sweep_exports_every_run_of_it(tmp_path: Path) -> None:
+def test_a_sweep_exports_every_run_of_it(tmp_path: Path, run_sim) -> None:
     with ScriptedServer(roleplayer(False)) as server:
         swept = run_sim(["run", "-m", "seed=1,2", *server.backend_args(), "scenario.n_episodes=1", "scenario.max_turns=2",
                          "runner.progress=false", "runner.analyze=[]"], tmp_path)

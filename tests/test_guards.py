@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import db_rows as rows, openai_args, run_sim
+from helpers import db_rows as rows, openai_args, run_sim
 from fault_proxy import FORWARD, INSTRUCTION_MARKER, FaultProxy
 
 FLIP = INSTRUCTION_MARKER

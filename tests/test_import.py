@@ -11,7 +11,7 @@ import pytest
 from sim.importing import import_file
 from sim.importers import ImportProblem
 from sim.store import Store
-from conftest import DATA
+from helpers import DATA
 from test_bad_input import assert_one_line_error
 
 DIALOGUES = DATA / "conversations"
@@ -28,7 +28,8 @@ def counts(store: Store) -> tuple[int, int]:
     [
         ("dailydialog", DIALOGUES / "dailydialog" / "dailydialog_sample_2624.jsonl", 2624, ["A", "B"]),
         ("casino", DIALOGUES / "casino" / "casino_dialogues.jsonl", 1030, ["mturk_agent_1", "mturk_agent_2"]),
-        ("dealornodeal", DIALOGUES / "dealornodeal" / "dealornodeal_dialogues.jsonl", 6173, ["YOU", "THEM"]),
+        # The largest corpus: seconds to import.
+        pytest.param("dealornodeal", DIALOGUES / "dealornodeal" / "dealornodeal_dialogues.jsonl", 6173, ["YOU", "THEM"], marks=pytest.mark.slow),
         ("persuasionforgood", DIALOGUES / "persuasionforgood" / "full_dialog.csv", 1017, ["persuader", "persuadee"]),
     ],
 )
@@ -182,6 +183,7 @@ TASK_LABELS = DATA / "task_labels"
 PREFERENCES = DATA / "preferences" / "artifacts-llmgendata"
 
 
+@pytest.mark.slow
 def test_task_label_files(store: Store) -> None:
     inter = TASK_LABELS / "artifacts-llmgendata" / "SBIC_intermodel.jsonl"
     assert import_file(store, "task_labels", inter, progress=False).n_episodes == 15645
@@ -241,6 +243,7 @@ def test_preference_files_must_pair_up(sim, tmp_path: Path) -> None:
     assert_one_line_error(result, "other.csv: has 1 pairs but mtbench_human_model_preferences.csv has 878")
 
 
+@pytest.mark.slow
 def test_instruction_files(store: Store) -> None:
     seeds = DATA / "instructions" / "self-instruct" / "seed_tasks.jsonl"
     assert import_file(store, "instructions", seeds, progress=False).n_episodes == 175
@@ -255,6 +258,7 @@ def test_instruction_files(store: Store) -> None:
     assert import_file(store, "instructions", rerun, options={"author": "llm"}, progress=False).n_episodes == 67
 
 
+@pytest.mark.slow
 def test_free_text_files(store: Store) -> None:
     m4 = DATA / "free_form" / "m4-llama2-samples" / "wikihow_llama2_100.jsonl"
     assert import_file(store, "free_text", m4, dataset="m4", progress=False).n_episodes == 200
@@ -304,7 +308,7 @@ def test_parquet_and_hugging_face_datasets(sim, store: Store, tmp_path: Path, mo
         # CaSiNo's interface actions (SOURCES.md: 1,181 submitted, 1,005 accepted, 167 rejected deals, 25 walk-aways).
         ("casino", DIALOGUES / "casino" / "casino_dialogues.jsonl", {"Submit-Deal": 1181, "Accept-Deal": 1005, "Reject-Deal": 167, "Walk-Away": 25}),
         # Every Deal or No Deal dialogue ends with the game's item selection.
-        ("dealornodeal", DIALOGUES / "dealornodeal" / "dealornodeal_dialogues.jsonl", {"<selection>": 6173}),
+        pytest.param("dealornodeal", DIALOGUES / "dealornodeal" / "dealornodeal_dialogues.jsonl", {"<selection>": 6173}, marks=pytest.mark.slow),
         ("dailydialog", DIALOGUES / "dailydialog" / "dailydialog_sample_2624.jsonl", {}),
     ],
 )

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # The modules a backend brings in: each built-in backend and the SDK of the OpenAI-compatible one.
 BACKEND_MODULES = (
     "openai", "sim.backends.embedded", "sim.backends.openai_api", "sim.backends.vllm_engine", "sim.backends.hf_pipeline",
-    "sim.backends.langchain_chat",
+    "sim.backends.langchain_chat", "sim.backends.scripted",
 )
 # The front end: the command line, the Hydra app and what renders or serves results (`__main__` is `python -m sim`).
 FRONT_END = ("cli", "app", "compare", "report", "figures", "browse", "api", "__main__")
@@ -30,6 +30,7 @@ MUST_NOT_LOAD = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", sorted(MUST_NOT_LOAD))
 def test_light_imports(module: str) -> None:
     code = f"import sys, {module}; print(' '.join(m for m in {MUST_NOT_LOAD[module]!r} if m in sys.modules))"

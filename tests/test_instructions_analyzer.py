@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from analyzers.instructions import InstructionsAnalyzer, compression_ratio, dispersion, distinct_n, verb_object
-from conftest import DATA
+from helpers import DATA
 from sim.analysis import analyze
 from sim.errors import SimError
 from sim.importing import import_file
-from sim.records import Episode, Turn
+from sim.records import Episode
 from sim.stats import subsample_statistic
 
 INSTRUCTIONS = DATA / "instructions"
@@ -59,15 +59,31 @@ def test_set_statistics_at_a_fixed_size_are_comparable_across_set_sizes() -> Non
     assert subsample_statistic(40, lambda idx: float(len(idx)), 50).ci_low is None  # smaller than the subset: whole set once
 
 
-def episode(number: int, instruction: str, author: str = "llm") -> Episode:
-    turns = [Turn(0, author, "instruction", instruction), Turn(1, author, "output", "Some output here.")]
-    return Episode(f"e{number}", None, "import", "instruction", instruction, {}, "done", None, "hand", {"author": author}, turns)
+@pytest.fixture
+def instruction(episode):
+    """`instruction(number, text, author="llm")`: an imported instruction with an output."""
+
+    def make(number: int, text: str, author: str = "llm") -> Episode:
+        turns = [(author, "instruction", text), (author, "output", "Some output here.")]
+        return episode(f"e{number}", turns, kind="instruction", task=text, dataset="hand", meta={"author": author})
+
+    return make
 
 
-def test_duplicates_and_lengths_on_a_hand_built_set(store) -> None:
+@pytest.fixture
+def scored_set(instruction):
+    """`scored_set(analyzer, texts, author)`: each text as an instruction by `author`, with its annotations."""
+
+    def score(analyzer: InstructionsAnalyzer, texts: list[str], author: str) -> list:
+        return [(instruction(i, text, author), analyzer.annotate(instruction(i, text, author))) for i, text in enumerate(texts)]
+
+    return score
+
+
+def test_duplicates_and_lengths_on_a_hand_built_set(scored_set) -> None:
     texts = ["Write a poem.", "write  a POEM.", "Sort the list.", "Write a poem."]
     analyzer = InstructionsAnalyzer(subset_size=2, rouge_pairs=50, embeddings=False)
-    scored = [(episode(i, t), analyzer.annotate(episode(i, t))) for i, t in enumerate(texts)]
+    scored = scored_set(analyzer, texts, "llm")
     metrics = analyzer.corpus_metrics(scored)
     assert metrics["duplicate_rate"].mean == 0.5  # the second and fourth repeat the first
     assert {a.name: a.value for a in scored[2][1]} == {"instruction_words": 3.0, "output_words": 3.0, "has_verb_root": 1.0}
@@ -75,11 +91,8 @@ def test_duplicates_and_lengths_on_a_hand_built_set(store) -> None:
     assert 0 < metrics["pairwise_rouge_l"].mean < 1
 
 
-def scored_set(analyzer: InstructionsAnalyzer, texts: list[str], author: str) -> list:
-    return [(episode(i, text, author), analyzer.annotate(episode(i, text, author))) for i, text in enumerate(texts)]
-
-
-def test_identical_halves_have_no_split_gap() -> None:
+@pytest.mark.slow
+def test_identical_halves_have_no_split_gap(scored_set) -> None:
     analyzer = InstructionsAnalyzer(subset_size=10, rouge_pairs=200, embeddings=False)
     # Every half of one repeated instruction is that instruction again: every gap is exactly 0.
     same = analyzer.corpus_metrics(scored_set(analyzer, ["Write a poem about the sea."] * 60, "human"))
@@ -102,6 +115,7 @@ def test_bad_settings_are_one_line() -> None:
         InstructionsAnalyzer(embeddings="sometimes")
 
 
+@pytest.mark.slow
 def test_human_seed_tasks_against_llm_generated_instructions(store) -> None:
     import_file(store, "instructions", INSTRUCTIONS / "self-instruct" / "seed_tasks.jsonl", progress=False)
     import_file(store, "instructions", INSTRUCTIONS / "gpteacher" / "roleplay-simple-deduped-roleplay-instruct.json", progress=False)
@@ -122,6 +136,7 @@ def test_human_seed_tasks_against_llm_generated_instructions(store) -> None:
     assert verbs == [("write", 22)]
 
 
+@pytest.mark.slow
 def test_human_split_gaps_of_real_seed_tasks(store) -> None:
     import_file(store, "instructions", INSTRUCTIONS / "self-instruct" / "seed_tasks.jsonl", progress=False)
     import_file(store, "instructions", INSTRUCTIONS / "gpteacher" / "codegen-instruct.json", progress=False)

@@ -13,7 +13,7 @@ from scipy.spatial.distance import jensenshannon
 
 from agents.annotator import find_label, label_probability
 from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, majority_set, minority_set
-from conftest import DATA, db_rows as rows
+from helpers import DATA
 from scripted_server import ScriptedServer
 from sim.analysis import analyze
 from sim.backends.base import BackendSetupError, Completion
@@ -93,6 +93,7 @@ def ghc_part(tmp_path: Path, items: int = 300) -> tuple[Path, list[dict]]:
     return path, part
 
 
+@pytest.mark.slow
 def test_ghc_labels_outside_the_binary_scheme_are_invalid_per_model(store, tmp_path: Path) -> None:
     path, records = ghc_part(tmp_path)
     import_file(store, "task_labels", path, progress=False)
@@ -141,15 +142,21 @@ def test_ghc_labels_outside_the_binary_scheme_are_invalid_per_model(store, tmp_p
     assert checked > 20
 
 
-def item(model: list, human: list, **meta) -> Episode:
-    return Episode("e1", None, "import", "task_label", None, {}, "done", None, meta.pop("dataset", None), {"human_labels": human, "model_labels": model, **meta})
+@pytest.fixture
+def item(episode):
+    """`item(model, human, id="e1", dataset=None, **meta)`: an imported item with a model's labels and human ones."""
+
+    def make(model: list, human: list, id: str = "e1", dataset: str | None = None, **meta) -> Episode:
+        return episode(id, kind="task_label", dataset=dataset, meta={"human_labels": human, "model_labels": model, **meta})
+
+    return make
 
 
 def values_of(analyzer: TaskLabelsAnalyzer, episode: Episode) -> dict[str, float]:
     return {a.name: a.value for a in analyzer.annotate(episode)}
 
 
-def test_a_declared_scheme_decides_and_an_unknown_one_invalidates_nothing() -> None:
+def test_a_declared_scheme_decides_and_an_unknown_one_invalidates_nothing(item) -> None:
     analyzer = TaskLabelsAnalyzer()
     declared = item([1, 2, 5, -1, None], [1, 1, 2], label_scheme={"1": "low", "2": "mid", "3": "high"})
     values = values_of(analyzer, declared)
@@ -159,7 +166,7 @@ def test_a_declared_scheme_decides_and_an_unknown_one_invalidates_nothing() -> N
     assert "invalid_label_rate" not in values_of(analyzer, item([1, 2, 5], [1, 1, 2], dataset="ds"))
 
 
-def test_generated_labels_outside_the_scheme_and_their_token_confidences(sim, tmp_path: Path) -> None:
+def test_generated_labels_outside_the_scheme_and_their_token_confidences(sim, tmp_path: Path, db_rows) -> None:
     with TokenServer() as server:
         result = sim(
             "run", "scenario=task_labels", *server.backend_args(), "scenario.n_episodes=2", "scenario.annotators=3",
@@ -168,12 +175,12 @@ def test_generated_labels_outside_the_scheme_and_their_token_confidences(sim, tm
     assert result.returncode == 0, result.stderr
     assert all(request["logprobs"] is True for request in server.requests)
     db = tmp_path / "runs" / "sim.db"
-    metas = [json.loads(meta) for (meta,) in rows(db, "SELECT meta_json FROM episodes ORDER BY id")]
+    metas = [json.loads(meta) for (meta,) in db_rows(db, "SELECT meta_json FROM episodes ORDER BY id")]
     assert [meta["model_labels"] for meta in metas] == [[2.0, 2.0, 7.0]] * 2
     for meta in metas:
         assert meta["model_confidences"] == pytest.approx([math.exp(-0.4), math.exp(-0.75), math.exp(-1.5)])
     # The turn keeps the whole answer's log-probability; the confidence is its label's part of it.
-    assert sorted({round(lp, 6) for (lp,) in rows(db, "SELECT logprob FROM turns WHERE role = 'model_annotator'")}) == [-1.5, -1.05, -0.75]
+    assert sorted({round(lp, 6) for (lp,) in db_rows(db, "SELECT logprob FROM turns WHERE role = 'model_annotator'")}) == [-1.5, -1.05, -0.75]
     values = annotation_values(db, "task_labels")
     assert len(values) == 2
     for episode_values in values.values():
@@ -222,13 +229,13 @@ def test_langchain_chat_model_without_logprobs_is_refused_in_one_line(sim, tmp_p
 
 
 @pytest.mark.slow
-def test_embedded_run_gives_label_confidences_without_logits_all(sim, tmp_path: Path) -> None:
+def test_embedded_run_gives_label_confidences_without_logits_all(sim, tmp_path: Path, db_rows) -> None:
     result = sim("run", "scenario=task_labels", "scenario.n_episodes=2", "scenario.annotators=2", "backend.n_ctx=1024", "runner.progress=false")
     assert result.returncode == 0, result.stderr
     db = tmp_path / "runs" / "sim.db"
-    assert "logits_all: false" in rows(db, "SELECT config_yaml FROM runs")[0][0]
-    metas = [json.loads(meta) for (meta,) in rows(db, "SELECT meta_json FROM episodes ORDER BY id")]
-    answers = rows(db, "SELECT logprob FROM turns WHERE role = 'model_annotator' ORDER BY episode_id, idx")
+    assert "logits_all: false" in db_rows(db, "SELECT config_yaml FROM runs")[0][0]
+    metas = [json.loads(meta) for (meta,) in db_rows(db, "SELECT meta_json FROM episodes ORDER BY id")]
+    answers = db_rows(db, "SELECT logprob FROM turns WHERE role = 'model_annotator' ORDER BY episode_id, idx")
     pairs = [(label, confidence) for meta in metas for label, confidence in zip(meta["model_labels"], meta["model_confidences"])]
     assert len(pairs) == len(answers) == 4 and any(label is not None for label, _ in pairs)
     for (label, confidence), (answer_logprob,) in zip(pairs, answers):
@@ -238,18 +245,14 @@ def test_embedded_run_gives_label_confidences_without_logits_all(sim, tmp_path: 
         assert confidence is None or math.exp(answer_logprob) - 1e-9 <= confidence <= 1
 
 
-def test_compare_label_distributions_leave_out_labels_outside_the_scheme(store) -> None:
+def test_compare_label_distributions_leave_out_labels_outside_the_scheme(store, item) -> None:
     from analyzers.task_labels import task_label_values
     from sim.summary import AnalyzerSummary
     from sim.compare import Group, ReportView, Selection
 
     for index, (model, human) in enumerate([([0, 1, 7], [0, 1]), ([1, 9, 1], [1, 1])]):
-        episode = item(model, human, dataset="toy", item_id=f"i{index}")
-        episode.id = f"e{index}"
-        store.add_imported_episode(episode)
-    declared = item([1, 3, 2], [1], dataset="declared", item_id="d0", label_scheme={"1": "low", "2": "high"})
-    declared.id = "d0"
-    store.add_imported_episode(declared)
+        store.add_imported_episode(item(model, human, id=f"e{index}", dataset="toy", item_id=f"i{index}"))
+    store.add_imported_episode(item([1, 3, 2], [1], id="d0", dataset="declared", item_id="d0", label_scheme={"1": "low", "2": "high"}))
     selection = Selection([Group("toy", dataset="toy"), Group("declared", dataset="declared")], "dataset", "")
     values = task_label_values(ReportView(store, selection, AnalyzerSummary("task_labels", "4", 3, [])))
     # toy's scheme is what its humans used, {0, 1}: 7 and 9 are not labels; "declared" names its own scheme.

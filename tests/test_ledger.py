@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import db_rows, run_sim
 from scripted_server import ScriptedServer
 
 REPLY = "Let us go on with the task."
@@ -26,14 +25,19 @@ def run_args(server: ScriptedServer, db: Path, *extra: str) -> list[str]:
             "runner.progress=false", *extra]
 
 
-def runs_json(db: Path, folder: Path) -> dict[str, dict]:
-    """`sim runs --json`, by run id."""
-    listed = run_sim(["runs", "--db", str(db), "--json"], folder)
-    assert listed.returncode == 0, listed.stderr
-    return {run["id"]: run for run in json.loads(listed.stdout)}
+@pytest.fixture
+def runs_json(run_sim):
+    """`runs_json(db, folder)`: `sim runs --json`, by run id."""
+
+    def listed(db: Path, folder: Path) -> dict[str, dict]:
+        result = run_sim(["runs", "--db", str(db), "--json"], folder)
+        assert result.returncode == 0, result.stderr
+        return {run["id"]: run for run in json.loads(result.stdout)}
+
+    return listed
 
 
-def test_a_budget_stops_the_run_near_its_cap_and_a_resume_with_a_higher_cap_finishes_it(tmp_path: Path) -> None:
+def test_a_budget_stops_the_run_near_its_cap_and_a_resume_with_a_higher_cap_finishes_it(tmp_path: Path, runs_json, run_sim, db_rows) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server:
         stopped = run_sim(run_args(server, db, PRICING, "runner.max_cost_usd=0.5", "runner.concurrency=2", "run.id=capped"), tmp_path)
@@ -64,7 +68,7 @@ def test_a_budget_stops_the_run_near_its_cap_and_a_resume_with_a_higher_cap_fini
     assert run["cost_usd"] == pytest.approx(sent * PER_REQUEST_USD)
 
 
-def test_a_token_cap_stops_a_run_too_and_a_cost_cap_needs_pricing(tmp_path: Path) -> None:
+def test_a_token_cap_stops_a_run_too_and_a_cost_cap_needs_pricing(tmp_path: Path, runs_json, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server:
         stopped = run_sim(run_args(server, db, "runner.max_tokens=500", "run.id=tokens"), tmp_path)
@@ -79,7 +83,7 @@ def test_a_token_cap_stops_a_run_too_and_a_cost_cap_needs_pricing(tmp_path: Path
     )
 
 
-def test_the_ledger_sums_each_kind_of_call_with_its_own_pricing(tmp_path: Path) -> None:
+def test_the_ledger_sums_each_kind_of_call_with_its_own_pricing(tmp_path: Path, runs_json, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server, ScriptedServer(lambda messages: "No.") as judge:
         judged_by = ["runner.analyze=[digression]", "analyzer.digression.mode=judge", *judge.backend_args("analyzer.digression.judge"),
@@ -113,7 +117,7 @@ def test_the_ledger_sums_each_kind_of_call_with_its_own_pricing(tmp_path: Path) 
     assert cached["saved_usd"] is None, "the cache saved an unpriced judge's requests too"
 
 
-def test_sim_runs_show_prints_the_config_the_overrides_and_the_ledger(tmp_path: Path) -> None:
+def test_sim_runs_show_prints_the_config_the_overrides_and_the_ledger(tmp_path: Path, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server:
         assert run_sim(run_args(server, db, PRICING, "runner.max_cost_usd=0.2", "run.id=shown"), tmp_path).returncode == 3
@@ -216,7 +220,7 @@ def test_a_database_from_before_the_ledger_gets_its_requested_turns_in_it(tmp_pa
     store.close()
 
 
-def test_merged_shards_bring_their_ledgers_once(tmp_path: Path) -> None:
+def test_merged_shards_bring_their_ledgers_once(tmp_path: Path, runs_json, run_sim) -> None:
     shards = [tmp_path / "a.db", tmp_path / "b.db"]
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server:
         for shard, seed in zip(shards, (1, 2)):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from analyzers import analyzers
-from conftest import DATA, db_rows, run_sim
+from helpers import DATA, db_rows
 from scripted_server import ScriptedServer
 from sim.importing import import_file
 from sim.store import Store
@@ -85,7 +85,7 @@ def first_episodes(path: Path, dataset: str, n: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def analyzed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, dict]]:
+def analyzed(tmp_path_factory: pytest.TempPathFactory, run_sim) -> tuple[Path, dict[str, dict]]:
     """A store holding every kind of data, and each analyzer's `sim analyze --json` summary of its data."""
     folder = tmp_path_factory.mktemp("catalog")
     db = folder / "runs" / "sim.db"
@@ -158,7 +158,7 @@ def test_every_value_an_analyzer_writes_is_in_the_catalog(analyzed: tuple[Path, 
 
 
 @pytest.mark.slow
-def test_embedding_modes_write_only_catalogued_metrics(tmp_path: Path) -> None:
+def test_embedding_modes_write_only_catalogued_metrics(tmp_path: Path, run_sim) -> None:
     """The sentence-embedding model: role drift on human persuasion dialogues, digression on SPP transcripts, and
     the instructions' embedding dispersion show the metrics the fast data cannot."""
     db = tmp_path / "sim.db"

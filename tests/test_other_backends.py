@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import db_rows as rows, SERVED_MODEL, TINY
+from helpers import db_rows as rows, SERVED_MODEL, TINY
 from fault_proxy import FaultProxy
 from sim.backends.base import NO_KEY
 from sim.backends.batching import MicroBatcher

@@ -13,7 +13,6 @@ from PIL import Image
 from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 
-from conftest import db_rows, run_sim
 from scripted_server import ScriptedServer
 from test_compare import markdown_rows
 from sim.analysis import Side, compare_pairs, paired_values
@@ -47,6 +46,7 @@ def test_paired_values_pool_a_key_and_average_turns() -> None:
     assert ("words", "turn") not in paired_values(side({"a": [1.0]}, {"a": [2.0]}), turns=False)
 
 
+@pytest.mark.slow
 def test_paired_statistics_match_scipy_and_statsmodels() -> None:
     first = {f"k{i}": [float(i % 2)] for i in range(12)}
     second = {f"k{i}": [1.0] for i in range(12)} | {"only-here": [0.0]}
@@ -86,7 +86,7 @@ def flipping_happens(document: dict) -> dict:
 
 
 @pytest.mark.slow
-def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, monkeypatch) -> None:
+def test_a_flipping_backend_against_a_clean_one_pair_by_pair(tmp_path: Path, monkeypatch, db_rows, run_sim) -> None:
     with ScriptedServer(roleplayer(False)) as clean, ScriptedServer(roleplayer(True)) as flipping:
         args = ["scenario.max_turns=2", "runner.progress=false", "runner.analyze=[role_flip]", "backend=openai",
                 f"backend.model={clean.model}", "backend.api_key_env=null"]

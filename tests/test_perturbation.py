@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import DATA
+from helpers import DATA
 from sim.camel import ASSISTANT_MARKER, USER_MARKER
 from sim.importing import import_file
 from sim.perturbation import KEEP_FIRST, OFF_TASK, perturb
-from sim.records import Episode, Turn
+from sim.records import Episode
 from sim.stats import cluster_auc, ratio_estimate, weighted_auc
 
 PFG = DATA / "conversations" / "persuasionforgood" / "full_dialog.csv"
@@ -76,14 +76,14 @@ def test_a_loop_is_a_near_copy_of_the_speakers_earlier_turn(pfg) -> None:
             assert any(abs(len(copy) - len(words)) <= 1 and len(set(copy) ^ set(words)) <= 1 and copy != words for words in earlier)
 
 
-def test_markers_are_the_partners() -> None:
-    turns = [Turn(i, role, role, f"{marker} step {i}") for i, (role, marker) in enumerate([("user", USER_MARKER), ("assistant", ASSISTANT_MARKER)] * 5)]
-    episodes = [Episode(f"c{i}", None, "imported", "conversation", "task", {"user": "u", "assistant": "a"}, "done", None, "d", {}, [Turn(t.idx, t.speaker, t.role, t.content) for t in turns]) for i in range(4)]
+def test_markers_are_the_partners(episode) -> None:
+    turns = [(role, f"{marker} step {i}") for i, (role, marker) in enumerate([("user", USER_MARKER), ("assistant", ASSISTANT_MARKER)] * 5)]
+    episodes = [episode(f"c{i}", turns, task="task", roles={"user": "u", "assistant": "a"}) for i in range(4)]
     perturbed = perturb(episodes, "marker", rate=0.5, seed=0)
     assert perturbed.n_replaced == expected_replacements(episodes, perturbed.chosen, 0.5)
-    for episode in perturbed.episodes:
-        for idx in perturbed.replaced.get(episode.id, set()):
-            turn = episode.turns[idx]
+    for changed in perturbed.episodes:
+        for idx in perturbed.replaced.get(changed.id, set()):
+            turn = changed.turns[idx]
             assert turn.content.startswith(ASSISTANT_MARKER if turn.role == "user" else USER_MARKER)
 
 

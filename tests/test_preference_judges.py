@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from conftest import run_sim
 from scripted_server import ScriptedServer
 
 # How a verbose judge words "the winner is {win}" (the other response is {lose}): verdict lines, markdown, answers
@@ -69,7 +68,7 @@ def write_pairs(path: Path) -> None:
             writer.writerow([long, short, 0] if i % 2 else [short, long, 1])
 
 
-def test_a_consistent_verbose_judge_is_read_right_in_both_orders(tmp_path: Path) -> None:
+def test_a_consistent_verbose_judge_is_read_right_in_both_orders(tmp_path: Path, run_sim) -> None:
     reference = tmp_path / "pairs_human.csv"
     write_pairs(reference)
     judge = VerboseLengthJudge()

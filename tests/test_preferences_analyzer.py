@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from analyzers.preferences import PreferencesAnalyzer, judge_bias_table, kappa
-from conftest import DATA
+from helpers import DATA
 from sim.analysis import analyze
 from sim.errors import SimError
 from sim.importing import import_file
@@ -18,11 +18,19 @@ from sim.records import Episode, Turn
 PREFERENCES = DATA / "preferences" / "artifacts-llmgendata"
 
 
-def pair(number: int, first: str, second: str, judgments: dict, prompt: str | None = None, **meta) -> Episode:
-    turns = ([Turn(0, "prompt", "prompt", prompt)] if prompt else []) + [
-        Turn(1, "a", "output_1", first), Turn(2, "b", "output_2", second)
-    ]
-    return Episode(f"p{number}", None, "import", "preference", prompt, {}, "done", None, "hand", {"judgments": judgments, **meta}, turns)
+@pytest.fixture
+def pair(episode):
+    """`pair(number, first, second, judgments, prompt=None, speakers=("a", "b"), **meta)`: an imported pair of outputs
+    (turns 1 and 2, after the prompt's turn 0 when there is one) with its judgments."""
+
+    def make(number: int, first: str, second: str, judgments: dict, prompt: str | None = None,
+             speakers: tuple[str, str] = ("a", "b"), **meta) -> Episode:
+        turns = ([("prompt", "prompt", prompt)] if prompt else []) + [
+            Turn(1, speakers[0], "output_1", first), Turn(2, speakers[1], "output_2", second)
+        ]
+        return episode(f"p{number}", turns, kind="preference", task=prompt, dataset="hand", meta={"judgments": judgments, **meta})
+
+    return make
 
 
 def values_of(analyzer: PreferencesAnalyzer, episode: Episode) -> dict[str, float]:
@@ -35,7 +43,7 @@ def write_lexicon(folder: Path, style: str, rows: list[tuple[str, float]]) -> No
     (folder / f"{style}_features.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def test_choices_agreement_length_and_lexicon(tmp_path: Path) -> None:
+def test_choices_agreement_length_and_lexicon(tmp_path: Path, pair) -> None:
     write_lexicon(tmp_path / "lex", "politeness", [("please", 1.0), ("now", -1.0)])
     analyzer = PreferencesAnalyzer(lexicons=str(tmp_path / "lex"))
     episode = pair(1, "please please now go", "now", {"human": "output_1", "gpt-4": "output_2"}, prompt="go now please")
@@ -50,7 +58,7 @@ def test_choices_agreement_length_and_lexicon(tmp_path: Path) -> None:
     assert values["agrees_without_ties[gpt-4]"] == 0.0
 
 
-def test_ties_equal_lengths_and_unanswered_choices() -> None:
+def test_ties_equal_lengths_and_unanswered_choices(pair) -> None:
     analyzer = PreferencesAnalyzer()
     values = values_of(analyzer, pair(1, "one two", "three four", {"human": "tie", "judge": None, "llm": "tie"}))
     assert values["choice[human]"] == 0.0 and "choice[judge]" not in values
@@ -63,20 +71,26 @@ def test_ties_equal_lengths_and_unanswered_choices() -> None:
     assert analyzer.applies_to(unanswered) and values_of(analyzer, unanswered) == {"length_diff": 0.0, "unanswered_rate[judge]": 1.0}
 
 
-def test_position_consistency_of_generated_judgments() -> None:
+def test_position_consistency_of_generated_judgments(pair) -> None:
     analyzer = PreferencesAnalyzer()
     kept = values_of(analyzer, pair(1, "a b", "c", {"judge": "output_1"}, swapped_judgments={"judge": "output_1"}))
     flipped = values_of(analyzer, pair(2, "a b", "c", {"judge": "output_1"}, swapped_judgments={"judge": "output_2"}))
     assert (kept["position_consistent[judge]"], flipped["position_consistent[judge]"]) == (1.0, 0.0)
 
 
-def asked(number: int, as_shown: list, swapped: list) -> Episode:
-    """A generated pair whose judge was asked each order len(as_shown) times (None: no verdict)."""
-    meta = {"swapped_judgments": {"judge": swapped[0]}, "repeated_judgments": {"judge": {"as_shown": as_shown, "swapped": swapped}}}
-    return pair(number, "a b", "c", {"judge": as_shown[0]}, **meta)
+@pytest.fixture
+def asked(pair):
+    """`asked(number, as_shown, swapped)`: a generated pair whose judge was asked each order len(as_shown) times
+    (None: no verdict)."""
+
+    def make(number: int, as_shown: list, swapped: list) -> Episode:
+        meta = {"swapped_judgments": {"judge": swapped[0]}, "repeated_judgments": {"judge": {"as_shown": as_shown, "swapped": swapped}}}
+        return pair(number, "a b", "c", {"judge": as_shown[0]}, **meta)
+
+    return make
 
 
-def test_bias_audit_of_repeated_asks() -> None:
+def test_bias_audit_of_repeated_asks(asked) -> None:
     analyzer = PreferencesAnalyzer()
     # Ask 1 flips with the order (output 1 shown first, then output 2 shown first: the first shown wins twice),
     # ask 2 agrees, ask 3 is unanswered as shown. Repeats of one order: output 1 twice as shown (1 agreeing pair);
@@ -94,21 +108,28 @@ def test_bias_audit_of_repeated_asks() -> None:
     assert "first_position_wins[judge]" not in consistent and "repetition_agreement[judge]" not in consistent  # one ask per order
 
 
-def length_judged(n: int, slope: float, seed: int, judges_per_pair: int = 1) -> list[Episode]:
-    """n pairs of random lengths whose judge takes output 1 with log-odds `slope` per 100 words of difference,
-    each pair judged by `judges_per_pair` people (MT-Bench rows sharing one pair)."""
-    rng = np.random.default_rng(seed)
-    episodes = []
-    for i in range(n):
-        first, second = rng.integers(1, 400, 2)
-        for j in range(judges_per_pair):
-            chose_first = rng.random() < 1 / (1 + np.exp(-slope * (first - second) / 100))
-            judgments = {"human": "output_1" if chose_first else "output_2"}
-            episodes.append(pair(i * judges_per_pair + j, "w " * first, "w " * second, judgments, question_id=i, turn=1))
-    return episodes
+@pytest.fixture
+def length_judged(pair):
+    """`length_judged(n, slope, seed, judges_per_pair=1)`: n pairs of random lengths whose judge takes output 1 with
+    log-odds `slope` per 100 words of difference, each pair judged by `judges_per_pair` people (MT-Bench rows sharing
+    one pair)."""
+
+    def make(n: int, slope: float, seed: int, judges_per_pair: int = 1) -> list[Episode]:
+        rng = np.random.default_rng(seed)
+        episodes = []
+        for i in range(n):
+            first, second = rng.integers(1, 400, 2)
+            for j in range(judges_per_pair):
+                chose_first = rng.random() < 1 / (1 + np.exp(-slope * (first - second) / 100))
+                judgments = {"human": "output_1" if chose_first else "output_2"}
+                episodes.append(pair(i * judges_per_pair + j, "w " * first, "w " * second, judgments, question_id=i, turn=1))
+        return episodes
+
+    return make
 
 
-def test_length_log_odds_recovers_a_known_slope_resampling_pairs() -> None:
+@pytest.mark.slow
+def test_length_log_odds_recovers_a_known_slope_resampling_pairs(length_judged) -> None:
     analyzer = PreferencesAnalyzer()
     episodes = length_judged(300, 1.5, seed=3, judges_per_pair=2)
     metric = analyzer.corpus_metrics([(e, analyzer.annotate(e)) for e in episodes])["length_log_odds[human]"]
@@ -120,7 +141,7 @@ def test_length_log_odds_recovers_a_known_slope_resampling_pairs() -> None:
     assert flat.ci_low < 0 < flat.ci_high and flat.interval == "bootstrap"
 
 
-def test_length_log_odds_of_a_judge_that_always_takes_the_longer_output_is_unbounded() -> None:
+def test_length_log_odds_of_a_judge_that_always_takes_the_longer_output_is_unbounded(pair) -> None:
     analyzer = PreferencesAnalyzer()
     episodes = [pair(i, "w " * (1 + i % 5), "w " * (3 + i % 7), {}) for i in range(30)]
     for episode in episodes:
@@ -130,7 +151,8 @@ def test_length_log_odds_of_a_judge_that_always_takes_the_longer_output_is_unbou
     assert np.isnan(metrics["length_log_odds[llm]"].mean)  # separation: no finite slope, never a huge number
 
 
-def test_judge_bias_table_and_figure_in_compare(store) -> None:
+@pytest.mark.slow
+def test_judge_bias_table_and_figure_in_compare(store, asked) -> None:
     from sim.compare import build_report, select
 
     episodes = [asked(i, ["output_1", "output_2"], ["output_1" if i % 3 else "output_2", None]) for i in range(12)]
@@ -153,7 +175,7 @@ def test_judge_bias_table_and_figure_in_compare(store) -> None:
     assert chart.png.startswith(b"\x89PNG")
 
 
-def test_kappa_and_correlations_per_judge() -> None:
+def test_kappa_and_correlations_per_judge(pair) -> None:
     import numpy as np
 
     # Human 1, 1, -1, -1 against LLM 1, 1, -1, 1: observed 3/4, chance 1/2, kappa 1/2.
@@ -171,13 +193,18 @@ def test_kappa_and_correlations_per_judge() -> None:
     assert metrics["kappa[llm]"].n == 30
 
 
-def mtbench_row(number: int, question: str, human: str, judge: str, gpt4: str) -> Episode:
-    episode = pair(number, "answer of model a", "answer of model b", {"human": human, "gpt-4": gpt4}, question_id=question, turn="1", human_judge=judge)
-    episode.turns[0].speaker, episode.turns[1].speaker = "model-a", "model-b"
-    return episode
+@pytest.fixture
+def mtbench_row(pair):
+    """`mtbench_row(number, question, human, judge, gpt4)`: an MT-Bench row, judged by one person and by GPT-4."""
+
+    def make(number: int, question: str, human: str, judge: str, gpt4: str) -> Episode:
+        return pair(number, "answer of model a", "answer of model b", {"human": human, "gpt-4": gpt4},
+                    speakers=("model-a", "model-b"), question_id=question, turn="1", human_judge=judge)
+
+    return make
 
 
-def test_human_ceiling_on_a_hand_built_panel() -> None:
+def test_human_ceiling_on_a_hand_built_panel(mtbench_row) -> None:
     analyzer = PreferencesAnalyzer()
     rows = [
         mtbench_row(1, "81", "output_1", "expert_1", "output_1"),
@@ -209,6 +236,7 @@ def test_bad_lexicon_folders(tmp_path: Path) -> None:
         PreferencesAnalyzer(lexicons=str(tmp_path / "bad"))
 
 
+@pytest.mark.slow
 def test_mtbench_gpt4_against_human_judges(store) -> None:
     path = PREFERENCES / "mtbench-gpt4-human-pref.csv"
     import_file(store, "preferences", path, dataset="mtbench", progress=False)
@@ -228,6 +256,7 @@ def test_mtbench_gpt4_against_human_judges(store) -> None:
     assert 0 <= metrics["r[gpt-4, length_diff]"].p_value <= 1
 
 
+@pytest.mark.slow
 def test_mtbench_human_ceiling_from_repeated_judgments(store) -> None:
     path = PREFERENCES / "mtbench-gpt4-human-pref.csv"
     import_file(store, "preferences", path, dataset="mtbench", progress=False)
@@ -250,7 +279,7 @@ def test_mtbench_human_ceiling_from_repeated_judgments(store) -> None:
     assert human.ci_low > float(shares @ shares) + 0.1
 
 
-def test_length_preference_compared_paired_by_pair() -> None:
+def test_length_preference_compared_paired_by_pair(pair) -> None:
     # Three compared pairs: the judge takes the longer output on all three; people on pair 1 (both of its two
     # judgments), on half of pair 2's and on none of pair 3's. Per pair, judge minus people: 0, 0.5, 1.
     rows = [

@@ -10,7 +10,18 @@ import sys
 import termios
 from pathlib import Path
 
-SMALL = ["scenario.n_episodes=2", "scenario.max_turns=2", "scenario.max_tokens=16", "runner.analyze=[conversation_stats]"]
+import pytest
+
+from helpers import scripted_args
+
+# Each test starts the `sim` command on a pseudo-terminal.
+pytestmark = pytest.mark.slow
+
+# The bars are the runner's whatever answers the turns: the scripted model gives them at once.
+SMALL = [
+    "scenario.n_episodes=2", "scenario.max_turns=2", "scenario.max_tokens=16", "runner.analyze=[conversation_stats]",
+    *scripted_args("Instruction: Name the first step. Input: None", "Solution: Buy the parts. Next request."),
+]
 
 
 def run_in_terminal(args: list[str], cwd: Path) -> tuple[int, str]:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from conftest import db_rows, run_sim
 from scripted_server import ScriptedServer
 from sim.backends.langchain_chat import LangChainBackend
 from sim.config import REDACTED, config_changes, redacted, secret_override, with_changes
@@ -50,7 +49,7 @@ def assert_refused(result: subprocess.CompletedProcess[str], *needles: str) -> N
         assert needle in lines[0], lines[0]
 
 
-def test_a_resume_that_would_generate_differently_is_refused_and_a_new_endpoint_is_not(tmp_path: Path) -> None:
+def test_a_resume_that_would_generate_differently_is_refused_and_a_new_endpoint_is_not(tmp_path: Path, db_rows, run_sim) -> None:
     db = tmp_path / "sim.db"
     failed = run_sim(run_args(UNREACHABLE, db, "scenario.n_episodes=3", "run.id=r"), tmp_path)
     assert failed.returncode != 0 and db_rows(db, "SELECT status FROM runs") == [("failed",)]
@@ -84,7 +83,7 @@ def test_a_resume_that_would_generate_differently_is_refused_and_a_new_endpoint_
     assert db_rows(merged, "SELECT DISTINCT revision FROM turns") == [(1,)]
 
 
-def test_allowed_changes_are_recorded_as_a_revision_that_marks_the_turns_made_under_it(tmp_path: Path) -> None:
+def test_allowed_changes_are_recorded_as_a_revision_that_marks_the_turns_made_under_it(tmp_path: Path, db_rows, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(slow_answer) as server:
         args = run_args(server.base_url, db, "scenario.n_episodes=2", "runner.concurrency=1", "run.id=r")
@@ -159,7 +158,7 @@ def written_anywhere(folder: Path, text: str) -> list[Path]:
     return [path for path in folder.rglob("*") if path.is_file() and text.encode() in path.read_bytes()]
 
 
-def test_header_secrets_reach_neither_hydras_folder_nor_the_store(tmp_path: Path, monkeypatch) -> None:
+def test_header_secrets_reach_neither_hydras_folder_nor_the_store(tmp_path: Path, monkeypatch, db_rows, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(answer) as server:
         typed = run_sim(langchain_args(server, db, f"+backend.chat_model.default_headers.Authorization=Bearer-{SECRET}"), tmp_path)
@@ -178,7 +177,7 @@ def test_header_secrets_reach_neither_hydras_folder_nor_the_store(tmp_path: Path
     assert f"Authorization: {REDACTED}" in config_yaml and "max_tokens: 16" in config_yaml
 
 
-def test_a_config_file_secret_is_hidden_in_hydras_snapshot(tmp_path: Path) -> None:
+def test_a_config_file_secret_is_hidden_in_hydras_snapshot(tmp_path: Path, run_sim) -> None:
     db = tmp_path / "sim.db"
     extra = tmp_path / "extra" / "backend"
     extra.mkdir(parents=True)
@@ -207,7 +206,7 @@ def test_langchain_cache_identity_is_the_whole_chat_model_config_without_secrets
     assert with_header.identity == other_header.identity != one.identity, "secrets do not enter the identity"
 
 
-def test_browse_warns_when_the_host_is_not_loopback(tmp_path: Path) -> None:
+def test_browse_warns_when_the_host_is_not_loopback(tmp_path: Path, run_sim) -> None:
     db = tmp_path / "sim.db"
     failed = run_sim(run_args(UNREACHABLE, db, "scenario.n_episodes=1"), tmp_path)
     assert failed.returncode != 0 and db.is_file()

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_sim
 from scripted_server import ScriptedServer
 
 REPLY = "Instruction: Write the next part of the plan now, step by step, with care. Input: None"  # 16 words
@@ -19,7 +18,7 @@ EPISODES, TURNS = 4, 2
 
 
 @pytest.fixture(scope="module")
-def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def two_runs(tmp_path_factory: pytest.TempPathFactory, run_sim) -> tuple[Path, dict[str, str]]:
     """A store with two runs of the same tasks from a scripted server: `cut`, whose replies all stop at
     max_tokens, then `whole`, whose replies end by themselves; and what `sim run` printed for each."""
     folder = tmp_path_factory.mktemp("readable")
@@ -39,7 +38,7 @@ def test_the_run_summary_counts_turns_cut_at_max_tokens(two_runs) -> None:
     assert "cut at max_tokens" not in printed["whole"]
 
 
-def test_sim_show_marks_a_truncated_turn(two_runs) -> None:
+def test_sim_show_marks_a_truncated_turn(two_runs, run_sim) -> None:
     folder, _ = two_runs
     cut = run_sim(["show", "cut-e0000"], folder)
     whole = run_sim(["show", "whole-e0000"], folder)
@@ -48,7 +47,7 @@ def test_sim_show_marks_a_truncated_turn(two_runs) -> None:
     assert "cut at max_tokens" not in whole.stdout
 
 
-def test_compare_reports_the_truncated_share_and_warns_when_groups_differ(two_runs) -> None:
+def test_compare_reports_the_truncated_share_and_warns_when_groups_differ(two_runs, run_sim) -> None:
     folder, _ = two_runs
     done = run_sim(["compare", "--run", "whole", "--run", "cut", "--by", "run", "--analyzer", "conversation_stats", "--json"], folder)
     assert done.returncode == 0, done.stderr
@@ -66,7 +65,7 @@ def test_compare_reports_the_truncated_share_and_warns_when_groups_differ(two_ru
     assert json.loads(same.stdout)["warnings"] == []
 
 
-def test_piped_listings_fit_80_columns_without_losing_a_column(two_runs) -> None:
+def test_piped_listings_fit_80_columns_without_losing_a_column(two_runs, run_sim) -> None:
     folder, _ = two_runs
     env = {key: value for key, value in os.environ.items() if key != "COLUMNS"}
     for args in (["episodes", "--all"], ["analyze", "--all", "--analyzer", "conversation_stats"],
@@ -81,7 +80,7 @@ def test_piped_listings_fit_80_columns_without_losing_a_column(two_runs) -> None
     assert "cut-e0000" in listing and "whole-e0003" in listing and "done: max_turns" in listing
 
 
-def test_bare_analyze_covers_the_latest_run_and_says_so(two_runs) -> None:
+def test_bare_analyze_covers_the_latest_run_and_says_so(two_runs, run_sim) -> None:
     folder, _ = two_runs
     latest = run_sim(["analyze", "--analyzer", "conversation_stats", "--analyzer", "task_labels"], folder)
     assert latest.returncode == 0, latest.stderr
@@ -93,7 +92,7 @@ def test_bare_analyze_covers_the_latest_run_and_says_so(two_runs) -> None:
     assert summary["n_episodes"] == 2 * EPISODES
 
 
-def test_episodes_as_json(two_runs) -> None:
+def test_episodes_as_json(two_runs, run_sim) -> None:
     folder, _ = two_runs
     done = run_sim(["episodes", "--run", "cut", "--json"], folder)
     rows = json.loads(done.stdout)
@@ -101,7 +100,7 @@ def test_episodes_as_json(two_runs) -> None:
     assert all(row["n_turns"] == TURNS and isinstance(row["roles"], dict) and "roles_json" not in row for row in rows)
 
 
-def test_sim_runs_lists_each_run_with_its_truncated_share(two_runs) -> None:
+def test_sim_runs_lists_each_run_with_its_truncated_share(two_runs, run_sim) -> None:
     folder, _ = two_runs
     done = run_sim(["runs", "--json"], folder)
     assert done.returncode == 0, done.stderr

@@ -1,4 +1,6 @@
-"""Replaying stored conversations: forks from turn K, `sim show` filters, and `sim reanalyze` after a version change."""
+"""Replaying stored conversations: forks from turn K, `sim show` filters, and `sim reanalyze` after a version change,
+on conversations of the scripted model (forks of the embedded model's group conversation, and onto a served model,
+are in the slow tier)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, SERVED_MODEL, TINY, db_rows, run_sim
+from helpers import DATA, SERVED_MODEL, TINY, db_rows, scripted_args
 from test_bad_input import assert_one_line_error
 from test_compare import PRESET, backend_preset
 
-BASE = [*TINY, "scenario.n_episodes=1", "scenario.max_turns=4", "scenario.max_tokens=24", "seed=3", "run.id=base"]
+# The scripted assistant's first answer is an instruction: a role flip at turn 1, for `sim show --flagged`.
+SCRIPT = ("Instruction: Collect the historical prices. Input: None", "Solution: Backtesting strategies carefully. Next request.")
+BASE = [*TINY, *scripted_args(*SCRIPT), "scenario.n_episodes=1", "scenario.max_turns=4", "scenario.max_tokens=24", "seed=3", "run.id=base"]
 PARENT = "base-e0000"
 
 
 @pytest.fixture(scope="module")
-def base_db(tmp_path_factory) -> Path:
+def base_db(tmp_path_factory, run_sim) -> Path:
     """A stored four-turn role-play conversation, analyzed; tests work on copies of it."""
     folder = tmp_path_factory.mktemp("base")
     result = run_sim(["run", *BASE], folder)
@@ -63,7 +67,9 @@ def test_fork_with_the_same_settings_replays_the_parent_from_the_cache(sim, db: 
 
 
 def test_fork_with_another_seed_keeps_the_turns_before_k_and_is_analyzed(sim, db: Path) -> None:
-    result = sim("replay", PARENT, "--fork-at", "1", "seed=11", "scenario.temperature=1.2")
+    # Another script too: the scripted model's answers do not depend on the seed, and the new turns must differ.
+    other = scripted_args("Instruction: Pick a broker. Input: None", "Solution: Use a paper account. Next request.")
+    result = sim("replay", PARENT, "--fork-at", "1", "seed=11", "scenario.temperature=1.2", *other)
     assert result.returncode == 0, result.stderr
     child, run_id = child_of(db, 1)
     parent_turns, child_turns = turns(db, PARENT), turns(db, child)
@@ -92,8 +98,8 @@ def test_fork_with_another_prompt_stores_the_new_task_and_roles(sim, db: Path) -
 
 
 def test_fork_onto_a_served_model_keeps_the_turns_before_k_and_is_analyzed(sim, db: Path, tmp_path: Path, llama_server: str) -> None:
-    """Would model B have gone on as model A did? An embedded-model conversation forked onto a served model through
-    a user's backend preset."""
+    """Would model B have gone on as model A did? A conversation of the scripted model forked onto a served model
+    through a user's backend preset."""
     result = sim("replay", PARENT, "--fork-at", "2", backend_preset(tmp_path, llama_server), f"backend={PRESET}")
     assert result.returncode == 0, result.stderr
     child, run_id = child_of(db, 2)
@@ -103,7 +109,7 @@ def test_fork_onto_a_served_model_keeps_the_turns_before_k_and_is_analyzed(sim, 
     assert [t[0] for t in child_turns] == [0, 1, 2, 3]
     made_by = db_rows(db, f"SELECT t.idx, c.backend, c.model FROM turns t JOIN request_cache c ON c.hash = t.request_hash "
                           f"WHERE t.episode_id = '{child}' ORDER BY t.idx")
-    assert [row[:2] for row in made_by[:2]] == [(0, "embedded"), (1, "embedded")]
+    assert [row[:2] for row in made_by[:2]] == [(0, "scripted"), (1, "scripted")]
     assert made_by[2:] == [(2, "openai", SERVED_MODEL), (3, "openai", SERVED_MODEL)]
     analyzed = {name for (name,) in db_rows(db, f"SELECT DISTINCT analyzer FROM annotations WHERE episode_id = '{child}'")}
     assert {"role_flip", "conversation_stats"} <= analyzed
@@ -123,7 +129,9 @@ def test_an_interrupted_fork_run_resumes_as_a_fork(sim, db: Path) -> None:
     assert [t[:3] for t in turns(db, child)] == [t[:3] for t in finished]
 
 
+@pytest.mark.slow
 def test_a_fork_of_a_group_conversation_takes_group_settings(sim, tmp_path: Path) -> None:
+    # The embedded model, as the moderator's pick of the next speaker is read from what a model answers.
     group = sim("run", *TINY, "scenario=group", "scenario.n_episodes=1", "scenario.max_turns=3", "scenario.max_tokens=16", "run.id=g")
     assert group.returncode == 0, group.stderr
     forked = sim("replay", "g-e0000", "--fork-at", "1", "scenario.policy=moderator", "scenario.max_turns=2")
@@ -149,8 +157,8 @@ def test_replay_refuses_bad_requests_and_writes_nothing(sim, db: Path, tmp_path:
     assert db_rows(db, "SELECT count(*) FROM runs") == before
 
 
-def test_a_scenario_without_turn_requests_cannot_be_forked(sim, tmp_path: Path) -> None:
-    labels = sim("run", *TINY, "scenario=task_labels", "scenario.n_episodes=1", "scenario.annotators=1", "run.id=labels")
+def test_a_scenario_without_turn_requests_cannot_be_forked(sim, scripted, tmp_path: Path) -> None:
+    labels = sim("run", *TINY, *scripted("1"), "scenario=task_labels", "scenario.n_episodes=1", "scenario.annotators=1", "run.id=labels")
     assert labels.returncode == 0, labels.stderr
     db = tmp_path / "runs" / "sim.db"
     assert_one_line_error(sim("replay", "labels-e0000", "--fork-at", "0"), "scenario 'task_labels' cannot be forked")

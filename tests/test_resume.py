@@ -7,7 +7,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from test_crash_safety import ARGS, count_turns
+
+# Ctrl-C lands while the embedded model generates a turn.
+pytestmark = pytest.mark.slow
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_it_resumes(sim, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from analyzers.role_drift import MIN_SEPARABILITY, RoleDriftAnalyzer
 from analyzers.role_model import cross_fit
-from conftest import DATA
+from helpers import DATA
 from sim.analysis import analyze
 from sim.errors import SimError
 from sim.importing import import_file

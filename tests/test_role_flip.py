@@ -3,7 +3,6 @@
 import pytest
 
 from analyzers.role_flip import RoleFlipAnalyzer, classify_turn
-from sim.records import Episode, Turn
 
 
 @pytest.mark.parametrize(
@@ -25,31 +24,17 @@ def test_classify_turn(role: str, content: str, expected: tuple[bool, bool]) -> 
     assert classify_turn(role, content) == expected
 
 
-def episode(*turns: tuple[str, str], kind: str = "conversation") -> Episode:
-    return Episode(
-        id="e1",
-        run_id=None,
-        source="generated",
-        kind=kind,
-        task="t",
-        roles={},
-        status="done",
-        termination_reason="max_turns",
-        turns=[Turn(idx=i, speaker=role, role=role, content=text) for i, (role, text) in enumerate(turns)],
-    )
-
-
 def values(annotations, name):
     return [a.value for a in annotations if a.name == name]
 
 
-def test_episode_with_a_flip() -> None:
-    ep = episode(
+def test_episode_with_a_flip(episode) -> None:
+    ep = episode("e1", [
         ("user", "Instruction: plan.\nInput: None"),
         ("assistant", "Instruction: what is the budget?"),
         ("user", "It is 100 dollars."),
         ("assistant", "Solution: spend 50. Next request."),
-    )
+    ])
     annotations = RoleFlipAnalyzer().annotate(ep)
     # Turn flags only where they fire; the episode carries the counts and shares.
     assert [(a.turn_idx, a.value) for a in annotations if a.name == "role_flipped"] == [(1, 1.0)]
@@ -61,15 +46,15 @@ def test_episode_with_a_flip() -> None:
     assert values(annotations, "role_flipped_turn_share") == [0.25]
 
 
-def test_clean_episode_has_no_flip() -> None:
-    ep = episode(("user", "Instruction: a\nInput: None"), ("assistant", "Solution: b"), ("user", "<CAMEL_TASK_DONE>"))
+def test_clean_episode_has_no_flip(episode) -> None:
+    ep = episode("e1", [("user", "Instruction: a\nInput: None"), ("assistant", "Solution: b"), ("user", "<CAMEL_TASK_DONE>")])
     annotations = RoleFlipAnalyzer().annotate(ep)
     assert values(annotations, "role_flipping_happens") == [0.0]
     assert values(annotations, "n_interruptions") == [0.0]
 
 
-def test_applies_only_to_user_assistant_conversations() -> None:
+def test_applies_only_to_user_assistant_conversations(episode) -> None:
     analyzer = RoleFlipAnalyzer()
-    assert analyzer.applies_to(episode(("user", "x")))
-    assert not analyzer.applies_to(episode(("user", "x"), kind="free_text"))
-    assert not analyzer.applies_to(episode(("A", "hi"), ("B", "hello")))
+    assert analyzer.applies_to(episode("e1", [("user", "x")]))
+    assert not analyzer.applies_to(episode("e1", [("user", "x")], kind="free_text"))
+    assert not analyzer.applies_to(episode("e1", [("A", "hi"), ("B", "hello")]))

@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import db_rows, run_sim
 from scripted_server import ScriptedServer
 
 
@@ -29,7 +28,7 @@ def run_args(server: ScriptedServer, db: Path, *extra: str) -> list[str]:
     return ["run", *server.backend_args(), f"store.path={db}", "runner.analyze=[]", "scenario.max_tokens=16", *extra]
 
 
-def test_ctrl_c_prints_the_run_id_first_and_the_command_that_resumes_it(tmp_path: Path) -> None:
+def test_ctrl_c_prints_the_run_id_first_and_the_command_that_resumes_it(tmp_path: Path, db_rows, run_sim) -> None:
     db = tmp_path / "sim.db"
     with ScriptedServer(slow_answer(0.4)) as server:
         args = run_args(server, db, "scenario.n_episodes=2", "scenario.max_turns=6", "runner.concurrency=1")
@@ -61,7 +60,7 @@ def test_ctrl_c_prints_the_run_id_first_and_the_command_that_resumes_it(tmp_path
     assert f"id: {run_id}" in snapshot, "Hydra's job config records the id given to the run"
 
 
-def test_a_piped_run_prints_progress_lines_and_no_request_logs(tmp_path: Path) -> None:
+def test_a_piped_run_prints_progress_lines_and_no_request_logs(tmp_path: Path, db_rows, run_sim) -> None:
     with ScriptedServer(slow_answer(0.25)) as server:
         db = tmp_path / "sim.db"
         done = run_sim(run_args(server, db, "scenario.n_episodes=4", "scenario.max_turns=20", "runner.concurrency=1"), tmp_path)

@@ -1,4 +1,5 @@
-"""Every scenario end to end on the embedded model: on its built-in items and on a real reference file."""
+"""Every scenario end to end on the embedded model on its built-in items; what a scenario takes from a real reference
+file, and how it refuses bad input, on the scripted model."""
 
 import json
 from pathlib import Path
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analyzers.text import words
-from conftest import DATA, db_rows as rows
+from helpers import DATA, db_rows as rows
 from sim.api import open_results
 from sim.spp import is_correct
 from test_bad_input import assert_one_line_error
@@ -38,6 +39,7 @@ def roles_of(db: Path, episode_id: str) -> list[str]:
     return [r for (r,) in rows(db, f"SELECT role FROM turns WHERE episode_id = '{episode_id}' ORDER BY idx")]
 
 
+@pytest.mark.slow
 def test_task_labels_defaults_with_personas_and_confidences(sim, tmp_path: Path) -> None:
     result = sim(
         "run", "scenario=task_labels", *QUIET, "scenario.n_episodes=2", "scenario.annotators=3",
@@ -63,6 +65,7 @@ def test_task_labels_defaults_with_personas_and_confidences(sim, tmp_path: Path)
     assert frame["model"].tolist() == ["SmolLM2-135M-Instruct.Q4_1.gguf"] * 2
 
 
+@pytest.mark.slow
 def test_task_labels_on_a_real_file_keeps_human_labels(sim, tmp_path: Path) -> None:
     reference = DATA / "task_labels" / "artifacts-llmgendata" / "ghc_intermodel.jsonl"
     result = sim(
@@ -87,6 +90,7 @@ def test_task_labels_on_a_real_file_keeps_human_labels(sim, tmp_path: Path) -> N
     assert frame["text"].nunique() == 2
 
 
+@pytest.mark.slow
 def test_preferences_judges_each_pair_in_both_orders(sim, tmp_path: Path) -> None:
     result = sim("run", "scenario=preferences", *analyzed_by("preferences"), "scenario.n_episodes=2")
     assert result.returncode == 0, result.stderr
@@ -114,17 +118,18 @@ def test_preferences_judges_each_pair_in_both_orders(sim, tmp_path: Path) -> Non
     assert len(shown) == 2
 
 
-def test_preferences_on_a_real_file(sim, tmp_path: Path) -> None:
+def test_preferences_on_a_real_file(sim, scripted, tmp_path: Path) -> None:
     reference = DATA / "preferences" / "artifacts-llmgendata" / "mtbench_human_model_preferences.csv"
     result = sim(
-        "run", "scenario=preferences", *QUIET, "scenario.n_episodes=1", "scenario.max_tokens=4",
-        f"scenario.reference={reference}", "scenario.reference_options={judge: human}", "backend.n_ctx=8192",
+        "run", "scenario=preferences", *QUIET, *scripted("Output (a)"), "scenario.n_episodes=1", "scenario.max_tokens=4",
+        f"scenario.reference={reference}", "scenario.reference_options={judge: human}",
     )
     assert result.returncode == 0, result.stderr
     frame = open_results(tmp_path / "runs" / "sim.db").preferences()
     assert len(frame) == 1 and frame["judgments"].iloc[0]["human"] in ("output_1", "output_2", "tie")
 
 
+@pytest.mark.slow
 def test_free_text_samples_per_prompt_share_a_pair(sim, tmp_path: Path) -> None:
     result = sim(
         "run", "scenario=free_text", *analyzed_by("free_text"), "scenario.n_episodes=2", "scenario.samples_per_prompt=2",
@@ -141,9 +146,9 @@ def test_free_text_samples_per_prompt_share_a_pair(sim, tmp_path: Path) -> None:
     assert frame["prompt"].iloc[0] == "Explain why the sky is blue to a ten-year-old."
 
 
-def test_free_text_on_a_real_file_keeps_the_human_text(sim, tmp_path: Path) -> None:
+def test_free_text_on_a_real_file_keeps_the_human_text(sim, scripted, tmp_path: Path) -> None:
     reference = DATA / "free_form" / "m4-llama2-samples" / "arxiv_llama2_100.jsonl"
-    result = sim("run", "scenario=free_text", *QUIET, "scenario.n_episodes=1", "scenario.max_tokens=24", f"scenario.reference={reference}")
+    result = sim("run", "scenario=free_text", *QUIET, *scripted("We study the sky."), "scenario.n_episodes=1", "scenario.max_tokens=24", f"scenario.reference={reference}")
     assert result.returncode == 0, result.stderr
     (episode,) = episodes_of(tmp_path / "runs" / "sim.db")
     first = json.loads(reference.open().readline())
@@ -151,6 +156,7 @@ def test_free_text_on_a_real_file_keeps_the_human_text(sim, tmp_path: Path) -> N
     assert json.loads(episode["meta_json"])["human_text"] == first["human_text"]
 
 
+@pytest.mark.slow
 def test_instructions_bootstrap_in_rounds_with_lineage(sim, tmp_path: Path) -> None:
     result = sim(
         "run", "scenario=instructions", *analyzed_by("instructions"), "scenario.n_episodes=4", "scenario.round_size=2",
@@ -179,9 +185,9 @@ def test_instructions_bootstrap_in_rounds_with_lineage(sim, tmp_path: Path) -> N
         assert second_round_parents & accepted_first_round
 
 
-def test_instructions_on_the_real_seed_tasks(sim, tmp_path: Path) -> None:
+def test_instructions_on_the_real_seed_tasks(sim, scripted, tmp_path: Path) -> None:
     reference = DATA / "instructions" / "self-instruct" / "seed_tasks.jsonl"
-    result = sim("run", "scenario=instructions", *QUIET, "scenario.n_episodes=1", "scenario.max_tokens=32", f"scenario.reference={reference}")
+    result = sim("run", "scenario=instructions", *QUIET, *scripted("Write a haiku about rain."), "scenario.n_episodes=1", "scenario.max_tokens=32", f"scenario.reference={reference}")
     assert result.returncode == 0, result.stderr
     frame = open_results(tmp_path / "runs" / "sim.db").instructions()
     seed_ids = {json.loads(line)["id"] for line in reference.open()}
@@ -189,6 +195,7 @@ def test_instructions_on_the_real_seed_tasks(sim, tmp_path: Path) -> None:
     assert all(p.split("-", 1)[1].rsplit("-", 1)[0] in seed_ids for p in frame["parents"].iloc[0])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["single", "agents"])
 def test_spp_scores_the_final_answer(sim, tmp_path: Path, mode: str) -> None:
     result = sim("run", "scenario=spp", *QUIET, "scenario.n_episodes=1", f"scenario.mode={mode}", "scenario.max_turns=3", "scenario.max_tokens=64")
@@ -205,8 +212,8 @@ def test_spp_scores_the_final_answer(sim, tmp_path: Path, mode: str) -> None:
         assert speakers and json.loads(episodes_of(db)[0]["meta_json"])["raw_response"]
 
 
-def test_spp_on_the_real_puzzles(sim, tmp_path: Path) -> None:
-    result = sim("run", "scenario=spp", *QUIET, "scenario.n_episodes=1", "scenario.max_tokens=48", f"scenario.reference={SPP_PUZZLES}")
+def test_spp_on_the_real_puzzles(sim, scripted, tmp_path: Path) -> None:
+    result = sim("run", "scenario=spp", *QUIET, *scripted("Final answer: 3"), "scenario.n_episodes=1", "scenario.max_tokens=48", f"scenario.reference={SPP_PUZZLES}")
     assert result.returncode == 0, result.stderr
     (episode,) = episodes_of(tmp_path / "runs" / "sim.db")
     first = json.loads(SPP_PUZZLES.open().readline())
@@ -214,6 +221,7 @@ def test_spp_on_the_real_puzzles(sim, tmp_path: Path) -> None:
     assert json.loads(episode["meta_json"])["target"] == first["targets"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["round_robin", "moderator"])
 def test_group_discussion_and_its_transition_graph(sim, tmp_path: Path, policy: str) -> None:
     result = sim("run", "scenario=group", *QUIET, "scenario.n_episodes=1", "scenario.max_turns=4", "scenario.max_tokens=32", f"scenario.policy={policy}")
@@ -229,16 +237,16 @@ def test_group_discussion_and_its_transition_graph(sim, tmp_path: Path, policy: 
     assert graph["n_speakers"] == len(set(speakers))
 
 
-def test_group_on_real_dialogues_takes_their_opening_lines(sim, tmp_path: Path) -> None:
+def test_group_on_real_dialogues_takes_their_opening_lines(sim, scripted, tmp_path: Path) -> None:
     reference = DATA / "conversations" / "dailydialog" / "dailydialog_sample_2624.jsonl"
-    result = sim("run", "scenario=group", *QUIET, "scenario.n_episodes=1", "scenario.max_turns=3", "scenario.max_tokens=24", f"scenario.reference={reference}")
+    result = sim("run", "scenario=group", *QUIET, *scripted("I agree, let us go on."), "scenario.n_episodes=1", "scenario.max_turns=3", "scenario.max_tokens=24", f"scenario.reference={reference}")
     assert result.returncode == 0, result.stderr
     (episode,) = episodes_of(tmp_path / "runs" / "sim.db")
     assert episode["task"] == json.loads(reference.open().readline())["turns"][0]["text"]
     assert episode["n_turns"] == 3
 
 
-def test_roleplay_replays_the_tasks_of_an_imported_camel_dataset(sim, tmp_path: Path) -> None:
+def test_roleplay_replays_the_tasks_of_an_imported_camel_dataset(sim, scripted, tmp_path: Path) -> None:
     chat = {
         "role_1": "Python Programmer_ASSISTANT", "role_2": "Stock Trader_USER", "original_task": "Develop a trading bot",
         "message_1": {"role_name": "Stock Trader", "role_type": "USER", "content": "Instruction: pick a library.\nInput: None"},
@@ -246,7 +254,7 @@ def test_roleplay_replays_the_tasks_of_an_imported_camel_dataset(sim, tmp_path: 
     }
     (tmp_path / "chat.json").write_text(json.dumps(chat))
     assert sim("import", "camel", "chat.json", "--dataset", "camel_ref").returncode == 0
-    result = sim("run", *QUIET, "scenario.reference=camel_ref", "scenario.n_episodes=2", "scenario.max_turns=2", "scenario.max_tokens=16")
+    result = sim("run", *QUIET, *scripted("Instruction: Begin. Input: None"), "scenario.reference=camel_ref", "scenario.n_episodes=2", "scenario.max_turns=2", "scenario.max_tokens=16")
     assert result.returncode == 0, result.stderr
     generated = [e for e in episodes_of(tmp_path / "runs" / "sim.db") if e["id"].startswith("2")]
     assert [e["task"] for e in generated] == ["Develop a trading bot"] * 2
@@ -268,7 +276,7 @@ def test_roleplay_replays_the_tasks_of_an_imported_camel_dataset(sim, tmp_path: 
         (["scenario=roleplay", "scenario.guards=[{analyzer: nope}]"], ("unknown analyzer 'nope'",)),
     ],
 )
-def test_bad_scenario_input_is_one_line_and_stores_nothing(sim, tmp_path: Path, args, fragments) -> None:
-    assert_one_line_error(sim("run", *QUIET, *args), *fragments)
+def test_bad_scenario_input_is_one_line_and_stores_nothing(sim, scripted, tmp_path: Path, args, fragments) -> None:
+    assert_one_line_error(sim("run", *QUIET, *scripted(), *args), *fragments)
     db = tmp_path / "runs" / "sim.db"
     assert not db.exists() or rows(db, "SELECT count(*) FROM runs") == [(0,)]

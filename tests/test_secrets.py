@@ -6,7 +6,7 @@ import json
 import secrets
 from pathlib import Path
 
-from conftest import SERVED_MODEL, TINY, db_rows as rows
+from helpers import SERVED_MODEL, TINY
 from fault_proxy import FaultProxy
 from test_bad_input import assert_one_line_error
 
@@ -17,7 +17,7 @@ def files_containing(root: Path, needle: str) -> list[Path]:
     return [path for path in root.rglob("*") if path.is_file() and encoded in path.read_bytes()]
 
 
-def test_api_key_is_read_from_the_environment_and_written_nowhere(sim, tmp_path: Path, llama_server: str, monkeypatch) -> None:
+def test_api_key_is_read_from_the_environment_and_written_nowhere(sim, tmp_path: Path, llama_server: str, monkeypatch, db_rows) -> None:
     key = f"sk-sentinel-{secrets.token_hex(8)}"
     monkeypatch.setenv("SIM_TEST_SECRET_KEY", key)
     # The proxy answers 401 to any request without this exact key: the run succeeding proves the key was sent.
@@ -38,11 +38,11 @@ def test_api_key_is_read_from_the_environment_and_written_nowhere(sim, tmp_path:
     assert (tmp_path / "runs" / "sim.db").exists() and list((tmp_path / "runs" / "outputs").rglob("config.yaml"))
     assert (tmp_path / "runs" / "report" / "report.md").exists() and (tmp_path / "runs" / "report" / "report.html").exists()
     assert files_containing(tmp_path, key) == []
-    config = rows(tmp_path / "runs" / "sim.db", "SELECT config_yaml FROM runs")[0][0]
+    config = db_rows(tmp_path / "runs" / "sim.db", "SELECT config_yaml FROM runs")[0][0]
     assert "api_key_env: SIM_TEST_SECRET_KEY" in config  # the variable's name is kept, its value never
 
 
-def test_quotes_and_sql_in_data_are_stored_verbatim(sim, tmp_path: Path) -> None:
+def test_quotes_and_sql_in_data_are_stored_verbatim(sim, tmp_path: Path, db_rows) -> None:
     texts = [
         "Robert'); DROP TABLE episodes; --",
         '" OR 1=1; DELETE FROM turns WHERE "" = "',
@@ -57,15 +57,15 @@ def test_quotes_and_sql_in_data_are_stored_verbatim(sim, tmp_path: Path) -> None
     result = sim("import", "table", str(source), "-o", "text=text", "-o", "id=id", "-o", "speaker=speaker", "--dataset", "it's; DROP")
     assert result.returncode == 0, result.stderr
     db = tmp_path / "runs" / "sim.db"
-    assert [content for (content,) in rows(db, "SELECT content FROM turns ORDER BY episode_id")] == texts
-    assert rows(db, "SELECT DISTINCT dataset FROM episodes") == [("it's; DROP",)]
-    assert {name for (name,) in rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")} >= {"episodes", "turns", "annotations", "runs"}
+    assert [content for (content,) in db_rows(db, "SELECT content FROM turns ORDER BY episode_id")] == texts
+    assert db_rows(db, "SELECT DISTINCT dataset FROM episodes") == [("it's; DROP",)]
+    assert {name for (name,) in db_rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'")} >= {"episodes", "turns", "annotations", "runs"}
     analyzed = sim("analyze", "--json", "--dataset", "it's; DROP")
     assert analyzed.returncode == 0, analyzed.stderr
     assert json.loads(analyzed.stdout)["dataset"] == "it's; DROP"
 
 
-def test_code_in_a_data_file_is_never_run(sim, tmp_path: Path) -> None:
+def test_code_in_a_data_file_is_never_run(sim, tmp_path: Path, db_rows) -> None:
     marker = tmp_path / "PWNED"
     evaluator = {
         "evaluator": "human",
@@ -78,4 +78,4 @@ def test_code_in_a_data_file_is_never_run(sim, tmp_path: Path) -> None:
     (tmp_path / "data.pkl").write_bytes(b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00]\x94.")
     refused = sim("import", "table", str(tmp_path / "data.pkl"), "-o", "text=text")
     assert_one_line_error(refused, "data.pkl: the table format reads .csv, .tsv, .jsonl and .parquet files, not .pkl")
-    assert not (tmp_path / "runs" / "sim.db").exists() or rows(tmp_path / "runs" / "sim.db", "SELECT count(*) FROM episodes") == [(0,)]
+    assert not (tmp_path / "runs" / "sim.db").exists() or db_rows(tmp_path / "runs" / "sim.db", "SELECT count(*) FROM episodes") == [(0,)]

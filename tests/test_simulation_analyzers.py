@@ -11,23 +11,27 @@ from analyzers.conversation_stats import ConversationStatsAnalyzer, ending_of
 from analyzers.digression import CATEGORIES, DigressionAnalyzer
 from analyzers.judging import transcript
 from analyzers.role_drift import RoleDriftAnalyzer
-from conftest import DATA
+from helpers import DATA
 from sim.analysis import analyze, build_analyzers
 from sim.compose import compose_config
 from sim.errors import SimError
 from sim.importing import import_file
-from sim.records import Annotation, Episode, Turn
+from sim.records import Annotation, Episode
 
 CONVERSATIONS = DATA / "conversations"
 SPP = CONVERSATIONS / "artifacts-llmgendata-spp"
 
 
-def conversation(turns: list[tuple[str, str, str]], task: str | None = None, roles: dict | None = None, **fields) -> Episode:
-    """An episode from (speaker, role, text) triples."""
-    stored = [Turn(i, speaker, role, text) for i, (speaker, role, text) in enumerate(turns)]
-    roles = roles if roles is not None else {role: speaker for speaker, role, _ in turns}
-    values = {"status": "done", "termination_reason": "max_turns", "meta": {}} | fields
-    return Episode("c1", None, "import", "conversation", task, roles, values["status"], values["termination_reason"], "hand", values["meta"], stored)
+@pytest.fixture
+def conversation(episode):
+    """`conversation(turns, task=None, termination_reason="max_turns", meta=None)`: a conversation of (speaker, role,
+    text) triples, each role played by its speaker."""
+
+    def make(turns: list[tuple[str, str, str]], task: str | None = None, termination_reason: str = "max_turns", meta: dict | None = None) -> Episode:
+        roles = {role: speaker for speaker, role, _ in turns}
+        return episode("c1", turns, task=task, roles=roles, termination_reason=termination_reason, dataset="hand", meta=meta)
+
+    return make
 
 
 def episode_values(annotations: list[Annotation]) -> dict[str, float]:
@@ -57,13 +61,13 @@ def test_bad_sizes_are_refused_when_the_analyzer_is_built(override: str, message
         build_analyzers(compose_config([override]).analyzer, [name])
 
 
-def test_transcripts_keep_the_first_turns_within_the_limits() -> None:
+def test_transcripts_keep_the_first_turns_within_the_limits(conversation) -> None:
     episode = conversation([("A", "user", "one"), ("B", "assistant", "two"), ("A", "user", "three")])
     assert transcript(episode, 1, 100) == "A (user): one"
     assert transcript(episode, 3, 12) == "A (user): on [...]"
 
 
-def test_repetition_loops_and_endings() -> None:
+def test_repetition_loops_and_endings(conversation) -> None:
     episode = conversation(
         [
             ("A", "user", "a b c d"), ("B", "assistant", "a b c e"), ("A", "user", "x y z"), ("B", "assistant", "a b c d"),
@@ -87,13 +91,14 @@ def test_repetition_loops_and_endings() -> None:
     assert ending_of(conversation([("A", "u", "x")], termination_reason="max_turns (guards: 1 guard_flag)")) == "max_turns"
 
 
-def test_transition_graph_of_a_group() -> None:
+def test_transition_graph_of_a_group(conversation) -> None:
     episode = conversation([("A", "a", "one two"), ("B", "b", "three four"), ("C", "c", "five six"), ("A", "a", "seven eight")])
     values = episode_values(ConversationStatsAnalyzer().annotate(episode))
     assert values["graph_density"] == pytest.approx(3 / 6) and values["graph_reciprocity"] == 0.0
     assert values["self_transition_share"] == 0.0 and values["transition_entropy"] == pytest.approx(math.log2(3))
 
 
+@pytest.mark.slow
 def test_spp_transcripts_and_a_human_corpus(store) -> None:
     log = SPP / "logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl"
     import_file(store, "spp", log, dataset="spp", options={"puzzles": str(SPP / "logic_grid_puzzle_200.jsonl")}, progress=False)
@@ -108,7 +113,8 @@ def test_spp_transcripts_and_a_human_corpus(store) -> None:
     assert metrics[("spp", "mean_repeated_trigram_share")].ci_low > metrics[("dd", "mean_repeated_trigram_share")].ci_high
 
 
-def test_embedding_distance_from_the_task_grows_with_a_digression() -> None:
+@pytest.mark.slow
+def test_embedding_distance_from_the_task_grows_with_a_digression(conversation) -> None:
     episode = conversation(
         [
             ("A", "user", "Let us bake a chocolate cake: first melt the chocolate and butter."),
@@ -127,7 +133,7 @@ def test_embedding_distance_from_the_task_grows_with_a_digression() -> None:
     assert episode_values(annotations)["off_task_rate"] == 0.25
 
 
-def test_accuracy_with_and_without_digression() -> None:
+def test_accuracy_with_and_without_digression(conversation) -> None:
     analyzer = DigressionAnalyzer(mode="embedding")
     scored = []
     for number, (digresses, correct) in enumerate([(1, False), (1, True), (0, True), (0, True), (0, False)]):
@@ -137,11 +143,11 @@ def test_accuracy_with_and_without_digression() -> None:
     assert metrics["accuracy[with digression]"].mean == 0.5 and metrics["accuracy[without digression]"].mean == pytest.approx(2 / 3)
 
 
-def test_drift_curve_follows_one_cohort_of_conversations() -> None:
+def test_drift_curve_follows_one_cohort_of_conversations(episode) -> None:
     # Conversations of 2, 4, 4 and 6 turns whose distance is their length at every turn: a curve over whoever
     # reached each turn would rise with turn index (only long conversations reach late turns); the cohort's is flat.
     scored = [
-        (Episode(f"e{n}", None, "import", "conversation", "t", {}, "done", None),
+        (episode(f"e{n}", task="t"),
          [Annotation(f"e{n}", "task_distance", float(n), turn_idx=i) for i in range(n)])
         for n in (2, 4, 4, 6)
     ]
@@ -161,6 +167,7 @@ def keep_first(store, n: int) -> list[str]:
     return keep
 
 
+@pytest.mark.slow
 def test_embedding_analyzers_on_real_conversations(store) -> None:
     import_file(store, "spp", SPP / "logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl", dataset="spp", progress=False)
     keep_first(store, 12)
@@ -178,6 +185,7 @@ def test_embedding_analyzers_on_real_conversations(store) -> None:
     assert any("spp: role drift is not identifiable" in note for note in drift.notes)
 
 
+@pytest.mark.slow
 def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:
     from sim.analysis import build_analyzers
 
@@ -208,6 +216,7 @@ def test_judges_on_the_embedded_model_answer_and_are_cached(store) -> None:
     assert [m.mean for s in second for m in s.metrics] == [m.mean for s in first for m in s.metrics]
 
 
+@pytest.mark.slow
 def test_deal_actions_are_not_scored(store) -> None:
     """On the real CaSiNo corpus, conversation statistics and role flips score the utterances only: no annotation
     falls on a deal action, and the turns counted are the 11,919 utterances, not the 14,297 turns with the actions."""

@@ -8,18 +8,21 @@ from sqlite_utils import Database
 
 from sim.errors import SimError
 from sim.migrations import migrations
-from sim.records import Annotation, Episode, Turn
+from sim.records import Annotation, Turn
 from sim.store import Store
 
 
-def new_episode(store: Store, episode_id: str = "r1-e0000") -> None:
-    store.start_run({"id": "r1", "scenario": "roleplay", "backend": "embedded", "model": "m", "seed": 0})
-    store.start_episode(
-        Episode(
-            id=episode_id, run_id="r1", source="generated", kind="conversation", task="t",
-            roles={"user": "U"}, status="running", termination_reason=None,
+@pytest.fixture
+def new_episode(episode):
+    """`new_episode(store, episode_id="r1-e0000")`: start run r1 and a running conversation of it in `store`."""
+
+    def start(store: Store, episode_id: str = "r1-e0000") -> None:
+        store.start_run({"id": "r1", "scenario": "roleplay", "backend": "embedded", "model": "m", "seed": 0})
+        store.start_episode(
+            episode(episode_id, task="t", roles={"user": "U"}, status="running", source="generated", dataset=None, run_id="r1")
         )
-    )
+
+    return start
 
 
 def test_wal_mode_is_on(tmp_path: Path) -> None:
@@ -30,7 +33,7 @@ def test_wal_mode_is_on(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def test_turn_index_is_unique_per_episode(tmp_path: Path) -> None:
+def test_turn_index_is_unique_per_episode(tmp_path: Path, new_episode) -> None:
     store = Store.open(tmp_path / "sim.db")
     new_episode(store)
     store.add_turn("r1-e0000", Turn(idx=0, speaker="U", role="user", content="a"))
@@ -80,24 +83,23 @@ def test_a_database_from_before_the_kind_views_is_upgraded_in_place(tmp_path: Pa
     store.close()
 
 
-def test_a_database_from_before_turn_kinds_is_upgraded_in_place(tmp_path: Path) -> None:
+def test_a_database_from_before_turn_kinds_is_upgraded_in_place(tmp_path: Path, episode) -> None:
     """Turns stored before turns had a kind are utterances after the upgrade, except the deal actions of an earlier
     CaSiNo import; new turns keep their kind."""
     path = tmp_path / "old.db"
     old = Database(sqlite3.connect(path))
     migrations.apply(old, stop_before="m008_turn_kinds")
     old["imports"].insert({"format": "casino", "dataset": "casino", "sha256": "0"})
-    for episode, dataset in (("x-1", "chat"), ("casino-1", "casino")):
-        old["episodes"].insert({"id": episode, "source": "imported", "dataset": dataset, "kind": "conversation", "status": "done"})
+    for episode_id, dataset in (("x-1", "chat"), ("casino-1", "casino")):
+        old["episodes"].insert({"id": episode_id, "source": "imported", "dataset": dataset, "kind": "conversation", "status": "done"})
         for idx, content in enumerate(["hello", "Submit-Deal"]):
-            old["turns"].insert({"episode_id": episode, "idx": idx, "speaker": "a", "role": "a", "content": content})
+            old["turns"].insert({"episode_id": episode_id, "idx": idx, "speaker": "a", "role": "a", "content": content})
     old.close()
     store = Store.open(path)
     assert [t.kind for t in store.turns("x-1")] == ["utterance", "utterance"]
     assert [t.kind for t in store.turns("casino-1")] == ["utterance", "action"]
     with store.db.atomic():
-        store.add_imported_episode(Episode("x-2", None, "imported", "conversation", None, {}, "done", "imported", "d", {},
-                                           [Turn(0, "a", "a", "hi"), Turn(1, "a", "a", "Submit-Deal", kind="action")]))
+        store.add_imported_episode(episode("x-2", [("a", "hi"), Turn(1, "a", "a", "Submit-Deal", kind="action")]))
     assert [(t.content, t.kind) for t in store.turns("x-2")] == [("hi", "utterance"), ("Submit-Deal", "action")]
     # Analyzers read the utterances: a chat's "Submit-Deal" is one, a CaSiNo deal action is not.
     assert [[t.content for t in e.turns] for e in store.episodes(text_only=True)] == [["hello", "Submit-Deal"], ["hello"], ["hi"]]
@@ -116,14 +118,14 @@ def test_an_older_database_is_upgraded_in_place(tmp_path: Path) -> None:
     assert store.db["request_cache"].exists()
 
 
-def test_run_id_cannot_be_reused(tmp_path: Path) -> None:
+def test_run_id_cannot_be_reused(tmp_path: Path, new_episode) -> None:
     store = Store.open(tmp_path / "sim.db")
     new_episode(store)
     with pytest.raises(SimError, match="already exists"):
         store.start_run({"id": "r1"})
 
 
-def test_replacing_annotations_does_not_duplicate(tmp_path: Path) -> None:
+def test_replacing_annotations_does_not_duplicate(tmp_path: Path, new_episode) -> None:
     store = Store.open(tmp_path / "sim.db")
     new_episode(store)
     rows = [Annotation("r1-e0000", "flag", 1.0, turn_idx=0), Annotation("r1-e0000", "any", 1.0)]
@@ -132,7 +134,7 @@ def test_replacing_annotations_does_not_duplicate(tmp_path: Path) -> None:
     assert len(store.annotations("r1-e0000")) == 2
 
 
-def test_an_annotation_write_that_fails_halfway_leaves_the_earlier_annotations(tmp_path: Path) -> None:
+def test_an_annotation_write_that_fails_halfway_leaves_the_earlier_annotations(tmp_path: Path, new_episode) -> None:
     store = Store.open(tmp_path / "sim.db")
     new_episode(store)
     store.replace_annotations_of("role_flip", "1", {"r1-e0000": [Annotation("r1-e0000", "old", 1.0)]}, first_time=True)
@@ -153,6 +155,7 @@ def _open_and_close(path: str) -> str:
     return "ok"
 
 
+@pytest.mark.slow
 def test_processes_creating_one_database_at_once_migrate_it_one_after_another(tmp_path: Path) -> None:
     import multiprocessing
 

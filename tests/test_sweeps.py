@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import DATA, TINY, db_rows, run_sim
+from helpers import DATA, TINY, db_rows, scripted_args
 from test_bad_input import assert_one_line_error
 from sim.api import open_results
 from sim.ids import sweep_job_run_id
 from sim.progress import count_jobs
 
-SHORT = [*TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.max_tokens=16"]
+# One short conversation per job, on the scripted model: what is under test is how jobs are launched and stored.
+SHORT = [*TINY, "scenario.n_episodes=1", "scenario.max_turns=2", "scenario.max_tokens=16", *scripted_args("Instruction: Begin. Input: None")]
 SHARD_PATH = "store.path=${hydra:sweep.dir}/shards/${hydra:job.num}.db"
 TABLES = ("runs", "episodes", "turns", "annotations", "request_cache")
 
@@ -80,7 +81,9 @@ def test_a_failing_job_does_not_stop_the_other_jobs_of_a_sweep(sim, tmp_path: Pa
     assert db_rows(tmp_path / "runs" / "sim.db", "SELECT scenario, status FROM runs") == [("free_text", "done")]
 
 
+@pytest.mark.slow
 def test_joblib_sweep_of_four_processes_shares_one_db(sim, tmp_path: Path) -> None:
+    # The embedded model keeps the four jobs writing long enough to overlap, which the test checks.
     result = sim(
         "run", "-m", "hydra/launcher=parallel", *TINY, "scenario.n_episodes=3", "scenario.max_turns=3",
         "scenario.max_tokens=24", "runner.concurrency=3", "backend.n_threads=1", "seed=1,2,3,4",
@@ -96,7 +99,7 @@ def test_joblib_sweep_of_four_processes_shares_one_db(sim, tmp_path: Path) -> No
 
 
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory) -> list[Path]:
+def shards(tmp_path_factory, run_sim) -> list[Path]:
     """Two shards written by a real submitit sweep (its local executor: a process per job, as on a cluster)."""
     folder = tmp_path_factory.mktemp("submitit")
     result = run_sim(["run", "-m", "hydra/launcher=submitit_local", *SHORT, SHARD_PATH, "seed=1,2"], folder)
@@ -188,8 +191,9 @@ def test_jobs_on_several_machines_without_a_shard_each_are_refused(sim, tmp_path
     not __import__("importlib.util").util.find_spec("hydra_plugins.hydra_ray_launcher"),
     reason="the ray extra (hydra-ray-launcher) is not installed",
 )
+@pytest.mark.slow
 def test_ray_sweep_on_a_local_ray_instance_writes_shards(sim, tmp_path: Path) -> None:
-    result = sim("run", "-m", "hydra/launcher=ray_cluster", *SHORT, "backend.n_threads=1", SHARD_PATH, "seed=1,2")
+    result = sim("run", "-m", "hydra/launcher=ray_cluster", *SHORT, SHARD_PATH, "seed=1,2")
     assert result.returncode == 0, result.stderr
     found = sorted(tmp_path.glob("runs/multirun/*/*/shards/*.db"))
     assert len(found) == 2

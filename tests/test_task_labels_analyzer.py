@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, leave_one_out, majority_set, minority_set, sets_match
-from conftest import DATA
+from helpers import DATA
 from sim.analysis import analyze
 from sim.summary import AnalyzerSummary
 from sim.importing import import_file
@@ -44,15 +44,21 @@ def test_a_match_needs_a_shared_label_and_none_matches_nothing() -> None:
     assert clean_labels([0, -1, None, 2.0, -1.0]) == [0.0, 2.0]
 
 
-def item(human: list, labels: list, **meta) -> Episode:
-    return Episode("e1", None, "import", "task_label", None, {}, "done", None, "ds", {"human_labels": human, "model_labels": labels, **meta})
+@pytest.fixture
+def item(episode):
+    """`item(human, labels, **meta)`: an imported item with its human labels and a model's."""
+
+    def make(human: list, labels: list, **meta) -> Episode:
+        return episode("e1", kind="task_label", dataset="ds", meta={"human_labels": human, "model_labels": labels, **meta})
+
+    return make
 
 
 def values_of(episode: Episode) -> dict[str, float]:
     return {a.name: a.value for a in TaskLabelsAnalyzer().annotate(episode)}
 
 
-def test_a_unanimous_model_keeps_the_majority_and_drops_the_minority() -> None:
+def test_a_unanimous_model_keeps_the_majority_and_drops_the_minority(item) -> None:
     values = values_of(item([0, 0, 1], [0, 0, 0, 0, 0]))
     assert (values["majority_match"], values["minority_match"], values["voices_human_minority"]) == (1.0, 0.0, 0.0)
     assert values["model_unanimous"] == 1.0 and values["human_unanimous"] == 0.0
@@ -65,13 +71,13 @@ def test_a_unanimous_model_keeps_the_majority_and_drops_the_minority() -> None:
     assert values["human_std"] == pytest.approx(math.sqrt(1 / 3)) and values["model_std"] == 0.0
 
 
-def test_a_split_model_can_voice_the_human_minority() -> None:
+def test_a_split_model_can_voice_the_human_minority(item) -> None:
     values = values_of(item([0, 0, 1, -1], [1, 1, 0, 0, 0, None]))
     assert (values["majority_match"], values["minority_match"], values["voices_human_minority"]) == (1.0, 1.0, 1.0)
     assert values["model_unanimous"] == 0.0
 
 
-def test_leave_one_out_ceilings_by_hand() -> None:
+def test_leave_one_out_ceilings_by_hand(item) -> None:
     # [0, 0, 1]: holding out a 0 leaves {0, 1}, all distinct, so no majority; holding out the 1 leaves the majority
     # {0}, which 1 misses. No human keeps the others' majority, while the model's five 0s keep the full majority.
     values = values_of(item([0, 0, 1], [0, 0, 0, 0, 0]))
@@ -82,7 +88,7 @@ def test_leave_one_out_ceilings_by_hand() -> None:
     assert values_of(item([2, 2, 2], [2]))["human_majority_match"] == 1.0
 
 
-def test_leave_one_out_minority_on_five_labels() -> None:
+def test_leave_one_out_minority_on_five_labels(item) -> None:
     # [0, 0, 0, 1, 1]: a held-out 0 leaves {0: 2, 1: 2} (no minority); a held-out 1 leaves {0: 3, 1: 1}, minority {1}.
     values = values_of(item([0, 0, 0, 1, 1, -1], [1, 0, 0, 0]))
     assert values["human_minority_match"] == pytest.approx(2 / 5)
@@ -94,18 +100,19 @@ def test_leave_one_out_minority_on_five_labels() -> None:
     assert values["model_label_minority_match"] == pytest.approx(2 / 20)
 
 
-def test_without_human_labels_only_the_model_side_is_scored() -> None:
+def test_without_human_labels_only_the_model_side_is_scored(item) -> None:
     values = values_of(item([], [2, 2, 1]))
     assert set(values) == {"model_entropy", "model_std", "model_unanimous"}
     assert not TaskLabelsAnalyzer().applies_to(item([0, 1], [None, -1]))
 
 
-def test_groups_are_dataset_and_model() -> None:
+def test_groups_are_dataset_and_model(item) -> None:
     analyzer = TaskLabelsAnalyzer()
     assert analyzer.group_of(item([0], [0], model="vicuna")) == "ds / vicuna"
     assert analyzer.group_of(item([0], [0])) == "ds"
 
 
+@pytest.mark.slow
 def test_within_item_spread_equals_the_published_variation(store) -> None:
     path = LABELS / "mismatch_gpt3.csv"
     import_file(store, "task_labels", path, dataset="mismatch", progress=False)
@@ -134,6 +141,7 @@ def analyzed_file(store, path: Path) -> tuple[AnalyzerSummary, dict[str, dict[st
     return summary, by_group
 
 
+@pytest.mark.slow
 def test_real_intermodel_file_per_model(store) -> None:
     path = LABELS / "SChem5Labels_intermodel.jsonl"
     summary, by_group = analyzed_file(store, path)
@@ -180,6 +188,7 @@ def test_distances_agree_with_scipy() -> None:
         assert entropy_bits(p) == pytest.approx(entropy(p, base=2))
 
 
+@pytest.mark.slow
 def test_human_ceilings_on_real_sentiment_labels(store) -> None:
     path = LABELS / "Sentiment_intermodel.jsonl"
     summary, by_group = analyzed_file(store, path)
@@ -204,6 +213,7 @@ def test_human_ceilings_on_real_sentiment_labels(store) -> None:
     assert len(means) == 1 and len(by_group) == 5
 
 
+@pytest.mark.slow
 def test_mixed_label_scales_are_not_pooled(store) -> None:
     """mismatch_gpt3.csv mixes the 0-1 (GHC), 0-2 (SBIC) and 0-4 (SChem, Sentiment) tasks: each item's scale is
     found in the per-task files beside it and label-unit metrics are given per scale; a file of one scale keeps the

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA
+from helpers import DATA
 
 PFG = DATA / "conversations" / "persuasionforgood" / "full_dialog.csv"
 
