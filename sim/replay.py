@@ -28,9 +28,11 @@ def fork_config(run: dict[str, Any], overrides: list[str]) -> DictConfig:
             raise SimError(
                 f"sim replay takes backend=..., backend.*, scenario.*, seed, runner.* and analyzer.* overrides, got {override!r}"
             )
-    parent_groups = [f"{group}={run[group]}" for group in GROUPS if group not in keys]
-    cfg = OmegaConf.create(run["config_yaml"])
-    apply_overrides(cfg, compose_config([*search_path, *parent_groups, *overrides]), overrides)
+    parent_groups = [f"{group}={run[group]}" for group in GROUPS]
+    # The parent's stored values over today's defaults: a run stored before a setting existed gets its default.
+    cfg = OmegaConf.merge(compose_config([*search_path, *parent_groups]), OmegaConf.create(run["config_yaml"]))
+    kept_groups = [choice for group, choice in zip(GROUPS, parent_groups) if group not in keys]
+    apply_overrides(cfg, compose_config([*search_path, *kept_groups, *overrides]), overrides)
     return cfg
 
 
