@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, TypeGuard
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
@@ -95,7 +95,7 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, BackendError) and exc.retryable
 
 
-def _is_overload(exc: Optional[BaseException]) -> bool:
+def _is_overload(exc: Optional[BaseException]) -> TypeGuard[BackendError]:
     return isinstance(exc, BackendError) and exc.overload
 
 
@@ -140,7 +140,7 @@ class RequestExecutor:
     def _overload_wait(self, exc: BaseException) -> Optional[float]:
         """For an answer that says the server is overloaded, how long it asked to be left alone (0 when it did not
         say; at most `retry_after_max_s`, as for the retry); None for any other failure."""
-        if not isinstance(exc, BackendError) or not exc.overload:
+        if not _is_overload(exc):
             return None
         return min(exc.retry_after or 0.0, self.policy.retry_after_max_s)
 

@@ -98,6 +98,15 @@ def episodes_of(run_ids: Sequence[str], datasets: Sequence[str]) -> tuple[str, l
     return "(" + " OR ".join(parts) + ")", [*run_ids, *datasets]
 
 
+def optional_scope(run_ids: Optional[Sequence[str]], datasets: Optional[Sequence[str]]) -> tuple[list[str], list[Any]]:
+    """`episodes_of` as a list of conditions on `episodes e` with their parameters, none where neither runs nor
+    datasets are given (every episode)."""
+    if run_ids is None and datasets is None:
+        return [], []
+    condition, params = episodes_of(run_ids or [], datasets or [])
+    return [condition], params
+
+
 class Store:
     """Typed access to one artifact-sim database; every write commits at once."""
 
@@ -476,10 +485,9 @@ class Store:
     ) -> list[tuple[Optional[str], Optional[str], dict[str, Any]]]:
         """(run, dataset, meta) of every stored episode of `kind`, or only of these runs and imported datasets
         where either is given."""
-        where, params = ("", []) if run_ids is None and datasets is None else episodes_of(run_ids or [], datasets or [])
+        scope, params = optional_scope(run_ids, datasets)
         rows = self.db.execute(
-            f"SELECT e.run_id, e.dataset, e.meta_json FROM episodes e WHERE e.kind = ?{' AND ' + where if where else ''}"
-            " ORDER BY e.rowid",
+            f"SELECT e.run_id, e.dataset, e.meta_json FROM episodes e WHERE {' AND '.join(['e.kind = ?', *scope])} ORDER BY e.rowid",
             [kind, *params],
         )
         return [(run_id, dataset, json.loads(meta_json or "{}")) for run_id, dataset, meta_json in rows]
@@ -645,15 +653,12 @@ class Store:
         """(id, run, dataset, turns, parent, fork turn) of every episode `analyzer` (of `version`, where given)
         stored something for, of these runs and imported datasets where either is given, in storage order."""
         conditions = ["a.analyzer = ?", *(["a.analyzer_version = ?"] if version is not None else [])]
-        params: list[Any] = [analyzer, *([version] if version is not None else [])]
-        where = ""
-        if run_ids is not None or datasets is not None:
-            scope, scope_params = episodes_of(run_ids or [], datasets or [])
-            where, params = f" AND {scope}", [*params, *scope_params]
+        scope, scope_params = optional_scope(run_ids, datasets)
+        annotated = f"EXISTS (SELECT 1 FROM annotations a WHERE a.episode_id = e.id AND {' AND '.join(conditions)})"
         return self.db.execute(
-            "SELECT e.id, e.run_id, e.dataset, e.n_turns, e.parent_id, e.fork_turn FROM episodes e WHERE EXISTS"
-            f" (SELECT 1 FROM annotations a WHERE a.episode_id = e.id AND {' AND '.join(conditions)}){where} ORDER BY e.rowid",
-            params,
+            "SELECT e.id, e.run_id, e.dataset, e.n_turns, e.parent_id, e.fork_turn FROM episodes e"
+            f" WHERE {' AND '.join([annotated, *scope])} ORDER BY e.rowid",
+            [analyzer, *([version] if version is not None else []), *scope_params],
         ).fetchall()
 
     def annotation_values(
@@ -675,10 +680,9 @@ class Store:
             conditions.append("a.turn_idx IS NOT NULL" if level == "turn" else "a.turn_idx IS NULL")
         if nonzero:
             conditions.append("a.value != 0")
-        if run_ids is not None or datasets is not None:
-            scope, scope_params = episodes_of(run_ids or [], datasets or [])
-            conditions.append(scope)
-            params.extend(scope_params)
+        scope, scope_params = optional_scope(run_ids, datasets)
+        conditions.extend(scope)
+        params.extend(scope_params)
         return self.db.execute(
             "SELECT a.episode_id, e.run_id, e.dataset, json_extract(e.meta_json, '$.author'), a.turn_idx, a.name, a.value"
             f" FROM annotations a JOIN episodes e ON e.id = a.episode_id WHERE {' AND '.join(conditions)} ORDER BY a.id",
