@@ -43,7 +43,7 @@ EPISODE_STOPPED = "stopped"
 # cost, and how the run is driven, stored and analyzed. Any other change is refused unless run.allow_changes=true.
 CONNECTION_KEYS = (
     "backend.base_url", "backend.timeout_s", "backend.max_concurrency", "backend.api_key_env", "backend.check_model",
-    "backend.pricing",
+    "backend.http_client", "backend.pricing",
 )
 RUN_SETTINGS = ("runner.", "store.", "analyzer.", "run.sweep_id")
 # Never compared between a run's config and its resume: the run's id, and the permission to change the rest.

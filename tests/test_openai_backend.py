@@ -86,7 +86,8 @@ def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
     assert proxy.counts["429_retry_after"] == 1 and proxy.counts["503"] == 1
 
 
-def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str) -> None:
+@pytest.mark.parametrize("http_client", ["aiohttp", "sdk"])
+def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str, http_client: str) -> None:
     from sim.messages import ChatMessage, SamplingParams
     from sim.backends.openai_api import OpenAIBackend
     from sim.requests import Budget, Call, RequestExecutor, RetryPolicy
@@ -95,7 +96,7 @@ def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str) -> None:
     store = Store.open(tmp_path / "sim.db")
     # One request meets each fault once, in turn; only a stall needs the timeout, so it is short.
     with FaultProxy(llama_server, script=FAULTS, stall_s=3) as proxy:
-        backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None, timeout_s=2)
+        backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None, timeout_s=2, http_client=http_client)
         policy = RetryPolicy(max_attempts=len(FAULTS) + 1, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0)
         executor = RequestExecutor(store, backend, policy, False, Budget(None, None), (0.0, 0))
 

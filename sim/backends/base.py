@@ -159,8 +159,10 @@ class Backend(ABC):
             "backend": self.name,
             "model": self.model,
             "identity": self.identity,
-            "messages": [asdict(m) for m in messages],
-            "params": asdict(params),
+            # vars() rather than asdict(): the same flat dicts, so the same keys as ever, without asdict's deep copy,
+            # which cost more than the hash itself on every request.
+            "messages": [vars(m) for m in messages],
+            "params": vars(params),
             "sample_index": sample_index,
         }
         blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()
