@@ -78,7 +78,8 @@ class VLLMBackend(Backend):
 
     @classmethod
     def with_engine(
-        cls, engine: Any, sampling_params_cls: Any, model: str, max_batch: int = 256, batch_wait_ms: float = 10.0
+        cls, engine: Any, sampling_params_cls: Any, model: str, max_batch: int = VLLMConfig.max_batch,
+        batch_wait_ms: float = VLLMConfig.batch_wait_ms,
     ) -> "VLLMBackend":
         """Wrap an engine that is already loaded (in a notebook, say) instead of loading one."""
         backend = cls.__new__(cls)
