@@ -6,10 +6,10 @@ import inspect
 
 import pytest
 
-import sim.compose  # noqa: F401  (registers every backend, as a run does)
 from analyzers import analyzers
 from scenarios import scenarios
 from sim.backends.base import backends
+from sim.compose import compose_config
 from sim.errors import SimError
 from sim.registry import Registry
 
@@ -61,3 +61,9 @@ def test_constructors_repeat_no_default(registry: Registry[object]) -> None:
         if parameter.default is not inspect.Parameter.empty
     ]
     assert registry.names() and repeated == []
+
+
+def test_every_registered_analyzer_has_its_settings_in_the_composed_config() -> None:
+    cfg = compose_config(["analyzer.free_text.embeddings=false"])
+    assert sorted(cfg.analyzer) == analyzers.names()
+    assert cfg.analyzer.free_text.embeddings is False and cfg.analyzer.digression.threshold == 0.9
