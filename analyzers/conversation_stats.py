@@ -107,7 +107,7 @@ class ConversationStatsAnalyzer(Analyzer):
     turn_flags = ("looped",)
     detectors = (Detector("loop", "loop_score", "looped"),)
 
-    def __init__(self, loop_threshold: float = LOOP_THRESHOLD) -> None:
+    def __init__(self, loop_threshold: float) -> None:
         require_score("analyzer.conversation_stats.loop_threshold", loop_threshold)
         self.loop_threshold = loop_threshold
 

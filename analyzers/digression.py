@@ -125,8 +125,7 @@ class DigressionAnalyzer(JudgesConversations, Analyzer):
     turn_flags = ("off_task",)
 
     def __init__(
-        self, mode: str = "embedding", judge: Any = None, protocol: str = "short", template: Optional[str] = None,
-        max_turns: int = 40, max_chars: int = 6000, threshold: float = THRESHOLD,
+        self, mode: str, judge: Any, protocol: str, template: Optional[str], max_turns: int, max_chars: int, threshold: float,
     ) -> None:
         require_score("analyzer.digression.threshold", threshold, 2, " (a cosine distance)")
         self.threshold = threshold

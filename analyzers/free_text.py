@@ -161,7 +161,7 @@ class FreeTextAnalyzer(Analyzer):
     # The classifier between two halves of the human texts: the AUC that only chance and topic leave.
     ceilings = (Ceiling("classifier_auc[*]", "classifier_auc[*]_human_split"),)
 
-    def __init__(self, embeddings: Any = "auto", max_texts: int = 2000, seed: int = 0) -> None:
+    def __init__(self, embeddings: Any, max_texts: int, seed: int) -> None:
         # Fewer texts per side than cross-validation folds would leave the classifiers out without a word.
         require_at_least("analyzer.free_text.max_texts", max_texts, FOLDS)
         require_at_least("analyzer.free_text.seed", seed, 0)  # numpy and scikit-learn refuse negative seeds

@@ -143,9 +143,7 @@ class InstructionsAnalyzer(Analyzer):
     # Every set statistic of an LLM side against how far it moves between two halves of the human side.
     ceilings = (Ceiling("*", "*_human_split_gap", "gap"),)
 
-    def __init__(
-        self, subset_size: int = 50, rouge_pairs: int = 2000, embeddings: Any = "auto", max_texts: int = 5000, seed: int = 0
-    ) -> None:
+    def __init__(self, subset_size: int, rouge_pairs: int, embeddings: Any, max_texts: int, seed: int) -> None:
         for key, value in (("subset_size", subset_size), ("rouge_pairs", rouge_pairs), ("max_texts", max_texts)):
             require_at_least(f"analyzer.instructions.{key}", value, 2)
         require_at_least("analyzer.instructions.seed", seed, 0)  # numpy refuses negative seeds

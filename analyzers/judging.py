@@ -337,9 +337,7 @@ class ConversationVerdict(JudgesConversations, Analyzer):
     uses_corpus = True  # accuracy split by the verdict, and who judged, are properties of the group
     always_judges = True
 
-    def __init__(
-        self, judge: Any = None, protocol: str = "short", template: Optional[str] = None, max_turns: int = 40, max_chars: int = 6000
-    ) -> None:
+    def __init__(self, judge: Any, protocol: str, template: Optional[str], max_turns: int, max_chars: int) -> None:
         self.max_turns, self.max_chars = transcript_limits(self.name, max_turns, max_chars)
         self.protocol = protocol_named(self.protocols, protocol, template, self.name)
         self.judge = Judge(judge, self.name, self.protocol.max_tokens)

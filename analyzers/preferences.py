@@ -243,7 +243,7 @@ class PreferencesAnalyzer(Analyzer):
         Ceiling("judge_human_agreement_without_ties[*]", "human_human_agreement_without_ties"),
     )
 
-    def __init__(self, lexicons: Optional[str] = None) -> None:
+    def __init__(self, lexicons: Optional[str]) -> None:
         self.lexicons = load_lexicons(Path(lexicons).expanduser()) if lexicons else {}
 
     def cluster_of(self, episode: Episode) -> str:

@@ -92,7 +92,7 @@ class RoleDriftAnalyzer(UsesJudge, Analyzer):
     turn_flags = ("drifted",)
     uses_corpus = True  # the role model and its separability are properties of the group
 
-    def __init__(self, mode: str = "embedding", threshold: float = THRESHOLD, judge: Any = None) -> None:
+    def __init__(self, mode: str, threshold: float, judge: Any) -> None:
         require_score("analyzer.role_drift.threshold", threshold)
         self.judge = judge_for_mode(mode, judge, "role_drift", JUDGE_MAX_TOKENS)
         self.threshold = threshold

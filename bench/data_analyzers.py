@@ -32,10 +32,9 @@ from typing import Any, Callable
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-from analyzers import embeddings
+from analyzers import analyzers, embeddings
 from analyzers.free_text import style_features
-from analyzers.instructions import InstructionsAnalyzer, instruction_of
-from analyzers.preferences import PreferencesAnalyzer
+from analyzers.instructions import instruction_of
 from analyzers.task_labels import TaskLabelsAnalyzer
 from analyzers.text import sentences
 from sim.analysis import analyze
@@ -159,9 +158,9 @@ def main() -> None:
     pairs = store.db.execute("SELECT count(*) FROM episodes WHERE dataset = 'p2c'").fetchone()[0]
     instructions = store.db.execute("SELECT count(*) FROM episodes WHERE dataset = 'codegen'").fetchone()[0]
     results.append(timed("preferences analyzer, P2C", pairs, "pairs",
-                         lambda: fresh_analysis(store, PreferencesAnalyzer(lexicons=lexicons), dataset="p2c")))
+                         lambda: fresh_analysis(store, analyzers.create("preferences", lexicons=lexicons), dataset="p2c")))
     results.append(timed("instructions analyzer, GPTeacher code", instructions, "instructions",
-                         lambda: fresh_analysis(store, InstructionsAnalyzer(embeddings=True), dataset="codegen")))
+                         lambda: fresh_analysis(store, analyzers.create("instructions", embeddings=True), dataset="codegen")))
 
     batches = [timed(f"batch size {size}", len(short), "texts", lambda size=size: encode(short, size)) for size in args.batch_sizes]
     store.close()

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from analyzers.digression import DigressionAnalyzer
+from analyzers import analyzers
 from analyzers.embeddings import clear_cache, embed, model
 from sim.analysis import analyze
 from sim.importing import import_file
@@ -41,7 +41,7 @@ def main() -> None:
     store = Store.open(args.db)
     if not store.db.execute("SELECT count(*) FROM episodes WHERE dataset = ?", [DATASET]).fetchone()[0]:
         import_file(store, "spp", args.data / TRANSCRIPTS, dataset=DATASET, options={"puzzles": str(args.data / PUZZLES)}, progress=False)
-    analyzer = DigressionAnalyzer(mode="embedding")
+    analyzer = analyzers.create("digression", mode="embedding")
     episodes = [e for e in store.episodes(dataset=DATASET, text_only=True) if analyzer.applies_to(e)]
     texts = list(dict.fromkeys(text for e in episodes for text in [e.task or ""] + [turn.content for turn in e.turns]))
     n_turns = sum(len(e.turns) for e in episodes)

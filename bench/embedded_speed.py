@@ -40,6 +40,7 @@ from typing import Any, Callable
 from hydra import compose, initialize_config_module
 
 import sim.compose  # noqa: F401  (registers analyzers, scenarios, backends and the top-level schema)
+from sim.backends.base import backends
 from sim.backends.embedded import EmbeddedBackend, EmbeddedConfig, bundled_model_path
 from sim.messages import ChatMessage, SamplingParams
 from sim.runner import execute
@@ -219,7 +220,7 @@ def against_raw(count: int, max_tokens: int) -> dict:
     texts: dict[str, list[list[str]]] = {"backend": [], "raw": []}
 
     def by_backend() -> list[str]:
-        backend = EmbeddedBackend()
+        backend = backends.create("embedded")
         answers = []
         try:
             for messages in prompts(count):

@@ -106,12 +106,12 @@ class Scenario(ABC):
 
     def __init__(
         self,
-        n_episodes: Optional[int] = 3,
-        max_turns: int = 6,
-        temperature: float = 0.7,
-        top_p: float = 0.95,
-        max_tokens: int = 160,
-        guards: Optional[list[dict[str, Any]]] = None,
+        n_episodes: Optional[int],
+        max_turns: int,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+        guards: list[dict[str, Any]],
     ) -> None:
         require_positive("scenario.n_episodes", n_episodes, null_means="all items")
         require_positive("scenario.max_turns", max_turns)
@@ -121,7 +121,7 @@ class Scenario(ABC):
         self.n_episodes = n_episodes
         self.max_turns = max_turns
         self.sampling = SamplingParams(temperature=temperature, top_p=top_p, max_tokens=max_tokens)
-        self.guards = list(guards or [])
+        self.guards = list(guards)
 
     def prepare(self, store_path: Path) -> None:
         """Load what the episodes are about before anything is stored (datasets come from the database at
@@ -149,9 +149,9 @@ class ReferenceScenario(Scenario, Generic[Item]):
 
     def __init__(
         self,
-        reference: Optional[str] = None,
-        reference_format: Optional[str] = None,
-        reference_options: Optional[dict[str, str]] = None,
+        reference: Optional[str],
+        reference_format: Optional[str],
+        reference_options: Optional[dict[str, str]],
         **common: Any,
     ) -> None:
         super().__init__(**common)

@@ -42,9 +42,9 @@ class FreeTextScenario(ReferenceScenario[WritingPrompt]):
     def __init__(
         self,
         items: list[dict[str, Any]],
-        samples_per_prompt: int = 1,
-        system_prompt: str = WRITER_SYSTEM,
-        prompt_template: str = "{prompt}",
+        samples_per_prompt: int,
+        system_prompt: str,
+        prompt_template: str,
         **common: Any,
     ) -> None:
         super().__init__(**common)

@@ -44,7 +44,7 @@ class GroupScenario(ReferenceScenario[str]):
     reference_format = "dailydialog"
     caps_items = False
 
-    def __init__(self, topics: list[str], personas: list[dict[str, str]], policy: str = "round_robin", **common: Any) -> None:
+    def __init__(self, topics: list[str], personas: list[dict[str, str]], policy: str, **common: Any) -> None:
         super().__init__(**common)
         if len(personas) < 3:
             raise SimError(f"scenario.personas needs at least 3 members for a group, got {len(personas)}")

@@ -48,10 +48,10 @@ class InstructionsScenario(ReferenceScenario[SeedTask]):
     def __init__(
         self,
         items: list[dict[str, Any]],
-        n_human_examples: int = 4,
-        n_machine_examples: int = 2,
-        round_size: int = 4,
-        rouge_threshold: float = 0.7,
+        n_human_examples: int,
+        n_machine_examples: int,
+        round_size: int,
+        rouge_threshold: float,
         **common: Any,
     ) -> None:
         super().__init__(**common)

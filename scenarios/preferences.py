@@ -55,7 +55,7 @@ class PreferencesScenario(ReferenceScenario[PreferencePair]):
     kind = "preference"
     reference_format = "preferences"
 
-    def __init__(self, items: list[dict[str, Any]], repeats: int = 1, **common: Any) -> None:
+    def __init__(self, items: list[dict[str, Any]], repeats: int, **common: Any) -> None:
         super().__init__(**common)
         require_positive("scenario.repeats", repeats)
         self.configured_items = [PreferencePair(**item) for item in items]

@@ -43,8 +43,8 @@ class RoleplayScenario(ReferenceScenario[RoleplayTask]):
     def __init__(
         self,
         tasks: list[dict[str, str]],
-        specify_task: bool = False,
-        specify_word_limit: int = 50,
+        specify_task: bool,
+        specify_word_limit: int,
         **common: Any,
     ) -> None:
         super().__init__(**common)

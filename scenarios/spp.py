@@ -42,14 +42,14 @@ class SPPScenario(ReferenceScenario[Puzzle]):
     kind = "conversation"
     reference_format = "tasks"
 
-    def __init__(self, items: list[dict[str, Any]], mode: str = "single", personas: list[str] | None = None, **common: Any) -> None:
+    def __init__(self, items: list[dict[str, Any]], mode: str, personas: list[str], **common: Any) -> None:
         super().__init__(**common)
         require_one_of("scenario.mode", mode, MODES)
         if mode == "agents" and not personas:
             raise SimError("scenario.personas is empty: mode=agents needs at least one persona")
         self.configured_items = [Puzzle(item["question"], [str(t) for t in item.get("target") or []]) for item in items]
         self.mode = mode
-        self.personas = list(personas or [])
+        self.personas = list(personas)
 
     def items_from_reference(self, episodes: list[Episode]) -> list[Puzzle]:
         """Tasks (the `tasks` importer's shape), or SPP logs whose meta keeps the puzzle's target."""

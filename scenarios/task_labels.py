@@ -50,10 +50,10 @@ class TaskLabelsScenario(ReferenceScenario[LabelItem]):
         task: str,
         instruction: str,
         labels: list[str],
-        first_label: int = 0,
-        annotators: int = 3,
-        personas: Optional[list[str]] = None,
-        logprobs: bool = True,
+        first_label: int,
+        annotators: int,
+        personas: list[str],
+        logprobs: bool,
         **common: Any,
     ) -> None:
         super().__init__(**common)
@@ -66,7 +66,7 @@ class TaskLabelsScenario(ReferenceScenario[LabelItem]):
         # Label values are numbers, as in the reference corpora: first_label, first_label + 1, ...
         self.labels = {str(first_label + offset): str(meaning) for offset, meaning in enumerate(labels)}
         self.annotators = annotators
-        self.personas = list(personas or [])
+        self.personas = list(personas)
         self.logprobs = logprobs
 
     def items_from_reference(self, episodes: list[Episode]) -> list[LabelItem]:

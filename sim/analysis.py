@@ -424,9 +424,9 @@ def build_analyzers(settings: Optional[DictConfig], names: Iterable[str], runner
     an unknown name fails with the list of known ones."""
     built = []
     for name in dict.fromkeys(names):  # each once: two runs of one analyzer would write its annotations twice
-        cls = analyzers.get(name)
+        analyzers.get(name)  # an unknown name fails with the list of known ones, even where settings name it
         node = settings.get(name) if settings is not None else None
-        analyzer = cls() if node is None else build(node, f"analyzer {name}")
+        analyzer = analyzers.create(name) if node is None else build(node, f"analyzer {name}")
         if node is not None:
             analyzer.settings_hash = settings_digest(node)
         if runner is not None:

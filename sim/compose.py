@@ -10,11 +10,12 @@ from typing import Optional
 
 import yaml
 from hydra import compose, initialize_config_module
+from hydra.core.config_store import ConfigStore
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import analyzers  # noqa: F401  (registers analyzers)
+import analyzers  # registers analyzers
 import scenarios  # noqa: F401  (registers scenarios and their config schemas)
 import sim.config  # noqa: F401  (registers the top-level schema)
 from sim.backends import embedded, hf_pipeline, langchain_chat, openai_api, scripted, vllm_engine  # noqa: F401  (registers backends and their config schemas)
@@ -31,6 +32,12 @@ CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
 JUDGE_CHOICE = re.compile(r"^analyzer\.(\w+)\.judge=(?!null$)(self|[A-Za-z_][\w-]*(?:,[A-Za-z_][\w-]*)*)$")
 # Overrides that pick another backend or scenario cannot apply to a run that already has episodes.
 GROUPS = ("backend", "scenario")
+
+# Every registered analyzer's settings under `analyzer.NAME`, from its conf/analyzer/NAME.yaml: conf/config.yaml lists
+# this one entry, so that a new analyzer needs no line there.
+ConfigStore.instance().store(
+    name="analyzer_settings", node={"defaults": [{f"analyzer@analyzer.{name}": name} for name in analyzers.analyzers.names()]}
+)
 
 
 def hydra_error_line(exc: BaseException) -> str:

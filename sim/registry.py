@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from dataclasses import fields
+from typing import Any, Callable, Generic, TypeVar
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from sim.errors import SimError
+from sim.config import build
+from sim.errors import SimError, one_line
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    """Classes of one kind by name; each config schema is also stored in Hydra's ConfigStore."""
+    """Classes of one kind by name; each config schema is also stored in Hydra's ConfigStore. `builder` makes an
+    object from its composed config node, as a run does (backends take their pricing off first)."""
 
-    def __init__(self, group: str) -> None:
+    def __init__(self, group: str, builder: Callable[[DictConfig, str], Any] = build) -> None:
         self.group = group
+        self._builder = builder
         self._classes: dict[str, type[T]] = {}
+        self._schemas: dict[str, type] = {}
 
     def register(self, name: str, config: type | None = None) -> Callable[[type[T]], type[T]]:
         """Decorator: register a class under `name`, and its dataclass schema as `<group>/base_<name>`."""
@@ -27,6 +34,7 @@ class Registry(Generic[T]):
             self._classes[name] = cls
             cls.name = name  # type: ignore[attr-defined]
             if config is not None:
+                self._schemas[name] = config
                 ConfigStore.instance().store(group=self.group, name=f"base_{name}", node=config)
             return cls
 
@@ -39,6 +47,29 @@ class Registry(Generic[T]):
         except KeyError:
             known = ", ".join(sorted(self._classes)) or "none"
             raise SimError(f"unknown {self.group} {name!r} (available: {known})") from None
+
+    def schema(self, name: str) -> type:
+        """The dataclass schema registered with `name`, home of its defaults; a SimError when it has none."""
+        self.get(name)
+        try:
+            return self._schemas[name]
+        except KeyError:
+            raise SimError(f"{self.group} {name!r} has no config schema") from None
+
+    def create(self, name: str, **overrides: Any) -> T:
+        """The object registered as `name`, built from its schema's defaults with `overrides` and validated as in a
+        run; a SimError for a setting the schema lacks or a value it refuses."""
+        schema = self.schema(name)
+        settings = [field.name for field in fields(schema) if not field.name.startswith("_")]
+        if unknown := sorted(set(overrides) - set(settings)):
+            raise SimError(f"{self.group} {name!r} has no setting {unknown[0]!r} (settings: {', '.join(settings) or 'none'})")
+        what = f"{self.group} {name}"
+        try:
+            node = OmegaConf.merge(OmegaConf.structured(schema), overrides)
+        except OmegaConfBaseException as exc:
+            raise SimError(f"cannot build {what}: {one_line(str(exc))}") from None
+        built: T = self._builder(node, what)
+        return built
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sim.backends.base import backends
 from sim.backends.embedded import BUNDLED_CAVEAT, EmbeddedBackend, bundled_model_path
 from sim.errors import SimError
 from sim.messages import ChatMessage, SamplingParams
@@ -15,7 +16,7 @@ MESSAGES = [ChatMessage("system", "You are a helpful assistant."), ChatMessage("
 
 @pytest.fixture(scope="module")
 def backend():
-    backend = EmbeddedBackend(n_ctx=1024)
+    backend = backends.create("embedded", n_ctx=1024)
     yield backend
     asyncio.run(backend.aclose())
 
@@ -63,19 +64,19 @@ def test_request_hash_depends_on_every_input(backend: EmbeddedBackend) -> None:
 
 def test_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SimError, match="no such GGUF file"):
-        EmbeddedBackend(model_path=str(tmp_path / "nope.gguf"))
+        backends.create("embedded", model_path=str(tmp_path / "nope.gguf"))
 
 
 def test_a_file_that_is_not_gguf_is_a_clear_error(tmp_path: Path) -> None:
     fake = tmp_path / "fake.gguf"
     fake.write_text("not a model")
     with pytest.raises(SimError, match="cannot load"):
-        EmbeddedBackend(model_path=str(fake))
+        backends.create("embedded", model_path=str(fake))
 
 
 @pytest.mark.slow
 def test_logprobs_asked_of_a_model_opened_without_logits_all_are_given() -> None:
-    backend = EmbeddedBackend(n_ctx=1024)
+    backend = backends.create("embedded", n_ctx=1024)
     try:
         params = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=16, seed=2)
         plain = asyncio.run(backend.complete(MESSAGES, params))
@@ -93,7 +94,7 @@ def test_logprobs_asked_of_a_model_opened_without_logits_all_are_given() -> None
 
 def test_a_negative_state_cache_size_is_a_clear_error() -> None:
     with pytest.raises(SimError) as refused:
-        EmbeddedBackend(state_cache_mb=-1)
+        backends.create("embedded", state_cache_mb=-1)
     assert str(refused.value) == "backend.state_cache_mb must not be negative, got -1"
 
 
@@ -117,7 +118,7 @@ def interleaved(backend: EmbeddedBackend, params: SamplingParams, turns: int = 2
 
 @pytest.fixture(scope="module")
 def cached_and_uncached():
-    pair = EmbeddedBackend(n_ctx=1024), EmbeddedBackend(n_ctx=1024, state_cache_mb=0)
+    pair = backends.create("embedded", n_ctx=1024), backends.create("embedded", n_ctx=1024, state_cache_mb=0)
     yield pair
     for backend in pair:
         asyncio.run(backend.aclose())
@@ -143,7 +144,7 @@ def test_the_state_cache_evaluates_only_what_a_turn_added_and_changes_no_answer(
 def test_a_fixed_seed_gives_the_same_conversations_from_a_fresh_or_a_warm_cache(cached_and_uncached) -> None:
     cached, _ = cached_and_uncached
     sampled = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=24, seed=11)
-    fresh = EmbeddedBackend(n_ctx=1024)
+    fresh = backends.create("embedded", n_ctx=1024)
     try:
         first = [text for text, _, _ in interleaved(fresh, sampled)]
         # The same requests again: now every prompt is already in the cache.
@@ -157,8 +158,8 @@ def test_a_fixed_seed_gives_the_same_conversations_from_a_fresh_or_a_warm_cache(
 
 @pytest.mark.slow
 def test_the_bundled_model_says_what_its_runs_can_show() -> None:
-    bundled = EmbeddedBackend(state_cache_mb=0)
-    chosen = EmbeddedBackend(model_path=str(bundled_model_path()), state_cache_mb=0)
+    bundled = backends.create("embedded", state_cache_mb=0)
+    chosen = backends.create("embedded", model_path=str(bundled_model_path()), state_cache_mb=0)
     try:
         assert bundled.caveat == BUNDLED_CAVEAT and "not role behavior" in BUNDLED_CAVEAT
         assert chosen.caveat is None  # a model the user chose is theirs to judge

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzers.free_text import FOLDS, FreeTextAnalyzer, flesch_reading_ease, mtld, style_features
+from analyzers import analyzers
+from analyzers.free_text import FOLDS, flesch_reading_ease, mtld, style_features
 from helpers import DATA
 from sim.analysis import analyze
 from sim.errors import SimError
@@ -55,7 +56,7 @@ def test_sides_are_compared_feature_by_feature(store, text) -> None:
     for i in range(30):
         store.add_imported_episode(text(i, f"Short note {i}.", "human"))
         store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on and on." for _ in range(3)), "llm"))
-    (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=False)])
+    (summary,) = analyze(store, [analyzers.create("free_text", embeddings=False)])
     comparisons = {c.name: c for c in summary.comparisons}
     words = comparisons["words"]
     assert (words.reference, words.other, words.n_reference, words.n_other) == ("human", "llm", 30, 30)
@@ -74,14 +75,14 @@ def test_sides_are_compared_feature_by_feature(store, text) -> None:
 )
 def test_settings_that_would_silently_skip_or_break_the_classifier_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(SimError, match=f"^{message}$"):
-        FreeTextAnalyzer(embeddings=False, **settings)
+        analyzers.create("free_text", embeddings=False, **settings)
 
 
 def test_the_fewest_texts_allowed_still_give_a_classifier_auc(store, text) -> None:
     for i in range(2 * FOLDS):
         store.add_imported_episode(text(i, f"Short note {i}.", "human"))
         store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on." for _ in range(3)), "llm"))
-    (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=False, max_texts=FOLDS)])
+    (summary,) = analyze(store, [analyzers.create("free_text", embeddings=False, max_texts=FOLDS)])
     auc = next(m for m in summary.metrics if m.name == "classifier_auc[style]")
     assert auc.n == 2 * FOLDS
     # Halves of FOLDS human texts cannot give every fold a text of each half: no human ceiling then.
@@ -92,7 +93,7 @@ def test_a_human_ceiling_needs_a_human_side(store, text) -> None:
     for i in range(20):
         store.add_imported_episode(text(i, f"Short note {i}.", "gpt-3"))
         store.add_imported_episode(text(100 + i, " ".join(f"Longer sentence number {i} goes on." for _ in range(3)), "llm"))
-    (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=False)])
+    (summary,) = analyze(store, [analyzers.create("free_text", embeddings=False)])
     names = {m.name for m in summary.metrics if m.unit == "corpus"}
     assert names == {"classifier_auc[style]"}
 
@@ -100,7 +101,7 @@ def test_a_human_ceiling_needs_a_human_side(store, text) -> None:
 @pytest.mark.slow
 def test_m4_human_against_llama2(store) -> None:
     import_file(store, "free_text", FREE_FORM / "m4-llama2-samples" / "wikihow_llama2_100.jsonl", dataset="m4", progress=False)
-    (summary,) = analyze(store, [FreeTextAnalyzer(embeddings=True)])
+    (summary,) = analyze(store, [analyzers.create("free_text", embeddings=True)])
     groups = {m.group for m in summary.metrics}
     assert groups == {"m4 / human", "m4 / llm", "m4: llm vs human"}
     comparisons = {c.name: c for c in summary.comparisons}

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from analyzers import analyzers
 from analyzers.instructions import InstructionsAnalyzer, compression_ratio, dispersion, distinct_n, verb_object
 from helpers import DATA
 from sim.analysis import analyze
@@ -82,7 +83,7 @@ def scored_set(instruction):
 
 def test_duplicates_and_lengths_on_a_hand_built_set(scored_set) -> None:
     texts = ["Write a poem.", "write  a POEM.", "Sort the list.", "Write a poem."]
-    analyzer = InstructionsAnalyzer(subset_size=2, rouge_pairs=50, embeddings=False)
+    analyzer = analyzers.create("instructions", subset_size=2, rouge_pairs=50, embeddings=False)
     scored = scored_set(analyzer, texts, "llm")
     metrics = analyzer.corpus_metrics(scored)
     assert metrics["duplicate_rate"].mean == 0.5  # the second and fourth repeat the first
@@ -93,7 +94,7 @@ def test_duplicates_and_lengths_on_a_hand_built_set(scored_set) -> None:
 
 @pytest.mark.slow
 def test_identical_halves_have_no_split_gap(scored_set) -> None:
-    analyzer = InstructionsAnalyzer(subset_size=10, rouge_pairs=200, embeddings=False)
+    analyzer = analyzers.create("instructions", subset_size=10, rouge_pairs=200, embeddings=False)
     # Every half of one repeated instruction is that instruction again: every gap is exactly 0.
     same = analyzer.corpus_metrics(scored_set(analyzer, ["Write a poem about the sea."] * 60, "human"))
     names = {f"{name}@10_human_split_gap" for name in (
@@ -110,16 +111,16 @@ def test_identical_halves_have_no_split_gap(scored_set) -> None:
 
 def test_bad_settings_are_one_line() -> None:
     with pytest.raises(SimError, match="analyzer.instructions.subset_size must be at least 2"):
-        InstructionsAnalyzer(subset_size=1, embeddings=False)
+        analyzers.create("instructions", subset_size=1, embeddings=False)
     with pytest.raises(SimError, match="analyzer.instructions.embeddings must be auto, true or false"):
-        InstructionsAnalyzer(embeddings="sometimes")
+        analyzers.create("instructions", embeddings="sometimes")
 
 
 @pytest.mark.slow
 def test_human_seed_tasks_against_llm_generated_instructions(store) -> None:
     import_file(store, "instructions", INSTRUCTIONS / "self-instruct" / "seed_tasks.jsonl", progress=False)
     import_file(store, "instructions", INSTRUCTIONS / "gpteacher" / "roleplay-simple-deduped-roleplay-instruct.json", progress=False)
-    (summary,) = analyze(store, [InstructionsAnalyzer(embeddings=True, max_texts=300)])
+    (summary,) = analyze(store, [analyzers.create("instructions", embeddings=True, max_texts=300)])
     metrics = {(m.group, m.name): m for m in summary.metrics}
     seeds, gpteacher = "seed_tasks / human", "roleplay-simple-deduped-roleplay-instruct / llm"
     assert summary.n_episodes == 175 + 1923
@@ -140,7 +141,7 @@ def test_human_seed_tasks_against_llm_generated_instructions(store) -> None:
 def test_human_split_gaps_of_real_seed_tasks(store) -> None:
     import_file(store, "instructions", INSTRUCTIONS / "self-instruct" / "seed_tasks.jsonl", progress=False)
     import_file(store, "instructions", INSTRUCTIONS / "gpteacher" / "codegen-instruct.json", progress=False)
-    (summary,) = analyze(store, [InstructionsAnalyzer(embeddings=False)])
+    (summary,) = analyze(store, [analyzers.create("instructions", embeddings=False)])
     metrics = {(m.group, m.name): m for m in summary.metrics}
     seeds, codegen = "seed_tasks / human", "codegen-instruct / llm"
     for name in ("distinct_1@50", "distinct_2@50", "compression_ratio@50", "root_verb_entropy@50", "pairwise_rouge_l"):
@@ -153,7 +154,7 @@ def test_human_split_gaps_of_real_seed_tasks(store) -> None:
         llm_gap = abs(metrics[(codegen, name)].mean - metrics[(seeds, name)].mean)
         assert llm_gap > 3 * metrics[(seeds, f"{name}_human_split_gap")].ci_high, name
     # 175 seeds split into halves of 87: at 100 instructions a half is too small, so there is no gap at that size.
-    small = InstructionsAnalyzer(subset_size=100, embeddings=False)
+    small = analyzers.create("instructions", subset_size=100, embeddings=False)
     scored = [(e, small.annotate(e)) for e in store.episodes(dataset="seed_tasks")]
     names = set(small.corpus_metrics(scored))
     assert "distinct_1@100" in names and "distinct_1@100_human_split_gap" not in names and "pairwise_rouge_l_human_split_gap" in names

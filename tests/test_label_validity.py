@@ -16,8 +16,8 @@ from analyzers.task_labels import TaskLabelsAnalyzer, clean_labels, majority_set
 from helpers import DATA
 from scripted_server import ScriptedServer
 from sim.analysis import analyze
-from sim.backends.base import BackendSetupError, Completion
-from sim.backends.langchain_chat import LangChainBackend
+from sim.backends import langchain_chat  # noqa: F401  (registers it)
+from sim.backends.base import BackendSetupError, Completion, backends
 from sim.importing import import_file
 from sim.messages import ChatMessage, SamplingParams
 from sim.records import Episode
@@ -202,7 +202,7 @@ def test_a_server_that_ignores_logprobs_is_refused_in_one_line(sim, tmp_path: Pa
 def test_langchain_chat_openai_returns_token_logprobs() -> None:
     with TokenServer() as server:
         chat_model = OmegaConf.create({"_target_": "langchain_openai.ChatOpenAI", "model": server.model, "base_url": server.base_url})
-        backend = LangChainBackend(chat_model, api_key_env=None)
+        backend = backends.create("langchain", chat_model=chat_model)
         messages = [ChatMessage("system", "You are a hasty reader."), ChatMessage("user", "Label it.")]
         completion = asyncio.run(backend.complete(messages, SamplingParams(logprobs=True)))
     assert completion.text == "Positive" and completion.token_logprobs == ANSWERS["a hasty reader"]
@@ -211,7 +211,7 @@ def test_langchain_chat_openai_returns_token_logprobs() -> None:
 
 def test_langchain_chat_model_without_logprobs_is_refused_in_one_line(sim, tmp_path: Path) -> None:
     chat_model = OmegaConf.create({"_target_": FAKE_CHAT, "responses": ["2"]})
-    backend = LangChainBackend(chat_model, api_key_env=None)
+    backend = backends.create("langchain", chat_model=chat_model)
     assert asyncio.run(backend.complete([ChatMessage("user", "Label it.")], SamplingParams())).text == "2"
     with pytest.raises(BackendSetupError, match="^backend=langchain: chat model FakeListChatModel does not return log-probabilities"):
         asyncio.run(backend.complete([ChatMessage("user", "Label it.")], SamplingParams(logprobs=True)))

@@ -11,10 +11,9 @@ from omegaconf import OmegaConf
 
 from helpers import db_rows as rows, SERVED_MODEL, TINY
 from fault_proxy import FaultProxy
-from sim.backends.base import NO_KEY
+from sim.backends.base import NO_KEY, backends
 from sim.backends.batching import MicroBatcher
-from sim.backends.embedded import EmbeddedBackend
-from sim.backends.langchain_chat import LangChainBackend
+from sim.backends import embedded, langchain_chat  # noqa: F401  (registers them)
 from sim.backends.vllm_engine import VLLMBackend
 from sim.errors import SimError
 from sim.messages import ChatMessage, SamplingParams
@@ -50,9 +49,9 @@ def test_hf_backend_runs_a_roleplay(sim, tmp_path: Path, hf_model_dir: Path) -> 
 
 
 def test_hf_backend_is_seeded(hf_model_dir: Path) -> None:
-    from sim.backends.hf_pipeline import HFBackend
+    from sim.backends import hf_pipeline  # noqa: F401  (registers it; imported here as it loads transformers)
 
-    backend = HFBackend(str(hf_model_dir))
+    backend = backends.create("hf", model_path=str(hf_model_dir))
     messages = [ChatMessage("user", "Name a fruit.")]
 
     def text(seed: int) -> str:
@@ -66,9 +65,9 @@ def test_hf_backend_is_seeded(hf_model_dir: Path) -> None:
 def test_hf_backend_returns_the_models_own_token_logprobs(hf_model_dir: Path) -> None:
     import torch
 
-    from sim.backends.hf_pipeline import HFBackend
+    from sim.backends import hf_pipeline  # noqa: F401  (registers it; imported here as it loads transformers)
 
-    backend = HFBackend(str(hf_model_dir))
+    backend = backends.create("hf", model_path=str(hf_model_dir))
     messages = [ChatMessage("user", "Name a fruit.")]
     completion = asyncio.run(backend.complete(messages, SamplingParams(temperature=0.9, max_tokens=12, seed=3, logprobs=True)))
     assert completion.token_logprobs is not None and len(completion.token_logprobs) == completion.completion_tokens
@@ -122,7 +121,7 @@ def test_langchain_never_sends_a_key_that_the_config_did_not_name(sim, tmp_path:
     sentinel = f"sk-sentinel-{secrets.token_hex(8)}"
     monkeypatch.setenv("OPENAI_API_KEY", sentinel)
     chat_model = OmegaConf.create({"_target_": "langchain_openai.ChatOpenAI", "model": SERVED_MODEL, "base_url": llama_server})
-    built = LangChainBackend(chat_model, api_key_env=None)._chat
+    built = backends.create("langchain", chat_model=chat_model)._chat
     assert built.openai_api_key.get_secret_value() == NO_KEY and built.root_async_client.api_key == NO_KEY
     # A server that wants exactly that variable's key rejects the run: the key was never sent.
     with FaultProxy(llama_server, required_key=sentinel) as proxy:
@@ -135,11 +134,11 @@ def test_langchain_takes_a_key_only_from_the_named_variable(monkeypatch) -> None
     monkeypatch.setenv("SIM_TEST_LANGCHAIN_KEY", "sk-named")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-not-named")
     chat_model = OmegaConf.create({"_target_": "langchain_openai.ChatOpenAI", "model": SERVED_MODEL})
-    built = LangChainBackend(chat_model, api_key_env="SIM_TEST_LANGCHAIN_KEY")._chat
+    built = backends.create("langchain", chat_model=chat_model, api_key_env="SIM_TEST_LANGCHAIN_KEY")._chat
     assert built.openai_api_key.get_secret_value() == "sk-named"
     typed = OmegaConf.create({"_target_": "langchain_openai.ChatOpenAI", "model": SERVED_MODEL, "openai_api_key": "sk-typed"})
     with pytest.raises(SimError, match=r"^backend\.chat_model\.openai_api_key: a key is never given in the config"):
-        LangChainBackend(typed, api_key_env=None)
+        backends.create("langchain", chat_model=typed)
 
 
 def test_langchain_unreachable_provider_fails_the_run(sim, tmp_path: Path) -> None:
@@ -154,24 +153,24 @@ def test_langchain_target_must_be_a_chat_model(sim) -> None:
 
 
 @pytest.mark.parametrize(
-    ("make", "message"),
+    ("name", "settings", "message"),
     [
-        (lambda: EmbeddedBackend(n_threads=-2), "backend.n_threads must be positive (or null for all cores), got -2"),
-        (lambda: EmbeddedBackend(n_threads=0), "backend.n_threads must be positive (or null for all cores), got 0"),
-        (lambda: EmbeddedBackend(n_ctx=0), "backend.n_ctx must be positive, got 0"),
-        (lambda: LangChainBackend(OmegaConf.create({"_target_": "x"}), max_concurrency=0), "backend.max_concurrency must be positive, got 0"),
+        ("embedded", {"n_threads": -2}, "backend.n_threads must be positive (or null for all cores), got -2"),
+        ("embedded", {"n_threads": 0}, "backend.n_threads must be positive (or null for all cores), got 0"),
+        ("embedded", {"n_ctx": 0}, "backend.n_ctx must be positive, got 0"),
+        ("langchain", {"chat_model": {"_target_": "x"}, "max_concurrency": 0}, "backend.max_concurrency must be positive, got 0"),
         # vLLM's settings are checked before vLLM is imported, so these hold on machines without it or a GPU.
-        (lambda: VLLMBackend("m", max_batch=0), "backend.max_batch must be positive, got 0"),
-        (lambda: VLLMBackend("m", max_concurrency=-1), "backend.max_concurrency must be positive, got -1"),
-        (lambda: VLLMBackend("m", tensor_parallel_size=0), "backend.tensor_parallel_size must be positive, got 0"),
-        (lambda: VLLMBackend("m", max_model_len=-4096), "backend.max_model_len must be positive, got -4096"),
-        (lambda: VLLMBackend("m", gpu_memory_utilization=1.5), "backend.gpu_memory_utilization must be in (0, 1], got 1.5"),
-        (lambda: VLLMBackend("m", batch_wait_ms=-1), "backend.batch_wait_ms must not be negative, got -1"),
+        ("vllm", {"model": "m", "max_batch": 0}, "backend.max_batch must be positive, got 0"),
+        ("vllm", {"model": "m", "max_concurrency": -1}, "backend.max_concurrency must be positive, got -1"),
+        ("vllm", {"model": "m", "tensor_parallel_size": 0}, "backend.tensor_parallel_size must be positive, got 0"),
+        ("vllm", {"model": "m", "max_model_len": -4096}, "backend.max_model_len must be positive, got -4096"),
+        ("vllm", {"model": "m", "gpu_memory_utilization": 1.5}, "backend.gpu_memory_utilization must be in (0, 1], got 1.5"),
+        ("vllm", {"model": "m", "batch_wait_ms": -1}, "backend.batch_wait_ms must not be negative, got -1.0"),
     ],
 )
-def test_backend_sizes_and_counts_below_their_minimum_are_refused(make, message: str) -> None:
+def test_backend_sizes_and_counts_below_their_minimum_are_refused(name: str, settings: dict, message: str) -> None:
     with pytest.raises(SimError, match=f"^{re.escape(message)}$"):
-        make()
+        backends.create(name, **settings)
 
 
 def vllm_usable() -> bool:

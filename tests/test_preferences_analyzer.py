@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analyzers import analyzers
 from analyzers.preferences import PreferencesAnalyzer, judge_bias_table, kappa
 from helpers import DATA
 from sim.analysis import analyze
@@ -45,7 +46,7 @@ def write_lexicon(folder: Path, style: str, rows: list[tuple[str, float]]) -> No
 
 def test_choices_agreement_length_and_lexicon(tmp_path: Path, pair) -> None:
     write_lexicon(tmp_path / "lex", "politeness", [("please", 1.0), ("now", -1.0)])
-    analyzer = PreferencesAnalyzer(lexicons=str(tmp_path / "lex"))
+    analyzer = analyzers.create("preferences", lexicons=str(tmp_path / "lex"))
     episode = pair(1, "please please now go", "now", {"human": "output_1", "gpt-4": "output_2"}, prompt="go now please")
     values = values_of(analyzer, episode)
     assert values["length_diff"] == 3.0
@@ -59,7 +60,7 @@ def test_choices_agreement_length_and_lexicon(tmp_path: Path, pair) -> None:
 
 
 def test_ties_equal_lengths_and_unanswered_choices(pair) -> None:
-    analyzer = PreferencesAnalyzer()
+    analyzer = analyzers.create("preferences")
     values = values_of(analyzer, pair(1, "one two", "three four", {"human": "tie", "judge": None, "llm": "tie"}))
     assert values["choice[human]"] == 0.0 and "choice[judge]" not in values
     assert not any(name.startswith("picks_longer") for name in values)  # a tie and equal lengths say nothing about length
@@ -72,7 +73,7 @@ def test_ties_equal_lengths_and_unanswered_choices(pair) -> None:
 
 
 def test_position_consistency_of_generated_judgments(pair) -> None:
-    analyzer = PreferencesAnalyzer()
+    analyzer = analyzers.create("preferences")
     kept = values_of(analyzer, pair(1, "a b", "c", {"judge": "output_1"}, swapped_judgments={"judge": "output_1"}))
     flipped = values_of(analyzer, pair(2, "a b", "c", {"judge": "output_1"}, swapped_judgments={"judge": "output_2"}))
     assert (kept["position_consistent[judge]"], flipped["position_consistent[judge]"]) == (1.0, 0.0)
@@ -91,7 +92,7 @@ def asked(pair):
 
 
 def test_bias_audit_of_repeated_asks(asked) -> None:
-    analyzer = PreferencesAnalyzer()
+    analyzer = analyzers.create("preferences")
     # Ask 1 flips with the order (output 1 shown first, then output 2 shown first: the first shown wins twice),
     # ask 2 agrees, ask 3 is unanswered as shown. Repeats of one order: output 1 twice as shown (1 agreeing pair);
     # output 2, 1, 1 swapped (1 of 3 pairs agrees).
@@ -130,7 +131,7 @@ def length_judged(pair):
 
 @pytest.mark.slow
 def test_length_log_odds_recovers_a_known_slope_resampling_pairs(length_judged) -> None:
-    analyzer = PreferencesAnalyzer()
+    analyzer = analyzers.create("preferences")
     episodes = length_judged(300, 1.5, seed=3, judges_per_pair=2)
     metric = analyzer.corpus_metrics([(e, analyzer.annotate(e)) for e in episodes])["length_log_odds[human]"]
     assert metric.n == 600 and metric.interval == "cluster bootstrap"  # 300 pairs of two judgments: pairs resampled
@@ -142,7 +143,7 @@ def test_length_log_odds_recovers_a_known_slope_resampling_pairs(length_judged) 
 
 
 def test_length_log_odds_of_a_judge_that_always_takes_the_longer_output_is_unbounded(pair) -> None:
-    analyzer = PreferencesAnalyzer()
+    analyzer = analyzers.create("preferences")
     episodes = [pair(i, "w " * (1 + i % 5), "w " * (3 + i % 7), {}) for i in range(30)]
     for episode in episodes:
         longer_first = len(episode.content_of("output_1")) > len(episode.content_of("output_2"))
@@ -159,7 +160,7 @@ def test_judge_bias_table_and_figure_in_compare(store, asked) -> None:
     for episode in episodes:
         episode.meta["judgments"]["human"] = "output_1"
         store.add_imported_episode(episode)
-    (summary,) = analyze(store, [PreferencesAnalyzer()])
+    (summary,) = analyze(store, [analyzers.create("preferences")])
     table = judge_bias_table(summary)
     rows = {(judge, measure): (value, n, interval) for _, judge, measure, value, n, interval, _ in table.rows}
     assert rows["judge", "unanswered rate"] == ("0.250 [0.250, 0.250]", "12", "bootstrap")  # 1 of 4 asks in every pair
@@ -180,7 +181,7 @@ def test_kappa_and_correlations_per_judge(pair) -> None:
 
     # Human 1, 1, -1, -1 against LLM 1, 1, -1, 1: observed 3/4, chance 1/2, kappa 1/2.
     assert kappa(np.array([(1, 1), (1, 1), (-1, -1), (-1, 1)])) == pytest.approx(0.5)
-    analyzer = PreferencesAnalyzer()
+    analyzer = analyzers.create("preferences")
     # The LLM judge always takes the longer output; the human judge takes the first, whatever its length.
     episodes = [pair(i, "w " * (1 + i % 3), "w " * (1 + (i + 1) % 3), {}) for i in range(30)]
     for episode in episodes:
@@ -205,7 +206,7 @@ def mtbench_row(pair):
 
 
 def test_human_ceiling_on_a_hand_built_panel(mtbench_row) -> None:
-    analyzer = PreferencesAnalyzer()
+    analyzer = analyzers.create("preferences")
     rows = [
         mtbench_row(1, "81", "output_1", "expert_1", "output_1"),
         mtbench_row(2, "81", "output_1", "expert_2", "output_1"),
@@ -226,21 +227,21 @@ def test_human_ceiling_on_a_hand_built_panel(mtbench_row) -> None:
 
 def test_bad_lexicon_folders(tmp_path: Path) -> None:
     with pytest.raises(SimError, match="is not a folder"):
-        PreferencesAnalyzer(lexicons=str(tmp_path / "missing"))
+        analyzers.create("preferences", lexicons=str(tmp_path / "missing"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(SimError, match="holds no \\*_features.tsv files"):
-        PreferencesAnalyzer(lexicons=str(tmp_path / "empty"))
+        analyzers.create("preferences", lexicons=str(tmp_path / "empty"))
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "joy_features.tsv").write_text("word\tscore\nhappy\t1\n", encoding="utf-8")
     with pytest.raises(SimError, match="joy_features.tsv: a lexicon needs the columns word and avg_attr"):
-        PreferencesAnalyzer(lexicons=str(tmp_path / "bad"))
+        analyzers.create("preferences", lexicons=str(tmp_path / "bad"))
 
 
 @pytest.mark.slow
 def test_mtbench_gpt4_against_human_judges(store) -> None:
     path = PREFERENCES / "mtbench-gpt4-human-pref.csv"
     import_file(store, "preferences", path, dataset="mtbench", progress=False)
-    (summary,) = analyze(store, [PreferencesAnalyzer(lexicons=str(PREFERENCES / "hummingbird_tokens_avg"))])
+    (summary,) = analyze(store, [analyzers.create("preferences", lexicons=str(PREFERENCES / "hummingbird_tokens_avg"))])
     metrics = {m.name: m for m in summary.metrics}
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     def choice(value: str) -> str:  # model_a, model_b, or a tie ("tie", "tie (inconsistent)")
@@ -260,7 +261,7 @@ def test_mtbench_gpt4_against_human_judges(store) -> None:
 def test_mtbench_human_ceiling_from_repeated_judgments(store) -> None:
     path = PREFERENCES / "mtbench-gpt4-human-pref.csv"
     import_file(store, "preferences", path, dataset="mtbench", progress=False)
-    (summary,) = analyze(store, [PreferencesAnalyzer()])
+    (summary,) = analyze(store, [analyzers.create("preferences")])
     metrics = {m.name: m for m in summary.metrics}
     # Straight from the file: rows of one question, turn and model pair are one pair judged by several people.
     by_pair: dict[tuple, list[dict]] = defaultdict(list)
@@ -289,7 +290,7 @@ def test_length_preference_compared_paired_by_pair(pair) -> None:
         pair(4, "short", "long long long", {"human": "output_2", "gpt-4": "output_2"}, question_id=2, turn=1),
         pair(5, "long long long", "short", {"human": "output_2", "gpt-4": "output_1"}, question_id=3, turn=1),
     ]
-    analyzer = PreferencesAnalyzer()
+    analyzer = analyzers.create("preferences")
     assert len({analyzer.cluster_of(row) for row in rows}) == 3
     paired = analyzer.corpus_metrics([(row, analyzer.annotate(row)) for row in rows])["picks_longer_minus_human[gpt-4]"]
     assert paired.n == 3 and paired.mean == pytest.approx(0.5) and paired.interval == "paired bootstrap, wilcoxon signed-rank"

@@ -5,7 +5,8 @@ symmetric (CaSiNo)."""
 import numpy as np
 import pytest
 
-from analyzers.role_drift import MIN_SEPARABILITY, RoleDriftAnalyzer
+from analyzers import analyzers
+from analyzers.role_drift import MIN_SEPARABILITY
 from analyzers.role_model import cross_fit
 from helpers import DATA
 from sim.analysis import analyze
@@ -47,7 +48,7 @@ def test_drift_scores_on_persuasion_dialogues_find_swapped_turns(store) -> None:
     keep_first(store, "pfg", 120)
     corpus = list(store.episodes(dataset="pfg", text_only=True))
     swapped = perturb(corpus, "swap", seed=0)
-    analyzer = RoleDriftAnalyzer()
+    analyzer = analyzers.create("role_drift")
     annotations = analyzer.annotate_many(swapped.episodes)
     scores, truth = [], []
     for episode, values in zip(swapped.episodes, annotations):
@@ -61,7 +62,7 @@ def test_drift_scores_on_persuasion_dialogues_find_swapped_turns(store) -> None:
     from sklearn.metrics import roc_auc_score
 
     assert roc_auc_score(truth, scores) > 0.7  # 120 dialogues; the full corpus is in docs/validity.md
-    (summary,) = analyze(store, [RoleDriftAnalyzer()], dataset="pfg")
+    (summary,) = analyze(store, [analyzers.create("role_drift")], dataset="pfg")
     metrics = {m.name: m for m in summary.metrics}
     assert metrics["role_separability"].mean > MIN_SEPARABILITY and metrics["drift_rate"].n == 120
     assert any("cross-fitted on 120 conversations (persuadee, persuader)" in note for note in summary.notes)
@@ -71,7 +72,7 @@ def test_drift_scores_on_persuasion_dialogues_find_swapped_turns(store) -> None:
 def test_symmetric_roles_give_no_drift_rates(store) -> None:
     import_file(store, "casino", CONVERSATIONS / "casino" / "casino_dialogues.jsonl", dataset="casino", progress=False)
     keep_first(store, "casino", 80)
-    (summary,) = analyze(store, [RoleDriftAnalyzer()], dataset="casino")
+    (summary,) = analyze(store, [analyzers.create("role_drift")], dataset="casino")
     names = {m.name for m in summary.metrics}
     assert names == {"role_separability"}  # no drift_rate, no drift_score: only why not
     separability = next(m for m in summary.metrics if m.name == "role_separability")
@@ -83,4 +84,4 @@ def test_symmetric_roles_give_no_drift_rates(store) -> None:
 @pytest.mark.parametrize("threshold", [0, -0.1, 1.5])
 def test_a_threshold_outside_the_score_range_is_refused(threshold: float) -> None:
     with pytest.raises(SimError, match=r"analyzer.role_drift.threshold must be in \(0, 1\]"):
-        RoleDriftAnalyzer(threshold=threshold)
+        analyzers.create("role_drift", threshold=threshold)

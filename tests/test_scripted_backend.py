@@ -7,7 +7,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from helpers import scripted_args
-from sim.backends.base import build_backend
+from sim.backends.base import backends, build_backend
 from sim.backends.scripted import ScriptedBackend, tokens
 from sim.camel import TASK_DONE
 from sim.compose import compose_config
@@ -23,7 +23,7 @@ def answer(backend: ScriptedBackend, messages: list[ChatMessage], **params) -> t
 
 
 def test_each_agent_gets_the_replies_in_order_then_from_the_first_again() -> None:
-    backend = ScriptedBackend(["First.", "Second one."])
+    backend = backends.create("scripted", replies=["First.", "Second one."])
     conversation = [SYSTEM, ChatMessage("user", "Go on.")]
     said = []
     for _ in range(3):
@@ -36,19 +36,19 @@ def test_each_agent_gets_the_replies_in_order_then_from_the_first_again() -> Non
 
 
 def test_without_replies_the_last_message_is_echoed_with_a_token_a_word() -> None:
-    text, finish, prompt, completion = answer(ScriptedBackend(), [SYSTEM, ChatMessage("user", "Say it  back, please.")])
+    text, finish, prompt, completion = answer(backends.create("scripted"), [SYSTEM, ChatMessage("user", "Say it  back, please.")])
     assert (text, finish) == ("Say it  back, please.", "stop")
     assert (prompt, completion) == (4 + 4, 4)
 
 
 def test_a_reply_longer_than_max_tokens_is_cut_there() -> None:
-    backend = ScriptedBackend(["one two three four five"])
+    backend = backends.create("scripted", replies=["one two three four five"])
     assert answer(backend, [SYSTEM], max_tokens=3)[:2] == ("one two three ", "length")
     assert answer(backend, [SYSTEM], max_tokens=5)[:2] == ("one two three four five", "stop")
 
 
 def test_log_probabilities_only_when_asked_and_their_tokens_make_the_text() -> None:
-    backend = ScriptedBackend(["Label: 2 (positive)"])
+    backend = backends.create("scripted", replies=["Label: 2 (positive)"])
     asked = asyncio.run(backend.complete([SYSTEM], SamplingParams(logprobs=True)))
     assert "".join(token for token, _ in asked.token_logprobs) == asked.text
     assert [token for token, _ in asked.token_logprobs] == ["Label: ", "2 ", "(positive)"] and asked.logprob == 0.0
@@ -62,9 +62,10 @@ def test_tokens_keep_every_character() -> None:
 
 def test_another_script_is_another_cache_identity() -> None:
     messages, params = [SYSTEM], SamplingParams()
-    hashes = {ScriptedBackend(replies).request_hash(messages, params) for replies in (["a"], ["b"], [], ["a", "b"])}
+    hashes = {backends.create("scripted", replies=replies).request_hash(messages, params) for replies in (["a"], ["b"], [], ["a", "b"])}
     assert len(hashes) == 4
-    assert ScriptedBackend(["a"]).request_hash(messages, params) == ScriptedBackend(["a"]).request_hash(messages, params)
+    same = [backends.create("scripted", replies=["a"]).request_hash(messages, params) for _ in range(2)]
+    assert same[0] == same[1]
 
 
 def test_the_preset_composes_with_the_schemas_defaults() -> None:

@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from analyzers.conversation_stats import ConversationStatsAnalyzer, ending_of
-from analyzers.digression import CATEGORIES, DigressionAnalyzer
+from analyzers import analyzers
+from analyzers.conversation_stats import ending_of
+from analyzers.digression import CATEGORIES
 from analyzers.judging import transcript
-from analyzers.role_drift import RoleDriftAnalyzer
 from helpers import DATA
 from sim.analysis import analyze, build_analyzers
 from sim.compose import compose_config
@@ -76,7 +76,7 @@ def test_repetition_loops_and_endings(conversation) -> None:
         termination_reason="guard_stop: role_flip (role_flipped) at turn 3",
         meta={"correct": True},
     )
-    annotations = ConversationStatsAnalyzer().annotate(episode)
+    annotations = analyzers.create("conversation_stats").annotate(episode)
     assert turn_values(annotations, "repeated_trigram_share")[:4] == [0.0, 0.5, 0.0, 1.0]
     # A near copy (3 of 4 words in order: 0.75), a verbatim copy, and a turn that says one sentence thirty times.
     assert turn_values(annotations, "loop_score") == pytest.approx([0.0, 0.75, 0.0, 1.0, 1 - 4 / 118, 0.0])
@@ -84,7 +84,7 @@ def test_repetition_loops_and_endings(conversation) -> None:
     values = episode_values(annotations)
     assert values["loop_turns"] == 3.0 and values["has_loop"] == 1.0 and values["correct"] == 1.0
     assert values["mean_turn_words"] == pytest.approx((4 + 4 + 3 + 4 + 120 + 5) / 6)
-    analyzer = ConversationStatsAnalyzer()
+    analyzer = analyzers.create("conversation_stats")
     endings = analyzer.corpus_metrics([(episode, []), (conversation([("A", "u", "x")]), []), (conversation([("A", "u", "x")]), [])])
     assert endings["ended[guard_stop]"].mean == pytest.approx(1 / 3) and endings["ended[max_turns]"].mean == pytest.approx(2 / 3)
     assert "graph_density" not in values  # two speakers: no group graph
@@ -93,7 +93,7 @@ def test_repetition_loops_and_endings(conversation) -> None:
 
 def test_transition_graph_of_a_group(conversation) -> None:
     episode = conversation([("A", "a", "one two"), ("B", "b", "three four"), ("C", "c", "five six"), ("A", "a", "seven eight")])
-    values = episode_values(ConversationStatsAnalyzer().annotate(episode))
+    values = episode_values(analyzers.create("conversation_stats").annotate(episode))
     assert values["graph_density"] == pytest.approx(3 / 6) and values["graph_reciprocity"] == 0.0
     assert values["self_transition_share"] == 0.0 and values["transition_entropy"] == pytest.approx(math.log2(3))
 
@@ -103,7 +103,7 @@ def test_spp_transcripts_and_a_human_corpus(store) -> None:
     log = SPP / "logic_grid_puzzle_200__spp_gpt4-32k_temp0_with_sys_mes.jsonl"
     import_file(store, "spp", log, dataset="spp", options={"puzzles": str(SPP / "logic_grid_puzzle_200.jsonl")}, progress=False)
     import_file(store, "dailydialog", CONVERSATIONS / "dailydialog" / "dailydialog_sample_2624.jsonl", dataset="dd", progress=False)
-    (summary,) = analyze(store, [ConversationStatsAnalyzer()])
+    (summary,) = analyze(store, [analyzers.create("conversation_stats")])
     metrics = {(m.group, m.name): m for m in summary.metrics}
     logged = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()]
     correct = [r["test_output_infos"][0]["correct"] for r in logged if r.get("test_output_infos")]
@@ -124,7 +124,7 @@ def test_embedding_distance_from_the_task_grows_with_a_digression(conversation) 
         ],
         task="Bake a chocolate cake.",
     )
-    annotations = DigressionAnalyzer(mode="embedding").annotate(episode)
+    annotations = analyzers.create("digression", mode="embedding").annotate(episode)
     distances = turn_values(annotations, "task_distance")
     assert distances[3] > max(distances[:3]) + 0.3
     assert episode_values(annotations)["drift_slope"] > 0
@@ -134,7 +134,7 @@ def test_embedding_distance_from_the_task_grows_with_a_digression(conversation) 
 
 
 def test_accuracy_with_and_without_digression(conversation) -> None:
-    analyzer = DigressionAnalyzer(mode="embedding")
+    analyzer = analyzers.create("digression", mode="embedding")
     scored = []
     for number, (digresses, correct) in enumerate([(1, False), (1, True), (0, True), (0, True), (0, False)]):
         episode = conversation([("A", "u", "x")], task="t", meta={"correct": correct})
@@ -151,7 +151,7 @@ def test_drift_curve_follows_one_cohort_of_conversations(episode) -> None:
          [Annotation(f"e{n}", "task_distance", float(n), turn_idx=i) for i in range(n)])
         for n in (2, 4, 4, 6)
     ]
-    analyzer = DigressionAnalyzer(mode="embedding")
+    analyzer = analyzers.create("digression", mode="embedding")
     curve = {name: m.mean for name, m in analyzer.corpus_metrics(scored).items() if name.startswith("task_distance_at_turn")}
     assert curve == {f"task_distance_at_turn[{i}]": pytest.approx(14 / 3) for i in range(4)}
     assert analyzer.notes(scored) == ["task_distance_at_turn follows the same 3 of 4 conversations at every turn: those with at least 4 turns"]
@@ -175,7 +175,7 @@ def test_embedding_analyzers_on_real_conversations(store) -> None:
     store.db.execute("DELETE FROM turns WHERE episode_id IN (SELECT id FROM episodes WHERE dataset = 'casino' AND rowid NOT IN (SELECT rowid FROM episodes WHERE dataset = 'casino' ORDER BY rowid LIMIT 12))")
     store.db.execute("DELETE FROM episodes WHERE dataset = 'casino' AND rowid NOT IN (SELECT rowid FROM episodes WHERE dataset = 'casino' ORDER BY rowid LIMIT 12)")
     store.db.conn.commit()
-    digression, drift = analyze(store, [DigressionAnalyzer(mode="embedding"), RoleDriftAnalyzer(mode="embedding")])
+    digression, drift = analyze(store, [analyzers.create("digression", mode="embedding"), analyzers.create("role_drift", mode="embedding")])
     distances = {m.name: m for m in digression.metrics if m.group == "spp"}
     assert distances["mean_task_distance"].n == 12 and 0 < distances["mean_task_distance"].mean < 1
     assert distances["task_distance_at_turn[0]"].unit == "corpus"
@@ -229,7 +229,7 @@ def test_deal_actions_are_not_scored(store) -> None:
     store.db.conn.commit()
     utterances, actions = (store.db["turns"].count_where("kind = ?", [kind]) for kind in ("utterance", "action"))
     assert (utterances, actions) == (11919, 2378)
-    stats, flips = analyze(store, [ConversationStatsAnalyzer(), RoleFlipAnalyzer()], progress=False)
+    stats, flips = analyze(store, [analyzers.create("conversation_stats"), RoleFlipAnalyzer()], progress=False)
     counted = {m.name: m for m in stats.metrics}
     assert counted["turn_words"].n == utterances and counted["n_turns"].mean * counted["n_turns"].n == utterances
     on_actions = store.db.execute(

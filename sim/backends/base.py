@@ -236,4 +236,4 @@ class LocalModelBackend(Backend):
         """Blocking generation; `latency_ms` is filled in by `complete`."""
 
 
-backends: Registry[Backend] = Registry("backend")
+backends: Registry[Backend] = Registry("backend", build_backend)

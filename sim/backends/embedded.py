@@ -174,11 +174,11 @@ class EmbeddedBackend(LocalModelBackend):
 
     def __init__(
         self,
-        model_path: str | None = None,
-        n_ctx: int = 4096,
-        n_threads: int | None = None,
-        logits_all: bool = False,
-        state_cache_mb: int = 256,
+        model_path: str | None,
+        n_ctx: int,
+        n_threads: int | None,
+        logits_all: bool,
+        state_cache_mb: int,
     ) -> None:
         path = Path(model_path).expanduser() if model_path else bundled_model_path()
         self.caveat = None if model_path else BUNDLED_CAVEAT

@@ -27,7 +27,7 @@ class HFConfig(BackendConfig):
 class HFBackend(LocalModelBackend):
     """Runs the model's own chat template through `transformers.pipeline`; one request at a time, seeded per request."""
 
-    def __init__(self, model_path: str, device: str = "cpu", torch_dtype: str = "auto") -> None:
+    def __init__(self, model_path: str, device: str, torch_dtype: str) -> None:
         path = Path(model_path).expanduser()
         if not (path / "config.json").is_file():
             raise SimError(f"backend.model_path: {path} is not a local transformers model directory (no config.json)")

@@ -50,7 +50,7 @@ class LangChainConfig(BackendConfig):
 class LangChainBackend(Backend):
     """Sampling parameters go to the chat model as OpenAI-style call arguments (temperature, top_p, max_tokens, seed)."""
 
-    def __init__(self, chat_model: DictConfig, api_key_env: Optional[str] = None, max_concurrency: int | str = 4) -> None:
+    def __init__(self, chat_model: DictConfig, api_key_env: Optional[str], max_concurrency: int | str) -> None:
         try:
             from langchain_core.language_models import BaseChatModel
         except ImportError:

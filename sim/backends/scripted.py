@@ -39,8 +39,8 @@ class ScriptedBackend(Backend):
     # Answers take no time and hold nothing, so concurrency is the runner's alone to limit.
     max_concurrency = 1024
 
-    def __init__(self, replies: list[str] | None = None, model: str = "scripted") -> None:
-        self.replies = list(replies or [])
+    def __init__(self, replies: list[str], model: str) -> None:
+        self.replies = list(replies)
         self._model = model
 
     @property

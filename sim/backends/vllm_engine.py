@@ -50,13 +50,13 @@ class VLLMBackend(Backend):
     def __init__(
         self,
         model: str,
-        dtype: str = "auto",
-        tensor_parallel_size: int = 1,
-        gpu_memory_utilization: float = 0.9,
-        max_model_len: Optional[int] = None,
-        max_batch: int = 256,
-        batch_wait_ms: float = 10.0,
-        max_concurrency: int | str = 256,
+        dtype: str,
+        tensor_parallel_size: int,
+        gpu_memory_utilization: float,
+        max_model_len: Optional[int],
+        max_batch: int,
+        batch_wait_ms: float,
+        max_concurrency: int | str,
     ) -> None:
         # Checked before vLLM is imported and the weights loaded, which take minutes on a GPU.
         for key, value in (("tensor_parallel_size", tensor_parallel_size), ("max_batch", max_batch)):
@@ -78,7 +78,8 @@ class VLLMBackend(Backend):
 
     @classmethod
     def with_engine(
-        cls, engine: Any, sampling_params_cls: Any, model: str, max_batch: int = 256, batch_wait_ms: float = 10.0
+        cls, engine: Any, sampling_params_cls: Any, model: str, max_batch: int = VLLMConfig.max_batch,
+        batch_wait_ms: float = VLLMConfig.batch_wait_ms,
     ) -> "VLLMBackend":
         """Wrap an engine that is already loaded (in a notebook, say) instead of loading one."""
         backend = cls.__new__(cls)
