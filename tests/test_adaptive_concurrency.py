@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from scripted_server import ScriptedServer
 from test_run_visibility import slow_answer
-from sim.backends.openai_api import OpenAIBackend
+from sim.backends import backends
 from sim.errors import SimError
 from sim.limits import DECREASE, LimitState, RequestLimit, Ticket, request_limit
 from sim.messages import ChatMessage, SamplingParams
@@ -35,7 +35,7 @@ def converse(server: ScriptedServer, limit: RequestLimit, count: int, store: Sto
     """`count` conversations of TURNS requests each, one after another within each, sent to `server` through an
     executor with `limit` (the executor, afterwards). Its backoff is far shorter than the server's Retry-After, so
     that a retry sent before Retry-After has passed would show."""
-    backend = OpenAIBackend(server.base_url, server.model, api_key_env=None)
+    backend = backends.create("openai", base_url=server.base_url, model=server.model, api_key_env=None)
     policy = RetryPolicy(max_attempts=5, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0)
     executor = RequestExecutor(store, backend, policy, False, Budget(None, None), (0.0, 0), limit)
 
@@ -147,7 +147,7 @@ def test_every_schema_takes_auto(schema: str) -> None:
 def test_a_limit_that_is_neither_a_number_nor_auto_is_refused_in_one_line(value: object) -> None:
     wanted = "must be positive, got 0" if value == 0 else f"must be a positive whole number or auto, got {value!r}"
     with pytest.raises(SimError, match=re.escape(f"backend.max_concurrency {wanted}")):
-        OpenAIBackend("http://127.0.0.1:9/v1", "m", api_key_env=None, max_concurrency=value)  # type: ignore[arg-type]
+        backends.create("openai", base_url="http://127.0.0.1:9/v1", model="m", api_key_env=None, max_concurrency=value)
 
 
 def test_progress_shows_rate_limited_waits_and_the_auto_limit() -> None:

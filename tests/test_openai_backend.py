@@ -64,13 +64,13 @@ def test_faults_end_every_episode_done_or_failed_with_reason(sim, tmp_path: Path
 
 def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
     from sim.messages import ChatMessage, SamplingParams
-    from sim.backends.openai_api import OpenAIBackend
+    from sim.backends import backends
     from sim.requests import Budget, Call, RequestExecutor, RetryPolicy
     from sim.store import Store
 
     store = Store.open(tmp_path / "sim.db")
     with FaultProxy(llama_server, script=("429_retry_after", "503"), retry_after_s=1.5) as proxy:
-        backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None)
+        backend = backends.create("openai", base_url=proxy.base_url, model="smollm2", api_key_env=None)
         policy = RetryPolicy(max_attempts=3, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0)
         executor = RequestExecutor(store, backend, policy, False, Budget(None, None), (0.0, 0))
 
@@ -89,14 +89,16 @@ def test_retry_after_is_honored(tmp_path: Path, llama_server: str) -> None:
 @pytest.mark.parametrize("http_client", ["aiohttp", "sdk"])
 def test_every_fault_kind_is_retried(tmp_path: Path, llama_server: str, http_client: str) -> None:
     from sim.messages import ChatMessage, SamplingParams
-    from sim.backends.openai_api import OpenAIBackend
+    from sim.backends import backends
     from sim.requests import Budget, Call, RequestExecutor, RetryPolicy
     from sim.store import Store
 
     store = Store.open(tmp_path / "sim.db")
     # One request meets each fault once, in turn; only a stall needs the timeout, so it is short.
     with FaultProxy(llama_server, script=FAULTS, stall_s=3) as proxy:
-        backend = OpenAIBackend(proxy.base_url, "smollm2", api_key_env=None, timeout_s=2, http_client=http_client)
+        backend = backends.create(
+            "openai", base_url=proxy.base_url, model="smollm2", api_key_env=None, timeout_s=2, http_client=http_client
+        )
         policy = RetryPolicy(max_attempts=len(FAULTS) + 1, initial_s=0.01, max_s=0.05, retry_after_max_s=300.0)
         executor = RequestExecutor(store, backend, policy, False, Budget(None, None), (0.0, 0))
 

@@ -13,9 +13,6 @@ from sim.compose import compose_config
 from sim.errors import SimError
 from sim.registry import Registry
 
-# Backends whose constructors still repeat their schema's defaults, to be removed in a change of their own.
-PENDING = {("backend", "openai")}
-
 
 def test_create_takes_the_schema_defaults_and_the_overrides() -> None:
     digression = analyzers.create("digression", threshold=0.5)
@@ -55,7 +52,7 @@ def test_constructors_repeat_no_default(registry: Registry[object]) -> None:
     """Every setting's default lives in the schema alone: no constructor a schema builds gives one of its own."""
     repeated = [
         f"{klass.__qualname__}.{parameter.name}"
-        for name in registry.names() if (registry.group, name) not in PENDING
+        for name in registry.names()
         for klass in registry.get(name).__mro__ if "__init__" in vars(klass) and klass is not object
         for parameter in inspect.signature(vars(klass)["__init__"]).parameters.values()
         if parameter.default is not inspect.Parameter.empty

@@ -77,11 +77,11 @@ class OpenAIBackend(Backend):
         self,
         base_url: str,
         model: str,
-        api_key_env: str | None = "OPENAI_API_KEY",
-        max_concurrency: int | str = 16,
-        timeout_s: float = 60.0,
-        check_model: bool = True,
-        http_client: str = "aiohttp",
+        api_key_env: str | None,
+        max_concurrency: int | str,
+        timeout_s: float,
+        check_model: bool,
+        http_client: str,
     ) -> None:
         check_max_concurrency(max_concurrency)
         require_positive("backend.timeout_s", timeout_s)
