@@ -159,7 +159,7 @@ class RequestExecutor:
         request_hash = self.backend.request_hash(messages, params, sample_index)
         if self.use_cache and (cached := self._cached(request_hash)) is not None:
             result = RequestResult(cached, request_hash, cache_hit=True, retries=0)
-            self._record(call, result)
+            self._record(call, result, cache=False)
             return result
         estimate = await self._hold(messages, params)
         try:
@@ -167,7 +167,7 @@ class RequestExecutor:
             self._spend(messages, result.completion, estimate)
         finally:
             self._release(estimate)
-        self._record(call, result)
+        self._record(call, result, cache=self.use_cache)
         return result
 
     def _estimate(self, messages: list[ChatMessage], params: SamplingParams) -> tuple[float, float]:
@@ -224,8 +224,8 @@ class RequestExecutor:
         if self.backend.pricing is not None:
             self._spent_usd += self.backend.pricing.cost_usd(completion.prompt_tokens, completion.completion_tokens)
 
-    def _record(self, call: Call, result: RequestResult) -> None:
-        """Write an answered request into the ledger."""
+    def _record(self, call: Call, result: RequestResult, cache: bool) -> None:
+        """Write an answered request into the ledger and, with `cache`, its completion into the request cache."""
         completion = result.completion
         priced = self.backend.pricing is not None and completion.prompt_tokens is not None and completion.completion_tokens is not None
         self.store.add_request({
@@ -235,7 +235,7 @@ class RequestExecutor:
             "cost_usd": self.backend.pricing.cost_usd(completion.prompt_tokens, completion.completion_tokens) if priced else None,  # type: ignore[union-attr, arg-type]
             "cache_hit": int(result.cache_hit), "retries": result.retries,
             "latency_ms": 0.0 if result.cache_hit else round(completion.latency_ms, 3),
-        })
+        }, self._cache_json(completion) if cache else None)
 
     async def _send(self, messages: list[ChatMessage], params: SamplingParams, request_hash: str) -> RequestResult:
         """The backend's completion, with retries."""
@@ -266,18 +266,16 @@ class RequestExecutor:
             if attempts > 1:
                 raise BackendError(f"{exc} (after {attempts} attempts)", attempts=attempts) from exc
             raise
-        if self.use_cache:
-            self._remember(request_hash, completion)
         return RequestResult(completion, request_hash, cache_hit=False, retries=attempts - 1)
 
     def _cached(self, request_hash: str) -> Optional[Completion]:
         stored = self.store.cached_completion(request_hash)
         return Completion(**json.loads(stored)) if stored is not None else None
 
-    def _remember(self, request_hash: str, completion: Completion) -> None:
+    @staticmethod
+    def _cache_json(completion: Completion) -> str:
         # vars() rather than asdict(): no deep copy of the raw response, which may hold numpy scalars (llama.cpp's log-probabilities).
-        blob = json.dumps(vars(completion), default=_plain)
-        self.store.cache_completion(request_hash, self.backend.name, self.backend.model, blob)
+        return json.dumps(vars(completion), default=_plain)
 
 
 def _plain(value: object) -> object:

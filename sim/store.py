@@ -313,9 +313,16 @@ class Store:
         ).fetchone()
         return float(usd), int(tokens)
 
-    def add_request(self, row: dict[str, Any]) -> None:
-        """Record one answered request in the ledger."""
-        self._insert_now("requests", {**row, "created_at": utc_now()})
+    def add_request(self, row: dict[str, Any], completion_json: Optional[str] = None) -> None:
+        """Record one answered request in the ledger and, given its completion's JSON, in the request cache under
+        its hash, in one commit."""
+        created_at = utc_now()
+        with self.db.atomic():
+            self._insert("requests", {**row, "created_at": created_at})
+            if completion_json is not None:
+                cached = {"hash": row["request_hash"], "backend": row["backend"], "model": row["model"],
+                          "completion_json": completion_json, "created_at": created_at}
+                self._insert("request_cache", cached, replace=True)
 
     def run_revisions(self, run_id: str) -> list[dict[str, Any]]:
         """The recorded revisions of a run's config, in order, each with its `changes` and `overrides` decoded."""
@@ -344,7 +351,8 @@ class Store:
 
     def start_episode(self, episode: Episode) -> None:
         """Insert an episode row before its first turn."""
-        self.db["episodes"].insert(
+        self._insert_now(
+            "episodes",
             {
                 "id": episode.id,
                 "run_id": episode.run_id,
@@ -372,25 +380,24 @@ class Store:
     def _insert_now(self, table: str, row: dict[str, Any], replace: bool = False) -> None:
         """One parameterized INSERT and its commit: the per-turn hot path, where sqlite-utils' per-call
         table introspection costs more than the write itself."""
+        with self.db.atomic():  # nests as a savepoint inside an import's transaction
+            self._insert(table, row, replace)
+
+    def _insert(self, table: str, row: dict[str, Any], replace: bool = False) -> None:
         columns = ", ".join(f"[{name}]" for name in row)
         placeholders = ", ".join("?" for _ in row)
         verb = "INSERT OR REPLACE" if replace else "INSERT"
-        with self.db.atomic():  # nests as a savepoint inside an import's transaction
-            self.db.conn.execute(f"{verb} INTO [{table}] ({columns}) VALUES ({placeholders})", list(row.values()))
+        self.db.conn.execute(f"{verb} INTO [{table}] ({columns}) VALUES ({placeholders})", list(row.values()))
 
     def finish_episode(self, episode_id: str, status: str, termination_reason: str, failed_attempts: int = 0) -> None:
         """Record how an episode ended, how many turns it has, and how many attempts the request that failed it
         made (0 when none failed)."""
-        n_turns = self.db["turns"].count_where("episode_id = ?", [episode_id])
-        self.db["episodes"].update(
-            episode_id,
-            {
-                "status": status,
-                "termination_reason": termination_reason,
-                "n_turns": n_turns,
-                "failed_attempts": failed_attempts,
-            },
-        )
+        with self.db.atomic():  # one statement, without sqlite-utils' look-ups of the table on the hot path
+            self.db.conn.execute(
+                "UPDATE episodes SET status = ?, termination_reason = ?, failed_attempts = ?, "
+                "n_turns = (SELECT count(*) FROM turns WHERE episode_id = ?) WHERE id = ?",
+                [status, termination_reason, failed_attempts, episode_id, episode_id],
+            )
 
     def update_episode_meta(self, episode_id: str, **fields: Any) -> None:
         """Set the task or other episode columns after the episode started."""
@@ -398,8 +405,9 @@ class Store:
 
     def find_episode_row(self, episode_id: str) -> Optional[dict[str, Any]]:
         """One episode row without turns, or None."""
-        rows = list(self.db["episodes"].rows_where("id = ?", [episode_id]))
-        return rows[0] if rows else None
+        cursor = self.db.conn.execute("SELECT * FROM episodes WHERE id = ?", [episode_id])
+        row = cursor.fetchone()
+        return dict(zip((column for column, *_ in cursor.description), row)) if row else None
 
     def episode(self, episode_id: str) -> Episode:
         """One episode with its turns."""
@@ -588,17 +596,6 @@ class Store:
         """The stored completion JSON for a request hash, if any."""
         row = self.db.conn.execute("SELECT completion_json FROM request_cache WHERE hash = ?", [request_hash]).fetchone()
         return row[0] if row else None
-
-    def cache_completion(self, request_hash: str, backend: str, model: str, completion_json: str) -> None:
-        """Remember a completion under its request hash."""
-        row = {
-            "hash": request_hash,
-            "backend": backend,
-            "model": model,
-            "completion_json": completion_json,
-            "created_at": utc_now(),
-        }
-        self._insert_now("request_cache", row, replace=True)
 
     # Annotations
 

@@ -146,10 +146,9 @@ def test_sim_runs_show_prints_the_config_the_overrides_and_the_ledger(tmp_path: 
 
 
 def test_the_request_that_would_cross_the_cap_is_not_sent(tmp_path: Path) -> None:
-    from omegaconf import OmegaConf
-
+    import sim.compose  # noqa: F401  (registers every backend)
     from sim.messages import ChatMessage, SamplingParams
-    from sim.backends.base import build_backend
+    from sim.backends import backends
     from sim.errors import SimError
     from sim.config import RunnerConfig
     from sim.requests import Budget, BudgetStop, Call, RequestExecutor, retry_policy
@@ -158,12 +157,12 @@ def test_the_request_that_would_cross_the_cap_is_not_sent(tmp_path: Path) -> Non
     prompt = [ChatMessage("user", "x" * 20)]  # 20 characters: estimated at 20 tokens before any answer
     params = SamplingParams(max_tokens=8)  # estimated at 8, as the server reports
     with ScriptedServer(lambda messages: REPLY, usage=USAGE) as server:
-        config = {"_target_": "sim.backends.openai_api.OpenAIBackend", "base_url": server.base_url, "model": server.model,
-                  "api_key_env": None, "pricing": {"input_usd_per_mtok": 1000, "output_usd_per_mtok": 2000}}
+        config = {"base_url": server.base_url, "model": server.model, "api_key_env": None,
+                  "pricing": {"input_usd_per_mtok": 1000, "output_usd_per_mtok": 2000}}
 
         def session(store: Store, run_id: str, budget: Budget, n: int, prompt: list[ChatMessage] = prompt) -> list[object]:
             """`n` requests at once under `budget`, each its own (another sample index); what each ended with."""
-            backend = build_backend(OmegaConf.create(config), "backend")
+            backend = backends.create("openai", **config)
             executor = RequestExecutor(store, backend, retry_policy(RunnerConfig()), True, budget, store.run_spend(run_id))
 
             async def every() -> list[object]:
@@ -187,8 +186,8 @@ def test_the_request_that_would_cross_the_cap_is_not_sent(tmp_path: Path) -> Non
         ).fetchall()
         assert (hits, saved_tokens, saved_usd) == (2, 2 * 28, pytest.approx(2 * PER_REQUEST_USD)), "cache hits are counted as saved"
         store.close()
-        with pytest.raises(SimError, match=r"^backend.pricing needs input_usd_per_mtok and output_usd_per_mtok"):
-            build_backend(OmegaConf.create({**config, "pricing": {"input_usd_per_mtok": 1}}), "backend")
+        with pytest.raises(SimError, match=r"^backend openai\.pricing needs input_usd_per_mtok and output_usd_per_mtok"):
+            backends.create("openai", **{**config, "pricing": {"input_usd_per_mtok": 1}})
 
 
 def test_a_database_from_before_the_ledger_gets_its_requested_turns_in_it(tmp_path: Path) -> None:
