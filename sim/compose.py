@@ -16,9 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import analyzers  # registers analyzers
-import scenarios  # noqa: F401  (registers scenarios and their config schemas)
+import scenarios  # registers scenarios and their config schemas
 import sim.config  # noqa: F401  (registers the top-level schema)
 from sim.backends import embedded, hf_pipeline, langchain_chat, openai_api, scripted, vllm_engine  # noqa: F401  (registers backends and their config schemas)
+from sim.backends import backends
 from sim.errors import SimError, one_line
 
 CONFIG_MODULE = "conf"
@@ -139,6 +140,21 @@ def analysis_settings(overrides: list[str], command: str) -> DictConfig:
         raise SimError(f"{command} takes analyzer and judge settings (analyzer.NAME.KEY=VALUE, backend=..., "
                        f"runner.{'/'.join(JUDGE_REQUEST_KEYS)}), got {bad[0]!r}")
     return compose_config(overrides)
+
+
+def with_schema_defaults(cfg: DictConfig) -> DictConfig:
+    """`cfg` with each backend, scenario and analyzer setting it lacks at its schema's default: a run stored before a
+    setting existed goes on with that setting's default (constructors take no defaults of their own)."""
+    nodes = [("backend", backends), ("scenario", scenarios.scenarios)]
+    nodes += [(f"analyzer.{name}", analyzers.analyzers) for name in (cfg.get("analyzer") or {})]
+    for key, registry in nodes:
+        node = OmegaConf.select(cfg, key)
+        schema = registry.schema_for_target(node.get("_target_")) if isinstance(node, DictConfig) else None
+        if schema is not None:
+            # Plain defaults under the stored node: a stored key that today's schema no longer has is kept for the
+            # constructor to judge, not refused by the merge.
+            OmegaConf.update(cfg, key, OmegaConf.merge(OmegaConf.to_container(OmegaConf.structured(schema)), node), merge=False)
+    return cfg
 
 
 def override_key(override: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Callable, Generic, Optional, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -55,6 +55,10 @@ class Registry(Generic[T]):
             return self._schemas[name]
         except KeyError:
             raise SimError(f"{self.group} {name!r} has no config schema") from None
+
+    def schema_for_target(self, target: Optional[str]) -> Optional[type]:
+        """The registered schema that builds `target` (a `_target_` path), or None when none does."""
+        return next((schema for schema in self._schemas.values() if getattr(schema, "_target_", None) == target), None)
 
     def create(self, name: str, **overrides: Any) -> T:
         """The object registered as `name`, built from its schema's defaults with `overrides` and validated as in a

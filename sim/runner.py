@@ -21,7 +21,7 @@ from scenarios import EpisodePlan, Outcome, Scenario
 from sim.analysis import analyze, build_analyzers
 from sim.backends import Backend, BackendError
 from sim.backends.base import build_backend
-from sim.compose import GROUPS, apply_overrides, override_key
+from sim.compose import GROUPS, apply_overrides, override_key, with_schema_defaults
 from sim.config import build, config_changes, redacted, redacted_override, redacted_yaml, with_changes
 from sim.errors import SimError, require_at_least, require_positive
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
@@ -409,6 +409,7 @@ def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: lis
     current = OmegaConf.to_container(OmegaConf.create(row["config_yaml"]))
     for revision in revisions:
         with_changes(current, revision["changes"])
+    current = OmegaConf.to_container(with_schema_defaults(OmegaConf.create(current)))
     stored = OmegaConf.create(current)
     for key in map(override_key, overrides):
         if key in GROUPS and OmegaConf.select(cfg, f"{key}._target_") != OmegaConf.select(stored, f"{key}._target_"):

@@ -56,3 +56,31 @@ def test_a_run_stored_before_newer_settings_replays_resumes_and_analyzes(tmp_pat
     finally:
         store.close()
     assert [summary.n_episodes for summary in summaries] == [2]
+
+
+def test_an_unfinished_run_stored_before_its_backend_scenario_and_analyzers_had_settings_resumes(tmp_path: Path, db_rows) -> None:
+    from scripted_server import ScriptedServer
+
+    db = tmp_path / "sim.db"
+    # Settings whose constructors once gave a default: a run stored before each existed lacks it.
+    missing = ("backend.http_client", "backend.check_model", "scenario.specify_word_limit", "analyzer.digression.threshold")
+    with ScriptedServer(lambda messages: "Go on.") as server:
+        overrides = [*server.backend_args(), f"store.path={db}", "runner.progress=false", *RUN]
+        execute(compose_config(overrides), overrides=overrides)
+        with sqlite3.connect(db) as connection:  # the second episode cut off after two turns, as by a Ctrl-C
+            connection.execute("UPDATE runs SET status = 'interrupted'")
+            connection.execute("UPDATE episodes SET status = 'interrupted' WHERE id = 'old-e0001'")
+            connection.execute("DELETE FROM turns WHERE episode_id = 'old-e0001' AND idx >= 2")
+            (stored,) = connection.execute("SELECT config_yaml FROM runs").fetchone()
+            config = OmegaConf.create(stored)
+            for key in missing:
+                parent, name = key.rsplit(".", 1)
+                assert name in OmegaConf.select(config, parent), f"{key} is not in today's stored config"
+                OmegaConf.select(config, parent).pop(name)
+            connection.execute("UPDATE runs SET config_yaml = ?", [OmegaConf.to_yaml(config)])
+
+        resumed = execute(compose_config(overrides), overrides=overrides)
+    assert not resumed.already_done
+    assert db_rows(db, "SELECT status FROM runs") == [("done",)]
+    assert db_rows(db, "SELECT id, status, n_turns FROM episodes ORDER BY id") == [("old-e0000", "done", 4), ("old-e0001", "done", 4)]
+    assert db_rows(db, "SELECT count(*) FROM run_revisions") == [(0,)], "a default taken is not a change of the run's config"
