@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
 
 import sim.compose  # noqa: F401  (registers analyzers, scenarios, backends and the top-level schema)
 from sim.backends import Backend, Completion, backends
@@ -103,6 +104,16 @@ def start_responder(latency_ms: float, *options: str) -> tuple[subprocess.Popen,
     raise RuntimeError("the responder did not start")
 
 
+def backend_overrides(name: str, base_url: str, latency_ms: float) -> list[str]:
+    """The overrides of the measured backend `name` (http, http_sdk or sleep), the HTTP ones against `base_url`."""
+    http = ["backend=openai", f"backend.base_url={base_url}", "backend.model=bench", "backend.api_key_env=null"]
+    return {
+        "http": http,
+        "http_sdk": [*http, "backend.http_client=sdk"],
+        "sleep": ["backend=base_sleep", f"backend.latency_ms={latency_ms}"],
+    }[name]
+
+
 def prepare_store(db: Path, full_text_index: str) -> None:
     """Create and migrate the store before the run, without the full-text index of turns for `off`."""
     store = Store.open(db)
@@ -111,8 +122,8 @@ def prepare_store(db: Path, full_text_index: str) -> None:
     store.close()
 
 
-def measure(backend: list[str], db: Path, episodes: int, turns: int, concurrency: int) -> dict:
-    """Run one workload in this process and return its throughput and CPU cost during generation."""
+def workload_config(backend: list[str], db: Path, episodes: int, turns: int, concurrency: int) -> DictConfig:
+    """The composed config of one workload: `episodes` role-plays of `turns` turns, `concurrency` in flight."""
     overrides = [
         *backend,
         f"backend.max_concurrency={concurrency}",
@@ -124,8 +135,12 @@ def measure(backend: list[str], db: Path, episodes: int, turns: int, concurrency
         f"store.path={db}",
     ]
     with initialize_config_module(config_module="conf", version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    report = execute(cfg)
+        return compose(config_name="config", overrides=overrides)
+
+
+def measure(backend: list[str], db: Path, episodes: int, turns: int, concurrency: int) -> dict:
+    """Run one workload in this process and return its throughput and CPU cost during generation."""
+    report = execute(workload_config(backend, db, episodes, turns, concurrency))
     n_turns = report.totals["n_turns"]
     assert n_turns == episodes * turns, f"expected {episodes * turns} turns, stored {n_turns}"
     return {"turns": n_turns, "wall_s": report.totals["wall_s"], "cpu_s": report.totals["cpu_s"]}
@@ -252,12 +267,6 @@ def main() -> None:
     quiet = contextlib.redirect_stdout(sys.stderr) if args.markdown else contextlib.nullcontext()
     with quiet:
         process, base_url = start_responder(args.latency_ms)
-        choices = {
-            "http": ["backend=openai", f"backend.base_url={base_url}", "backend.model=bench", "backend.api_key_env=null"],
-            "http_sdk": ["backend=openai", f"backend.base_url={base_url}", "backend.model=bench", "backend.api_key_env=null",
-                         "backend.http_client=sdk"],
-            "sleep": ["backend=base_sleep", f"backend.latency_ms={args.latency_ms}"],
-        }
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 for name in args.backends:
@@ -270,7 +279,7 @@ def main() -> None:
                             for index in indexes:
                                 db = Path(tmp) / f"{name}-{mode.split()[0]}-{size}-{index}-{number}.db"
                                 prepare_store(db, index)
-                                row = measure(choices[name], db, episodes, args.turns, concurrency)
+                                row = measure(backend_overrides(name, base_url, args.latency_ms), db, episodes, args.turns, concurrency)
                                 row.update(backend=name, mode=mode, concurrency=concurrency, episodes=episodes, full_text_index=index)
                                 results.append(row)
         finally:

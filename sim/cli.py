@@ -424,15 +424,18 @@ def runs(ctx: click.Context, db: str, sweep_id: Optional[str], as_json: bool) ->
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON: config, overrides and ledger.")
 def runs_show(run_id: str, db: str, as_json: bool) -> None:
     """Show one run: its stored config (secrets redacted), the overrides of each session that started or resumed
-    it, and its ledger per kind of call (turns, texts such as a task specifier's, judges), with cost and what the
-    cache saved.
+    it, its ledger per kind of call (turns, texts such as a task specifier's, judges), with cost and what the
+    cache saved, and how its request limit went (with backend.max_concurrency=auto, or when the server said it was
+    overloaded).
 
     \b
     Examples:
         sim runs show 20261125-080000-1a2b3c --db runs/sim.db
         sim runs show 20261125-080000-1a2b3c --json
     """
-    from sim.report import ledger_table, rich_tables
+    from dataclasses import asdict
+
+    from sim.report import ledger_table, request_limit_words, rich_tables, stored_request_limit
 
     store = _open(db)
     try:
@@ -441,8 +444,10 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
     finally:
         store.close()
     overrides = None if row["overrides_json"] is None else json.loads(row["overrides_json"])
+    limit = stored_request_limit(row)
     if as_json:
-        shown = {"id": run_id, "status": row["status"], "config_yaml": row["config_yaml"], "overrides": overrides, "ledger": ledger, "total": total}
+        shown = {"id": run_id, "status": row["status"], "config_yaml": row["config_yaml"], "overrides": overrides, "ledger": ledger, "total": total,
+                 "request_limit": None if limit is None else asdict(limit)}
         click.echo(json.dumps(shown, indent=2))
         return
     console = Console()
@@ -459,6 +464,8 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
         console.print(*rich_tables(ledger_table(run_id, ledger, total), console.width))
     else:
         console.print("ledger: no requests recorded")
+    if limit is not None and (limit.adaptive or limit.overloads):
+        console.print(request_limit_words(limit))
 
 
 def _overrides_and_config_dir(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:

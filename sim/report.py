@@ -152,6 +152,19 @@ def request_limit_words(limit: "LimitState") -> str:
     return f"request limit (auto, up to {limit.ceiling}): {limit.current} at the end, {limit.high} at the highest, {cut}; {overloads}"
 
 
+def stored_request_limit(run: dict[str, Any]) -> Optional["LimitState"]:
+    """How a stored run's request limit went, from its runs row and stored config; None for a run from before the
+    limit was recorded."""
+    from sim.limits import LimitState
+
+    if run.get("request_limit") is None:
+        return None
+    config = yaml.safe_load(run["config_yaml"] or "") or {}
+    adaptive = (config.get("backend") or {}).get("max_concurrency") == "auto"
+    ceiling = (config.get("runner") or {}).get("concurrency") or run["request_limit_max"]
+    return LimitState(adaptive, run["request_limit"], run["request_limit_min"], run["request_limit_max"], ceiling, run["overloads"] or 0)
+
+
 def print_run(console: Console, report: "RunReport") -> None:
     """What a run produced, how its episodes ended, its totals, and the analyzer summary."""
     if report.already_done:

@@ -5,6 +5,7 @@ settles near the server's slots, each refused request waits out Retry-After, and
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import statistics
 import time
@@ -120,7 +121,7 @@ def test_a_run_with_auto_loses_no_episode_and_records_its_limit(tmp_path: Path, 
         done = run_sim(
             ["run", *server.backend_args(), f"store.path={db}", "runner.analyze=[]", "runner.progress=false",
              "scenario.max_tokens=16", "scenario.n_episodes=16", f"scenario.max_turns={TURNS}", f"runner.concurrency={CEILING}",
-             "backend.max_concurrency=auto"],
+             "backend.max_concurrency=auto", "run.id=adaptive"],
             tmp_path,
         )
     assert done.returncode == 0, done.stderr
@@ -135,6 +136,13 @@ def test_a_run_with_auto_loses_no_episode_and_records_its_limit(tmp_path: Path, 
     printed = " ".join(done.stdout.split())  # as one line: the console wraps at 80 columns
     said = re.search(r"request limit \(auto, up to 16\): (\d+) at the end, (\d+) at the highest, cut to (\d+) at the lowest; (\d+) answers", printed)
     assert said and tuple(map(int, said.groups())) == (final, high, low, overloads), done.stdout
+
+    shown = run_sim(["runs", "show", "adaptive", "--db", str(db)], tmp_path)
+    assert said.group(0) in " ".join(shown.stdout.split()), shown.stdout
+    as_json = json.loads(run_sim(["runs", "show", "adaptive", "--db", str(db), "--json"], tmp_path).stdout)
+    assert as_json["request_limit"] == {
+        "adaptive": True, "current": final, "low": low, "high": high, "ceiling": CEILING, "overloads": overloads
+    }
 
 
 @pytest.mark.parametrize("schema", ["openai_api.OpenAIConfig", "langchain_chat.LangChainConfig", "vllm_engine.VLLMConfig"])
