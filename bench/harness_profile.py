@@ -29,10 +29,11 @@ from sim.runner import execute
 
 # (part, what a function's file path or built-in name contains), first match wins; anything else is "other".
 PARTS = [
-    ("idle: waiting for sockets and timers", ("'poll' of 'select.epoll'", "'select' of 'select.")),
+    ("idle: waiting for sockets and timers", ("'poll' of 'select.epoll'",)),
     ("SQLite (statements, commits, sqlite-utils)", ("sqlite3", "sqlite_utils")),
     ("retry loop (tenacity)", ("tenacity",)),
-    ("HTTP client (aiohttp, or the SDK and httpx)", ("aiohttp", "yarl", "multidict", "openai", "httpx", "httpcore", "anyio", "h11", "_socket")),
+    ("HTTP client (aiohttp, or the SDK and httpx)",
+     ("aiohttp", "yarl", "multidict", "site-packages/openai/", "httpx", "httpcore", "anyio", "h11", "_socket")),
     ("JSON", ("json",)),
     ("request hashing", ("_hashlib", "sha256")),
     ("event loop (asyncio)", ("asyncio", "selectors", "contextvars")),
@@ -59,31 +60,45 @@ def profile(overrides: list[str], episodes: int, turns: int, concurrency: int) -
         prepare_store(db, "on")
         cfg = workload_config(overrides, db, episodes, turns, concurrency)
         profiler = cProfile.Profile()
-        profiler.enable()
-        report = execute(cfg)
-        profiler.disable()
+        with profiler:
+            report = execute(cfg)
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     seconds: dict[str, float] = defaultdict(float)
-    for key, (_, _, own, _, callers) in stats.items():
-        for part, share in shares_of(key, callers, stats, CALLER_DEPTH).items():
+    shares = Attribution(stats)
+    for key, (_, _, own, _, _) in stats.items():
+        for part, share in shares.of(key, CALLER_DEPTH).items():
             seconds[part] += own * share
     return report.totals["n_turns"], seconds
 
 
-def shares_of(key: tuple[str, int, str], callers: dict, stats: dict, depth: int) -> dict[str, float]:
-    """The parts a function's own time belongs to: its own part, or for a general-purpose function (a built-in, the
-    standard library) its callers' parts, in proportion to the time it spent for each, up to `depth` callers up."""
-    part = part_of(key)
-    if part != OTHER or depth == 0 or not callers:
-        return {part: 1.0}
-    spent = {caller: timing[2] for caller, timing in callers.items()}  # its own time when called from each
-    total = sum(spent.values())
-    shares: dict[str, float] = defaultdict(float)
-    for caller, own in spent.items():
-        weight = own / total if total else 1 / len(spent)
-        for caller_part, share in shares_of(caller, stats.get(caller, (0, 0, 0, 0, {}))[4], stats, depth - 1).items():
-            shares[caller_part] += weight * share
-    return shares
+class Attribution:
+    """The parts each profiled function's own time belongs to: its own part, or for a general-purpose function (a
+    built-in, the standard library) its callers' parts, in proportion to the time spent for each of them."""
+
+    def __init__(self, stats: dict) -> None:
+        self.stats = stats
+        self._known: dict[tuple[tuple[str, int, str], int], dict[str, float]] = {}  # a built-in has hundreds of callers
+
+    def of(self, key: tuple[str, int, str], depth: int) -> dict[str, float]:
+        """Each part's share of `key`'s own time, tracing callers up to `depth` calls up."""
+        if (key, depth) not in self._known:
+            self._known[key, depth] = self._traced(key, depth)
+        return self._known[key, depth]
+
+    def _traced(self, key: tuple[str, int, str], depth: int) -> dict[str, float]:
+        part = part_of(key)
+        callers = self.stats[key][4] if key in self.stats else {}
+        if part != OTHER or depth == 0 or not callers:
+            return {part: 1.0}
+        # Weighted by the time spent under each caller (cumulative), so that a thin wrapper passes its share on.
+        spent = {caller: timing[3] for caller, timing in callers.items()}
+        total = sum(spent.values())
+        shares: dict[str, float] = defaultdict(float)
+        for caller, time_spent in spent.items():
+            weight = time_spent / total if total else 1 / len(spent)
+            for caller_part, share in self.of(caller, depth - 1).items():
+                shares[caller_part] += weight * share
+        return shares
 
 
 def parts_table(results: dict[str, tuple[int, dict[str, float]]]) -> str:

@@ -11,7 +11,8 @@ during generation. Three backends are measured:
 - `http_sdk`: the same with the official SDK's client (`backend.http_client=sdk`).
 - `sleep`: an in-process backend that only sleeps for the latency; the CPU per turn is the harness alone
   (scheduling, seeds, request hashing, the request cache and ledger, the SQLite writes, the agents' prompts).
-  What an `http` row costs beyond it is its HTTP client's.
+  What an `http` row costs beyond it is its HTTP client's, with the backend's building of the request and reading
+  of the answer.
 
 The `--baseline` workload (default: that of c=64) is then run one conversation after another on each backend.
 
@@ -196,7 +197,7 @@ def targets_table(results: list[dict], baseline: int) -> str:
 
 def cpu_split_table(results: list[dict]) -> str:
     """Where each HTTP turn's CPU goes, per concurrency: the harness (the `sleep` backend's CPU per turn) and the
-    HTTP client (what an `http` backend's turn costs beyond it)."""
+    HTTP client with the backend's request and answer handling (what an `http` backend's turn costs beyond it)."""
     clients = [name for name in dict.fromkeys(r["backend"] for r in results) if name != "sleep"]
     header = ["concurrency", "harness ms/turn (sleep)", *(f"{name}: client ms/turn (share of the turn)" for name in clients)]
     rows = []

@@ -441,10 +441,11 @@ def runs_show(run_id: str, db: str, as_json: bool) -> None:
     try:
         row = store.run(run_id)
         ledger, total = store.ledger(run_id), store.ledger_total(run_id)
+        revisions = store.run_revisions(run_id)
     finally:
         store.close()
     overrides = None if row["overrides_json"] is None else json.loads(row["overrides_json"])
-    limit = stored_request_limit(row)
+    limit = stored_request_limit(row, revisions)
     if as_json:
         shown = {"id": run_id, "status": row["status"], "config_yaml": row["config_yaml"], "overrides": overrides, "ledger": ledger, "total": total,
                  "request_limit": None if limit is None else asdict(limit)}

@@ -58,6 +58,8 @@ class Registry(Generic[T]):
 
     def schema_for_target(self, target: Optional[str]) -> Optional[type]:
         """The registered schema that builds `target` (a `_target_` path), or None when none does."""
+        if target is None:
+            return None
         return next((schema for schema in self._schemas.values() if getattr(schema, "_target_", None) == target), None)
 
     def create(self, name: str, **overrides: Any) -> T:

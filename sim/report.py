@@ -152,17 +152,23 @@ def request_limit_words(limit: "LimitState") -> str:
     return f"request limit (auto, up to {limit.ceiling}): {limit.current} at the end, {limit.high} at the highest, {cut}; {overloads}"
 
 
-def stored_request_limit(run: dict[str, Any]) -> Optional["LimitState"]:
-    """How a stored run's request limit went, from its runs row and stored config; None for a run from before the
-    limit was recorded."""
+def stored_request_limit(run: dict[str, Any], revisions: list[dict[str, Any]]) -> Optional["LimitState"]:
+    """How a stored run's request limit went, from its runs row and its config as last revised (a resume may change
+    backend.max_concurrency and runner.concurrency); None for a run from before the limit was recorded."""
+    from sim.config import with_changes
     from sim.limits import LimitState
 
     if run.get("request_limit") is None:
         return None
     config = yaml.safe_load(run["config_yaml"] or "") or {}
-    adaptive = (config.get("backend") or {}).get("max_concurrency") == "auto"
-    ceiling = (config.get("runner") or {}).get("concurrency") or run["request_limit_max"]
-    return LimitState(adaptive, run["request_limit"], run["request_limit_min"], run["request_limit_max"], ceiling, run["overloads"] or 0)
+    for revision in revisions:
+        with_changes(config, revision["changes"])
+    limit = (config.get("backend") or {}).get("max_concurrency")
+    adaptive = limit == "auto"
+    # auto grows up to runner.concurrency; a fixed limit is its own ceiling.
+    ceiling = (config.get("runner") or {}).get("concurrency") if adaptive else limit
+    return LimitState(adaptive, run["request_limit"], run["request_limit_min"], run["request_limit_max"],
+                      ceiling or run["request_limit_max"], run["overloads"] or 0)
 
 
 def print_run(console: Console, report: "RunReport") -> None:

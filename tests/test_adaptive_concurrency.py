@@ -224,3 +224,14 @@ def test_a_cancelled_waiter_leaves_no_place_taken() -> None:
             return True
 
     assert asyncio.run(asyncio.wait_for(scenario(), 2))
+
+
+def test_a_stored_limit_reads_its_ceiling_from_the_config_as_last_revised() -> None:
+    from sim.report import stored_request_limit
+
+    run = {"request_limit": 6, "request_limit_min": 3, "request_limit_max": 8, "overloads": 4,
+           "config_yaml": "backend:\n  max_concurrency: 8\nrunner:\n  concurrency: 64\n"}
+    assert stored_request_limit(run, []) == LimitState(False, 6, 3, 8, 8, 4), "a fixed limit is its own ceiling"
+    resumed_auto = [{"changes": {"backend.max_concurrency": {"old": 8, "new": "auto"}, "runner.concurrency": {"old": 64, "new": 32}}}]
+    assert stored_request_limit(run, resumed_auto) == LimitState(True, 6, 3, 8, 32, 4), "auto grows up to runner.concurrency"
+    assert stored_request_limit({**run, "request_limit": None}, []) is None, "a run from before the limit was recorded"

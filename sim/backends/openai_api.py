@@ -24,7 +24,7 @@ from sim.backends.base import (
     read_api_key,
 )
 from sim.backends.openai_http import ConnectionFailure, HTTPStatusFailure, MalformedBody, RequestTimeout, chat_client
-from sim.errors import one_line, require_positive
+from sim.errors import SimError, one_line, require_positive
 from sim.limits import check_max_concurrency
 from sim.messages import ChatMessage, SamplingParams
 
@@ -85,6 +85,8 @@ class OpenAIBackend(Backend):
     ) -> None:
         check_max_concurrency(max_concurrency)
         require_positive("backend.timeout_s", timeout_s)
+        if not base_url.startswith(("http://", "https://")):
+            raise SimError(f"backend.base_url must start with http:// or https://, got {base_url!r}")
         api_key = read_api_key("openai", api_key_env) if api_key_env else NO_KEY
         self.base_url = base_url
         self._model = model
@@ -113,8 +115,13 @@ class OpenAIBackend(Backend):
             raise BackendSetupError(
                 f"backend=openai: cannot reach {self.base_url} ({why}); is the server running? check backend.base_url"
             ) from None
-        except MalformedBody:
-            return  # an odd /models says nothing about chat; the run's own retries deal with a bad chat answer
+        except MalformedBody as exc:
+            if not self.check_model:
+                return  # an odd /models says nothing about chat; the run's own retries deal with a bad chat answer
+            raise BackendSetupError(
+                f"backend=openai: {self.base_url}/models gave no model list ({exc}); set backend.check_model=false "
+                "to start without checking the model"
+            ) from None
         except HTTPStatusFailure as exc:
             if exc.status == 429 or exc.status >= 500:
                 return  # busy right now: the run's own retries deal with that

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import urllib.parse
 import urllib.request
 from abc import ABC, abstractmethod
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from sim.errors import one_line, require_one_of
 
@@ -38,6 +39,11 @@ class ConnectionFailure(Exception):
 
 class MalformedBody(Exception):
     """A success status whose body is not JSON."""
+
+
+# Headers the SDK's client adds from these environment variables; the aiohttp client adds them too, so that both
+# send the same request.
+ENVIRONMENT_HEADERS = (("OpenAI-Organization", "OPENAI_ORG_ID"), ("OpenAI-Project", "OPENAI_PROJECT_ID"))
 
 
 class ChatClient(ABC):
@@ -65,34 +71,38 @@ class AiohttpChatClient(ChatClient):
         self._aiohttp = aiohttp
         self.base_url = base_url.rstrip("/")
         self.headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        self.headers.update({header: os.environ[name] for header, name in ENVIRONMENT_HEADERS if os.environ.get(name)})
+        # The whole request, connecting included (the SDK's httpx applies its timeout to each phase instead).
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.proxy = environment_proxy(self.base_url)
-        # Made on first use: an aiohttp session belongs to the event loop it was made in, and the backend is built
-        # before the run's loop starts.
+        # Made on first use, and again in another event loop: an aiohttp session belongs to the loop it was made in,
+        # and the backend is built before the run's loop starts.
         self._session: Any = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     def _open(self) -> Any:
-        if self._session is None:
+        loop = asyncio.get_running_loop()
+        if self._session is None or self._loop is not loop:
             self._session = self._aiohttp.ClientSession(
                 # No pool limit: the run's request limit already bounds what is in flight.
                 connector=self._aiohttp.TCPConnector(limit=0),
                 headers=self.headers,
                 timeout=self.timeout,
-                proxy=self.proxy,
             )
+            self._loop = loop
         return self._session
 
     async def _request(self, method: str, path: str, body: bytes | None = None) -> Any:
         aiohttp = self._aiohttp
         try:
-            async with self._open().request(method, f"{self.base_url}{path}", data=body) as response:
+            async with self._open().request(method, f"{self.base_url}{path}", data=body, proxy=self.proxy) as response:
                 content = await response.read()
                 status, headers = response.status, response.headers
         except asyncio.TimeoutError:
             raise RequestTimeout() from None
-        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+        except aiohttp.ClientError as exc:  # unreachable, dropped, or an answer that is not HTTP: as the SDK's client
             raise ConnectionFailure(one_line(str(exc), 200) or type(exc).__name__) from None
-        if status >= 400:
+        if not 200 <= status < 300:
             raise HTTPStatusFailure(status, headers, _error_message(content))
         try:
             return json.loads(content)
@@ -113,19 +123,23 @@ class AiohttpChatClient(ChatClient):
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        if self._session is not None:
+        if self._session is not None and self._loop is asyncio.get_running_loop():
             await self._session.close()
-            self._session = None
+        self._session = self._loop = None
 
 
 def environment_proxy(url: str) -> str | None:
-    """The proxy the environment (`https_proxy`, `no_proxy`, ...) sets for `url`, as the SDK's client honours it.
-    Read once here: aiohttp's `trust_env` reads it again in a worker thread on every request, which costs more
-    CPU than the request itself."""
+    """The proxy `https_proxy`, `http_proxy` or `all_proxy` sets for `url`, unless `no_proxy` exempts it."""
+    # Read once here: aiohttp's trust_env reads it again in a worker thread on every request, which costs more CPU
+    # than the request itself.
     parts = urllib.parse.urlsplit(url)
-    if parts.hostname is None or urllib.request.proxy_bypass(parts.hostname):
+    if parts.hostname is None or urllib.request.proxy_bypass(parts.netloc.rpartition("@")[2]):
         return None
-    return urllib.request.getproxies().get(parts.scheme)
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and "://" not in proxy:
+        proxy = f"http://{proxy}"  # `host:port`, as httpx reads it
+    return proxy
 
 
 def _error_message(content: bytes) -> str:
