@@ -159,6 +159,14 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], ignored: tuple[str,
     return changes
 
 
+def revised_config(config_yaml: Optional[str], revisions: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's stored config with the changes of its recorded revisions (`Store.run_revisions`) applied, in order."""
+    config: dict[str, Any] = OmegaConf.to_container(OmegaConf.create(config_yaml or ""))  # type: ignore[assignment]
+    for revision in revisions:
+        with_changes(config, revision["changes"])
+    return config
+
+
 def with_changes(config: dict[str, Any], changes: dict[str, dict[str, Any]]) -> None:
     """Apply `config_changes` to a config container in place: keys without a new value are removed first, then
     the others set."""

@@ -155,14 +155,12 @@ def request_limit_words(limit: "LimitState") -> str:
 def stored_request_limit(run: dict[str, Any], revisions: list[dict[str, Any]]) -> Optional["LimitState"]:
     """How a stored run's request limit went, from its runs row and its config as last revised (a resume may change
     backend.max_concurrency and runner.concurrency); None for a run from before the limit was recorded."""
-    from sim.config import with_changes
+    from sim.config import revised_config
     from sim.limits import LimitState
 
     if run.get("request_limit") is None:
         return None
-    config = yaml.safe_load(run["config_yaml"] or "") or {}
-    for revision in revisions:
-        with_changes(config, revision["changes"])
+    config = revised_config(run["config_yaml"], revisions)
     limit = (config.get("backend") or {}).get("max_concurrency")
     adaptive = limit == "auto"
     # auto grows up to runner.concurrency; a fixed limit is its own ceiling.

@@ -22,7 +22,7 @@ from sim.analysis import analyze, build_analyzers
 from sim.backends import Backend, BackendError
 from sim.backends.base import build_backend
 from sim.compose import GROUPS, apply_overrides, override_key, with_schema_defaults
-from sim.config import build, config_changes, redacted, redacted_override, redacted_yaml, with_changes
+from sim.config import build, config_changes, redacted, redacted_override, redacted_yaml, revised_config
 from sim.errors import SimError, require_at_least, require_positive
 from sim.guards import GUARD_ANALYZER, Guard, GuardStop, build_guards
 from sim.ids import episode_id_of, episode_index_of, new_run_id
@@ -406,10 +406,7 @@ def _resumable_config(store: Store, run_id: str, cfg: DictConfig, overrides: lis
     if row is None:
         return None
     revisions = store.run_revisions(run_id)
-    current = OmegaConf.to_container(OmegaConf.create(row["config_yaml"]))
-    for revision in revisions:
-        with_changes(current, revision["changes"])
-    current = OmegaConf.to_container(with_schema_defaults(OmegaConf.create(current)))
+    current = OmegaConf.to_container(with_schema_defaults(OmegaConf.create(revised_config(row["config_yaml"], revisions))))
     stored = OmegaConf.create(current)
     for key in map(override_key, overrides):
         if key in GROUPS and OmegaConf.select(cfg, f"{key}._target_") != OmegaConf.select(stored, f"{key}._target_"):

@@ -405,9 +405,7 @@ class Store:
 
     def find_episode_row(self, episode_id: str) -> Optional[dict[str, Any]]:
         """One episode row without turns, or None."""
-        cursor = self.db.conn.execute("SELECT * FROM episodes WHERE id = ?", [episode_id])
-        row = cursor.fetchone()
-        return dict(zip((column for column, *_ in cursor.description), row)) if row else None
+        return next(self.db.query("SELECT * FROM episodes WHERE id = ?", [episode_id]), None)
 
     def episode(self, episode_id: str) -> Episode:
         """One episode with its turns."""
